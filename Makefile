@@ -1,0 +1,19 @@
+# PGXS build of the inventory extension.
+EXTENSION = inventory
+MODULE_big = inventory
+DATA = inventory--1.0.sql
+OBJS = src/inventory.o src/query.o src/call.o src/rowlock.o src/keys.o \
+       src/stock.o src/movement.o src/reservation.o src/refund.o src/report.o
+
+REGRESS = inventory_input inventory_stock inventory_reservation inventory_cart inventory_views
+REGRESS_OPTS = --inputdir=. --outputdir=$(REGRESS_OUTPUT)
+REGRESS_OUTPUT ?= .
+
+PG_CONFIG ?= pg_config
+
+# Warnings are errors; unused parameters are normal for fmgr-style code.
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

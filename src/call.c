@@ -1,0 +1,150 @@
+/*
+ * call.c
+ *	  Argument checks and the inventory.outcome result shared by every call.
+ *
+ * The SQL functions are not STRICT: a NULL argument is an error with SQLSTATE
+ * 22004, not a silent NULL result that a caller could mistake for success.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "common/int.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "inventory.h"
+
+/* Raise the error for a NULL argument. */
+static void
+RejectNull(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+}
+
+/* Check a sku, location or key: not empty, not longer than the limit. */
+void
+InvCheckName(const char *value, int len, const char *what)
+{
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+	if (len > INV_MAX_NAME_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s is too long", what),
+				 errdetail("It is %d bytes long; the limit is %d bytes.",
+						   len, INV_MAX_NAME_BYTES)));
+}
+
+/* A sku, location or key argument as a C string. */
+char *
+InvArgName(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	text	   *t;
+
+	RejectNull(fcinfo, argno, what);
+	t = PG_GETARG_TEXT_PP(argno);
+	InvCheckName(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), what);
+	return text_to_cstring(t);
+}
+
+/* Check a quantity: units moved by a call are always positive. */
+void
+InvCheckQty(int64 qty, const char *what)
+{
+	if (qty <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be greater than zero", what),
+				 errdetail("The value given was " INT64_FORMAT ".", qty)));
+}
+
+/* A quantity argument. */
+int64
+InvArgQty(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	int64		qty;
+
+	RejectNull(fcinfo, argno, what);
+	qty = PG_GETARG_INT64(argno);
+	InvCheckQty(qty, what);
+	return qty;
+}
+
+/* A boolean argument. */
+bool
+InvArgBool(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	RejectNull(fcinfo, argno, what);
+	return PG_GETARG_BOOL(argno);
+}
+
+/* a + b, or an error if the sum leaves bigint. */
+int64
+InvAddQty(int64 a, int64 b)
+{
+	int64		sum;
+
+	if (pg_add_s64_overflow(a, b, &sum))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("quantity out of range"),
+				 errdetail("The result would not fit in a bigint.")));
+	return sum;
+}
+
+/* Fill an outcome whose available figure is not known yet. */
+void
+InvSetOutcome(InvOutcome *out, const char *status,
+			  const char *sku, const char *location)
+{
+	out->status = status;
+	out->has_available = false;
+	out->available = 0;
+	out->sku = sku;
+	out->location = location;
+}
+
+/* Copy a string out of the SPI context into the caller's context. */
+char *
+InvCopyOut(const char *s)
+{
+	char	   *copy;
+
+	if (s == NULL)
+		return NULL;
+	copy = SPI_palloc(strlen(s) + 1);
+	strcpy(copy, s);
+	return copy;
+}
+
+/* Build the inventory.outcome composite for a call's result. */
+Datum
+InvReturnOutcome(FunctionCallInfo fcinfo, const InvOutcome *out)
+{
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "inventory: return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	values[0] = CStringGetTextDatum(out->status);
+	values[1] = Int64GetDatum(out->available);
+	nulls[1] = !out->has_available;
+	if (out->sku)
+		values[2] = CStringGetTextDatum(out->sku);
+	else
+		nulls[2] = true;
+	if (out->location)
+		values[3] = CStringGetTextDatum(out->location);
+	else
+		nulls[3] = true;
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

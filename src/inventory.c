@@ -1,0 +1,25 @@
+/*
+ * inventory.c
+ *	  Entry point of the inventory extension: correct, fast stock deduction
+ *	  inside PostgreSQL.
+ *
+ * The design and its invariants are described in README.md; each module's
+ * file starts with the part of the design it implements (see inventory.h).
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "inventory.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* Module initialisation: settings under the reserved "inventory." prefix. */
+void
+_PG_init(void)
+{
+	MarkGUCPrefixReserved("inventory");
+}

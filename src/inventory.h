@@ -1,0 +1,121 @@
+/*
+ * inventory.h
+ *	  Declarations shared by the modules of the inventory extension.
+ *
+ * Module map (one file per concern):
+ *	  inventory.c	_PG_init: calls each module's init
+ *	  query.c		prepared SPI statements run under a fixed, safe search_path
+ *	  call.c		argument checks and the inventory.outcome result
+ *	  rowlock.c		the advisory lock that queues the writers of one stock row
+ *	  keys.c		idempotency keys (table inventory.request)
+ *	  movement.c	stock row reads and movements: counter update + ledger row
+ *	  stock.c		restock, adjust, deduct, deduct_cart, available
+ *	  reservation.c reserve, confirm, release, expire
+ *	  refund.c		refund
+ *	  report.c		reconcile
+ */
+#ifndef INVENTORY_H
+#define INVENTORY_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+
+/* Longest sku, location or key accepted, in bytes. */
+#define INV_MAX_NAME_BYTES 256
+
+/* Statuses of inventory.outcome. */
+#define INV_OK			"ok"
+#define INV_DUPLICATE	"duplicate"
+#define INV_INSUFFICIENT "insufficient"
+#define INV_NOT_FOUND	"not_found"
+#define INV_EXPIRED		"expired"
+#define INV_CONFLICT	"conflict"
+#define INV_BUSY		"busy"
+
+/* query.c */
+#define INV_MAX_QUERY_ARGS 8
+
+typedef struct InvQuery
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[INV_MAX_QUERY_ARGS];
+	SPIPlanPtr	plan;			/* prepared on first use, kept for the backend */
+} InvQuery;
+
+extern int	InvRun(InvQuery *query, Datum *values, const char *nulls, long tcount);
+extern bool InvResultIsNull(int row, int col);
+extern int64 InvResultInt8(int row, int col);
+extern bool InvResultBool(int row, int col);
+extern char *InvResultText(int row, int col);
+
+/* call.c */
+typedef struct InvOutcome
+{
+	const char *status;
+	bool		has_available;
+	int64		available;
+	const char *sku;
+	const char *location;
+} InvOutcome;
+
+extern char *InvArgName(FunctionCallInfo fcinfo, int argno, const char *what);
+extern int64 InvArgQty(FunctionCallInfo fcinfo, int argno, const char *what);
+extern bool InvArgBool(FunctionCallInfo fcinfo, int argno, const char *what);
+extern void InvCheckName(const char *value, int len, const char *what);
+extern void InvCheckQty(int64 qty, const char *what);
+extern int64 InvAddQty(int64 a, int64 b);
+extern void InvSetOutcome(InvOutcome *out, const char *status,
+						  const char *sku, const char *location);
+extern Datum InvReturnOutcome(FunctionCallInfo fcinfo, const InvOutcome *out);
+extern char *InvCopyOut(const char *s);
+
+/* rowlock.c */
+extern int64 InvRowLockKey(const char *sku, const char *location);
+extern bool InvLockRow(const char *sku, const char *location, bool nowait);
+extern void InvUnlockRow(const char *sku, const char *location);
+
+/* keys.c */
+typedef enum InvKeyState
+{
+	INV_KEY_NEW,				/* never applied */
+	INV_KEY_DUPLICATE,			/* applied by the same call with the same args */
+	INV_KEY_TOMBSTONE			/* a release recorded before its reservation */
+} InvKeyState;
+
+extern void InvArgsBegin(StringInfo buf);
+extern void InvArgsText(StringInfo buf, const char *name, const char *value);
+extern void InvArgsInt8(StringInfo buf, const char *name, int64 value);
+extern void InvArgsRaw(StringInfo buf, const char *name, const char *json);
+extern void InvArgsEnd(StringInfo buf);
+extern InvKeyState InvKeyCheck(const char *key, const char *op, const char *args);
+extern InvKeyState InvKeyRecord(const char *key, const char *op, const char *args);
+extern bool InvKeyTombstone(const char *key);
+extern bool InvKeyLookup(const char *key, char **op, char **args);
+
+/* movement.c */
+typedef struct InvRow
+{
+	int64		on_hand;
+	int64		reserved;
+	int64		overdue;		/* held reservations already past expires_at */
+	bool		hot;
+} InvRow;
+
+extern bool InvRowRead(const char *sku, const char *location, InvRow *row);
+extern bool InvRowPrepare(const char *sku, const char *location, InvRow *row);
+extern int64 InvRowAvailable(const InvRow *row);
+extern void InvRowCreate(const char *sku, const char *location);
+extern int64 InvMove(const char *op, const char *key, const char *sku,
+					 const char *location, int64 on_hand_delta,
+					 int64 reserved_delta, const char *ref);
+extern void InvReadAvailable(InvOutcome *out);
+
+/* reservation.c */
+extern int64 InvExpireOverdue(const char *sku, const char *location,
+							  int64 limit, int64 *count);
+
+#endif							/* INVENTORY_H */

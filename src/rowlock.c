@@ -1,0 +1,81 @@
+/*
+ * rowlock.c
+ *	  The advisory lock that queues the writers of one stock row.
+ *
+ * Every writer of a stock row first takes an exclusive transaction-level
+ * advisory lock keyed by a 64-bit hash of (sku, location), so writers wait in
+ * the lock manager's queue instead of piling onto the row's tuple lock and
+ * re-checking row versions after each commit.  The tag is the one SQL's
+ * pg_advisory_xact_lock(bigint) builds, so admins see the queue in pg_locks
+ * (classid = high half, objid = low half, objsubid = 1) and can compute a
+ * row's key with inventory.lock_key(sku, location).  A hash collision only
+ * makes two rows share one queue.
+ *
+ * Transactions that lock several rows (carts, expiry batches) lock them in
+ * ascending key order, so they can never deadlock on each other.
+ */
+#include "postgres.h"
+
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+
+#include "inventory.h"
+
+/* Same tag as pg_advisory_xact_lock(bigint); that macro is private to lockfuncs.c. */
+#define INV_SET_LOCKTAG_INT64(tag, key64) \
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, \
+						 (uint32) ((key64) >> 32), (uint32) (key64), 1)
+
+/* Fixed seed, so keys are stable across backends, restarts and versions. */
+#define INV_LOCK_SEED UINT64CONST(0x696e76656e746f72)
+
+/* The 64-bit lock key of a stock row. */
+int64
+InvRowLockKey(const char *sku, const char *location)
+{
+	uint64		h;
+
+	h = hash_bytes_extended((const unsigned char *) sku, strlen(sku), INV_LOCK_SEED);
+	h = hash_combine64(h, hash_bytes_extended((const unsigned char *) location,
+											  strlen(location), INV_LOCK_SEED));
+	return (int64) h;
+}
+
+/*
+ * Take the row's lock for the rest of the transaction.  With nowait, returns
+ * false at once when another transaction holds it.
+ */
+bool
+InvLockRow(const char *sku, const char *location, bool nowait)
+{
+	LOCKTAG		tag;
+	int64		key = InvRowLockKey(sku, location);
+
+	INV_SET_LOCKTAG_INT64(tag, key);
+	return LockAcquire(&tag, ExclusiveLock, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* Give back a row lock taken by this transaction before it ends. */
+void
+InvUnlockRow(const char *sku, const char *location)
+{
+	LOCKTAG		tag;
+	int64		key = InvRowLockKey(sku, location);
+
+	INV_SET_LOCKTAG_INT64(tag, key);
+	LockRelease(&tag, ExclusiveLock, false);
+}
+
+PG_FUNCTION_INFO_V1(lock_key);
+
+/* inventory.lock_key(sku, location): the row's advisory lock key. */
+Datum
+lock_key(PG_FUNCTION_ARGS)
+{
+	char	   *sku = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *location = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	PG_RETURN_INT64(InvRowLockKey(sku, location));
+}

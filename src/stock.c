@@ -1,0 +1,441 @@
+/*
+ * stock.c
+ *	  restock, adjust, deduct, deduct_cart and available.
+ *
+ * Every mutating call follows one order, which is what makes it safe:
+ *
+ *	 1. lock the stock row(s) (rowlock.c), in ascending lock-key order;
+ *	 2. check the key (keys.c): a replay is "duplicate" and changes nothing;
+ *	 3. read the row(s) and decide the status; a status other than "ok"
+ *		writes nothing;
+ *	 4. record the key, then move the counters and journal each movement.
+ *
+ * A deduct is a cart of one line, so both share one code path.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "inventory.h"
+
+/* One line of a deduction: a stock row and the units taken from it. */
+typedef struct DeductLine
+{
+	char	   *sku;
+	char	   *location;
+	int64		qty;
+	int64		lock_key;
+} DeductLine;
+
+static InvQuery AvailableOne = {
+	"SELECT available FROM inventory.stock_levels WHERE sku = $1 AND location = $2",
+	2, {TEXTOID, TEXTOID}
+};
+
+static InvQuery AvailableAll = {
+	"SELECT sum(available)::bigint FROM inventory.stock_levels WHERE sku = $1",
+	1, {TEXTOID}
+};
+
+/* Order lines by lock key, then by row, so rows are locked canonically. */
+static int
+CompareLines(const void *a, const void *b)
+{
+	const DeductLine *la = (const DeductLine *) a;
+	const DeductLine *lb = (const DeductLine *) b;
+	int			c;
+
+	if (la->lock_key != lb->lock_key)
+		return la->lock_key < lb->lock_key ? -1 : 1;
+	c = strcmp(la->sku, lb->sku);
+	if (c != 0)
+		return c;
+	return strcmp(la->location, lb->location);
+}
+
+/* Sort lines canonically and sum the lines of one row; returns the new count. */
+static int
+CanonicalLines(DeductLine *lines, int n)
+{
+	int			out = 0;
+
+	for (int i = 0; i < n; i++)
+		lines[i].lock_key = InvRowLockKey(lines[i].sku, lines[i].location);
+	qsort(lines, n, sizeof(DeductLine), CompareLines);
+	for (int i = 0; i < n; i++)
+	{
+		if (out > 0 && CompareLines(&lines[out - 1], &lines[i]) == 0)
+			lines[out - 1].qty = InvAddQty(lines[out - 1].qty, lines[i].qty);
+		else
+			lines[out++] = lines[i];
+	}
+	return out;
+}
+
+/* The canonical JSON of one line's row and quantity. */
+static void
+LineArgs(StringInfo buf, const DeductLine *line)
+{
+	InvArgsText(buf, "sku", line->sku);
+	InvArgsText(buf, "location", line->location);
+	InvArgsInt8(buf, "qty", line->qty);
+}
+
+/*
+ * Take units from every line's row, all or nothing.  op is "deduct" (one
+ * line, outcome about that row) or "deduct_cart" (outcome about the line that
+ * decided it, no available figure when all lines went through).
+ */
+static void
+DeductLines(const char *op, const char *key, DeductLine *lines, int n,
+			bool nowait, InvOutcome *out)
+{
+	bool		single = strcmp(op, "deduct") == 0;
+	StringInfoData args;
+	InvKeyState state;
+	int			failed = -1;
+	bool		short_of_units = false;
+	int64		available = 0;
+
+	InvArgsBegin(&args);
+	if (single)
+		LineArgs(&args, &lines[0]);
+	else
+	{
+		StringInfoData list;
+
+		initStringInfo(&list);
+		appendStringInfoChar(&list, '[');
+		for (int i = 0; i < n; i++)
+		{
+			StringInfoData one;
+
+			InvArgsBegin(&one);
+			LineArgs(&one, &lines[i]);
+			InvArgsEnd(&one);
+			appendStringInfo(&list, "%s%s", i > 0 ? "," : "", one.data);
+		}
+		appendStringInfoChar(&list, ']');
+		InvArgsRaw(&args, "lines", list.data);
+	}
+	InvArgsEnd(&args);
+
+	InvSetOutcome(out, INV_OK, single ? lines[0].sku : NULL,
+				  single ? lines[0].location : NULL);
+
+	for (int i = 0; i < n; i++)
+	{
+		if (!InvLockRow(lines[i].sku, lines[i].location, nowait))
+		{
+			while (--i >= 0)
+				InvUnlockRow(lines[i].sku, lines[i].location);
+			out->status = INV_BUSY;
+			InvReadAvailable(out);
+			return;
+		}
+	}
+
+	if (InvKeyCheck(key, op, args.data) == INV_KEY_DUPLICATE)
+	{
+		out->status = INV_DUPLICATE;
+		InvReadAvailable(out);
+		return;
+	}
+
+	for (int i = 0; i < n && failed < 0; i++)
+	{
+		InvRow		row;
+
+		if (!InvRowPrepare(lines[i].sku, lines[i].location, &row))
+			failed = i;
+		else if (InvRowAvailable(&row) < lines[i].qty)
+		{
+			failed = i;
+			short_of_units = true;
+			available = InvRowAvailable(&row);
+		}
+	}
+	if (failed >= 0)
+	{
+		InvSetOutcome(out, short_of_units ? INV_INSUFFICIENT : INV_NOT_FOUND,
+					  lines[failed].sku, lines[failed].location);
+		out->has_available = short_of_units;
+		out->available = available;
+		return;
+	}
+
+	state = InvKeyRecord(key, op, args.data);
+	if (state != INV_KEY_NEW)
+	{
+		out->status = INV_DUPLICATE;
+		InvReadAvailable(out);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		available = InvMove("deduct", key, lines[i].sku, lines[i].location,
+							-lines[i].qty, 0, NULL);
+		if (single)
+		{
+			out->has_available = true;
+			out->available = available;
+		}
+	}
+}
+
+PG_FUNCTION_INFO_V1(deduct);
+
+/* inventory.deduct(sku, qty, key, location, nowait): take units now. */
+Datum
+deduct(PG_FUNCTION_ARGS)
+{
+	DeductLine	line;
+	char	   *key;
+	bool		nowait;
+	InvOutcome	out;
+
+	line.sku = InvArgName(fcinfo, 0, "sku");
+	line.qty = InvArgQty(fcinfo, 1, "qty");
+	key = InvArgName(fcinfo, 2, "key");
+	line.location = InvArgName(fcinfo, 3, "location");
+	nowait = InvArgBool(fcinfo, 4, "nowait");
+	line.lock_key = InvRowLockKey(line.sku, line.location);
+
+	SPI_connect();
+	DeductLines("deduct", key, &line, 1, nowait, &out);
+	SPI_finish();
+	return InvReturnOutcome(fcinfo, &out);
+}
+
+/* Deconstruct a one-dimensional array argument without NULL elements. */
+static int
+ArrayArg(FunctionCallInfo fcinfo, int argno, const char *what, Oid elemtype,
+		 Datum **elems)
+{
+	ArrayType  *array;
+	bool	   *nulls;
+	int			n;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	array = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what)));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(array, elemtype, typlen, typbyval, typalign,
+					  elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", what),
+					 errdetail("Element %d is null.", i + 1)));
+	return n;
+}
+
+/* The error for cart arrays of different lengths. */
+static void
+CheckSameLength(int n, int m, const char *what)
+{
+	if (n != m)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("skus and %s must have the same length", what),
+				 errdetail("skus has %d elements, %s has %d.", n, what, m)));
+}
+
+/* A text array element as a checked name. */
+static char *
+ElemName(Datum d, const char *what)
+{
+	text	   *t = DatumGetTextPP(d);
+
+	InvCheckName(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), what);
+	return text_to_cstring(t);
+}
+
+PG_FUNCTION_INFO_V1(deduct_cart);
+
+/*
+ * inventory.deduct_cart(skus, qtys, key, locations): all lines or none.
+ * Lines of one row are summed before the check.
+ */
+Datum
+deduct_cart(PG_FUNCTION_ARGS)
+{
+	Datum	   *skus;
+	Datum	   *qtys;
+	Datum	   *locations = NULL;
+	int			n;
+	char	   *key;
+	DeductLine *lines;
+	InvOutcome	out;
+
+	n = ArrayArg(fcinfo, 0, "skus", TEXTOID, &skus);
+	CheckSameLength(n, ArrayArg(fcinfo, 1, "qtys", INT8OID, &qtys), "qtys");
+	key = InvArgName(fcinfo, 2, "key");
+	if (!PG_ARGISNULL(3))
+		CheckSameLength(n, ArrayArg(fcinfo, 3, "locations", TEXTOID, &locations),
+						"locations");
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a cart must have at least one line")));
+
+	lines = palloc(sizeof(DeductLine) * n);
+	for (int i = 0; i < n; i++)
+	{
+		lines[i].sku = ElemName(skus[i], "sku");
+		lines[i].location = locations ? ElemName(locations[i], "location") : "default";
+		lines[i].qty = DatumGetInt64(qtys[i]);
+		InvCheckQty(lines[i].qty, "qty");
+	}
+	n = CanonicalLines(lines, n);
+
+	SPI_connect();
+	DeductLines("deduct_cart", key, lines, n, false, &out);
+	SPI_finish();
+	return InvReturnOutcome(fcinfo, &out);
+}
+
+PG_FUNCTION_INFO_V1(restock);
+
+/* inventory.restock(sku, qty, key, location): add units; creates the row. */
+Datum
+restock(PG_FUNCTION_ARGS)
+{
+	char	   *sku = InvArgName(fcinfo, 0, "sku");
+	int64		qty = InvArgQty(fcinfo, 1, "qty");
+	char	   *key = InvArgName(fcinfo, 2, "key");
+	char	   *location = InvArgName(fcinfo, 3, "location");
+	StringInfoData args;
+	InvOutcome	out;
+	InvRow		row;
+
+	InvArgsBegin(&args);
+	InvArgsText(&args, "sku", sku);
+	InvArgsText(&args, "location", location);
+	InvArgsInt8(&args, "qty", qty);
+	InvArgsEnd(&args);
+	InvSetOutcome(&out, INV_OK, sku, location);
+
+	SPI_connect();
+	InvLockRow(sku, location, false);
+	if (InvKeyCheck(key, "restock", args.data) == INV_KEY_DUPLICATE)
+		out.status = INV_DUPLICATE;
+	else
+	{
+		if (InvRowPrepare(sku, location, &row))
+			(void) InvAddQty(row.on_hand, qty);
+		if (InvKeyRecord(key, "restock", args.data) != INV_KEY_NEW)
+			out.status = INV_DUPLICATE;
+		else
+		{
+			InvRowCreate(sku, location);
+			out.has_available = true;
+			out.available = InvMove("restock", key, sku, location, qty, 0, NULL);
+		}
+	}
+	if (!out.has_available)
+		InvReadAvailable(&out);
+	SPI_finish();
+	return InvReturnOutcome(fcinfo, &out);
+}
+
+PG_FUNCTION_INFO_V1(adjust);
+
+/*
+ * inventory.adjust(sku, on_hand, key, location): stocktake.  Sets on_hand to
+ * the counted figure; refused with "conflict" below the reserved units.
+ */
+Datum
+adjust(PG_FUNCTION_ARGS)
+{
+	char	   *sku = InvArgName(fcinfo, 0, "sku");
+	int64		counted;
+	char	   *key = InvArgName(fcinfo, 2, "key");
+	char	   *location = InvArgName(fcinfo, 3, "location");
+	StringInfoData args;
+	InvOutcome	out;
+	InvRow		row;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("on_hand must not be null")));
+	counted = PG_GETARG_INT64(1);
+	if (counted < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("on_hand must not be negative"),
+				 errdetail("The value given was " INT64_FORMAT ".", counted)));
+
+	InvArgsBegin(&args);
+	InvArgsText(&args, "sku", sku);
+	InvArgsText(&args, "location", location);
+	InvArgsInt8(&args, "on_hand", counted);
+	InvArgsEnd(&args);
+	InvSetOutcome(&out, INV_OK, sku, location);
+
+	SPI_connect();
+	InvLockRow(sku, location, false);
+	if (InvKeyCheck(key, "adjust", args.data) == INV_KEY_DUPLICATE)
+		out.status = INV_DUPLICATE;
+	else if (!InvRowPrepare(sku, location, &row))
+		out.status = INV_NOT_FOUND;
+	else if (counted < row.reserved)
+		out.status = INV_CONFLICT;
+	else if (InvKeyRecord(key, "adjust", args.data) != INV_KEY_NEW)
+		out.status = INV_DUPLICATE;
+	else
+	{
+		out.has_available = true;
+		out.available = InvMove("adjust", key, sku, location,
+								counted - row.on_hand, 0, NULL);
+	}
+	if (!out.has_available)
+		InvReadAvailable(&out);
+	SPI_finish();
+	return InvReturnOutcome(fcinfo, &out);
+}
+
+PG_FUNCTION_INFO_V1(available);
+
+/*
+ * inventory.available(sku, location): units available now at one location,
+ * or over all locations when location is NULL; NULL for an unknown sku.
+ */
+Datum
+available(PG_FUNCTION_ARGS)
+{
+	char	   *sku = InvArgName(fcinfo, 0, "sku");
+	Datum		values[2];
+	bool		isnull;
+	int64		result;
+
+	values[0] = CStringGetTextDatum(sku);
+	SPI_connect();
+	if (PG_ARGISNULL(1))
+		InvRun(&AvailableAll, values, NULL, 1);
+	else
+	{
+		values[1] = CStringGetTextDatum(InvArgName(fcinfo, 1, "location"));
+		InvRun(&AvailableOne, values, NULL, 1);
+	}
+	isnull = SPI_processed == 0 || InvResultIsNull(0, 1);
+	result = isnull ? 0 : InvResultInt8(0, 1);
+	SPI_finish();
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(result);
+}
