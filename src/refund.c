@@ -52,6 +52,7 @@ refund(PG_FUNCTION_ARGS)
 	char	   *state;
 	int64		sold;
 	int64		refunded;
+	InvRow		row;
 
 	InvArgsBegin(&args);
 	InvArgsText(&args, "original_key", original);
@@ -99,6 +100,7 @@ refund(PG_FUNCTION_ARGS)
 			out.status = INV_DUPLICATE;
 		else
 		{
+			(void) InvRowPrepare(sku, location, &row);
 			out.has_available = true;
 			out.available = InvMove("refund", key, sku, location, qty, 0, original);
 		}

@@ -121,8 +121,9 @@ reserve(PG_FUNCTION_ARGS)
 	InvArgsText(&args, "sku", sku);
 	InvArgsText(&args, "location", location);
 	InvArgsInt8(&args, "qty", qty);
-	InvArgsText(&args, "ttl", DatumGetCString(DirectFunctionCall1(interval_out,
-																  IntervalPGetDatum(ttl))));
+	/* independent of the session's IntervalStyle */
+	InvArgsText(&args, "ttl", psprintf("%d months %d days " INT64_FORMAT " microseconds",
+									   ttl->month, ttl->day, ttl->time));
 	InvArgsEnd(&args);
 	InvSetOutcome(&out, INV_OK, sku, location);
 
@@ -156,18 +157,18 @@ reserve(PG_FUNCTION_ARGS)
 	return InvReturnOutcome(fcinfo, &out);
 }
 
-/* Move a held reservation, locked by the caller, to its final state. */
+/* Confirm or release a held reservation that the caller has locked. */
 static int64
 Settle(const char *key, const char *sku, const char *location, int64 qty,
-	   const char *state)
+	   bool confirm)
 {
-	Datum		values[2] = {CStringGetTextDatum(key), CStringGetTextDatum(state)};
+	Datum		values[2] = {CStringGetTextDatum(key),
+	CStringGetTextDatum(confirm ? "confirmed" : "released")};
 
 	InvRun(&SetState, values, NULL, 0);
-	if (strcmp(state, "confirmed") == 0)
+	if (confirm)
 		return InvMove("confirm", key, sku, location, -qty, -qty, NULL);
-	return InvMove(strcmp(state, "expired") == 0 ? "expire" : "release",
-				   key, sku, location, 0, -qty, NULL);
+	return InvMove("release", key, sku, location, 0, -qty, NULL);
 }
 
 /*
@@ -183,6 +184,7 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 	char	   *location;
 	int64		qty;
 	bool		overdue;
+	InvRow		row;
 	Datum		values[1] = {CStringGetTextDatum(key)};
 
 	InvSetOutcome(out, INV_OK, NULL, NULL);
@@ -234,12 +236,20 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 		return;
 	}
 
+	/*
+	 * Under the row lock, expire the row's overdue holds; ours among them if
+	 * it is overdue (SKIP LOCKED does not skip our own lock).
+	 */
 	InvLockRow(sku, location, false);
-	if (overdue)
-		out->status = INV_EXPIRED;
+	(void) InvRowPrepare(sku, location, &row);
 	out->has_available = true;
-	out->available = Settle(key, sku, location, qty,
-							overdue ? "expired" : confirm ? "confirmed" : "released");
+	if (overdue)
+	{
+		out->status = INV_EXPIRED;
+		out->available = InvRowAvailable(&row);
+	}
+	else
+		out->available = Settle(key, sku, location, qty, confirm);
 }
 
 PG_FUNCTION_INFO_V1(confirm);

@@ -1,0 +1,66 @@
+-- reserve, confirm, release, expire: the try/confirm/cancel lifecycle.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS inventory CASCADE;
+CREATE EXTENSION inventory;
+RESET client_min_messages;
+
+SELECT status FROM inventory.restock('lamp', 10, 'po-1');
+
+-- reserve: ok, duplicate, insufficient, not_found
+SELECT * FROM inventory.reserve('lamp', 4, 'r-1');
+SELECT * FROM inventory.reserve('lamp', 4, 'r-1');
+SELECT * FROM inventory.reserve('lamp', 7, 'r-2');
+SELECT * FROM inventory.reserve('desk', 1, 'r-3');
+SELECT key, sku, location, qty, state, expires_at - created_at AS ttl
+  FROM inventory.reservation ORDER BY key;
+
+-- confirm: ok, then duplicate; units leave on_hand and reserved together
+SELECT * FROM inventory.confirm('r-1');
+SELECT * FROM inventory.confirm('r-1');
+SELECT on_hand, reserved FROM inventory.stock WHERE sku = 'lamp';
+-- release of a confirmed reservation is not allowed
+SELECT * FROM inventory.release('r-1');
+
+-- release: ok, then duplicate; a confirm that comes after it is too late
+SELECT * FROM inventory.reserve('lamp', 2, 'r-4', ttl => '1 hour');
+SELECT * FROM inventory.release('r-4');
+SELECT * FROM inventory.release('r-4');
+SELECT * FROM inventory.confirm('r-4');
+
+-- unknown reservations
+SELECT * FROM inventory.confirm('r-none');
+SELECT * FROM inventory.confirm('po-1');
+
+-- a release that arrives before its reservation leaves a tombstone:
+-- the late reserve gets "conflict" and holds nothing
+SELECT * FROM inventory.release('r-5');
+SELECT * FROM inventory.release('r-5');
+SELECT * FROM inventory.reserve('lamp', 1, 'r-5');
+SELECT * FROM inventory.confirm('r-5');
+SELECT count(*) AS tombstone_holds FROM inventory.reservation WHERE key = 'r-5';
+
+-- expiry: a hold past expires_at is available again before anyone expires it
+SELECT * FROM inventory.reserve('lamp', 3, 'r-6', ttl => '1 millisecond');
+SELECT status FROM inventory.restock('lamp', 2, 'po-2', 'annex');
+SELECT * FROM inventory.reserve('lamp', 1, 'r-7', ttl => '1 millisecond', location => 'annex');
+SELECT pg_sleep(0.05);
+SELECT sku, location, on_hand, reserved, available FROM inventory.stock_levels
+ ORDER BY location;
+SELECT inventory.available('lamp');
+-- a confirm that comes too late answers "expired" and expires the hold
+-- (with every other overdue hold of its stock row)
+SELECT * FROM inventory.confirm('r-6');
+SELECT * FROM inventory.release('r-6');
+-- expire() settles the rest (here: the annex hold), once
+SELECT inventory.expire() AS expired;
+SELECT inventory.expire() AS expired_again;
+SELECT key, state FROM inventory.reservation ORDER BY key;
+
+-- a writer of the row expires overdue holds first, so they never block a sale
+SELECT * FROM inventory.reserve('lamp', 6, 'r-8', ttl => '1 millisecond');
+SELECT pg_sleep(0.05);
+SELECT * FROM inventory.deduct('lamp', 6, 'order-1');
+SELECT key, state FROM inventory.reservation WHERE key = 'r-8';
+
+SELECT op, key, on_hand_delta, reserved_delta FROM inventory.ledger ORDER BY id;
+SELECT * FROM inventory.reconcile();
