@@ -1,0 +1,74 @@
+-- Least privilege: nothing for PUBLIC; the README's recipe for an application
+-- role (sale calls only) and an admin role (everything) works as documented.
+BEGIN;
+SELECT plan(21);
+
+CREATE ROLE tap_nobody;
+CREATE ROLE tap_app;
+CREATE ROLE tap_admin;
+
+-- the README's recipe
+GRANT USAGE ON SCHEMA inventory TO tap_app;
+GRANT EXECUTE ON FUNCTION
+    inventory.deduct(text, bigint, text, text, boolean),
+    inventory.reserve(text, bigint, text, interval, text),
+    inventory.confirm(text),
+    inventory.release(text),
+    inventory.deduct_cart(text[], bigint[], text, text[]),
+    inventory.available(text, text)
+  TO tap_app;
+GRANT SELECT ON inventory.stock_levels, inventory.availability TO tap_app;
+
+GRANT USAGE ON SCHEMA inventory TO tap_admin;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA inventory TO tap_admin;
+GRANT SELECT ON ALL TABLES IN SCHEMA inventory TO tap_admin;
+GRANT USAGE ON SCHEMA inventory TO tap_nobody;
+
+SELECT is((inventory.restock('tap-sku', 10, 'tap-po-1')).status, 'ok', 'superuser stocks a row');
+
+-- a role without grants: no calls, no writes, no reads
+SET ROLE tap_nobody;
+SELECT throws_ok($$SELECT inventory.deduct('tap-sku', 1, 'tap-n1')$$, '42501', NULL,
+                 'a role without grants cannot deduct');
+SELECT throws_ok($$SELECT inventory.restock('tap-sku', 1, 'tap-n2')$$, '42501', NULL,
+                 'a role without grants cannot restock');
+SELECT throws_ok($$INSERT INTO inventory.stock (sku, on_hand) VALUES ('x', 5)$$, '42501', NULL,
+                 'a role without grants cannot write stock');
+SELECT throws_ok($$UPDATE inventory.stock SET on_hand = 1000$$, '42501', NULL,
+                 'a role without grants cannot update stock');
+SELECT throws_ok($$INSERT INTO inventory.ledger (op, key, sku, location) VALUES ('restock', 'x', 'x', 'x')$$,
+                 '42501', NULL, 'a role without grants cannot write the ledger');
+SELECT throws_ok($$SELECT * FROM inventory.stock$$, '42501', NULL,
+                 'a role without grants cannot read stock');
+RESET ROLE;
+
+-- the application role: sale calls only
+SET ROLE tap_app;
+SELECT is((inventory.deduct('tap-sku', 1, 'tap-a1')).status, 'ok', 'app can deduct');
+SELECT is((inventory.reserve('tap-sku', 1, 'tap-a2')).status, 'ok', 'app can reserve');
+SELECT is((inventory.confirm('tap-a2')).status, 'ok', 'app can confirm');
+SELECT is((inventory.deduct_cart(ARRAY['tap-sku'], ARRAY[1], 'tap-a3')).status, 'ok', 'app can deduct a cart');
+SELECT is(inventory.available('tap-sku'), 7::bigint, 'app can read availability');
+SELECT throws_ok($$SELECT inventory.restock('tap-sku', 100, 'tap-a4')$$, '42501', NULL,
+                 'app cannot restock');
+SELECT throws_ok($$SELECT inventory.adjust('tap-sku', 100, 'tap-a5')$$, '42501', NULL,
+                 'app cannot adjust');
+SELECT throws_ok($$SELECT inventory.refund('tap-a1', 1, 'tap-a6')$$, '42501', NULL,
+                 'app cannot refund');
+SELECT throws_ok($$UPDATE inventory.stock SET on_hand = 1000$$, '42501', NULL,
+                 'app cannot write stock directly');
+SELECT throws_ok($$DELETE FROM inventory.ledger$$, '42501', NULL,
+                 'app cannot rewrite the ledger');
+RESET ROLE;
+
+-- the admin role: every call, read access, still no direct writes
+SET ROLE tap_admin;
+SELECT is((inventory.restock('tap-sku', 5, 'tap-m1')).status, 'ok', 'admin can restock');
+SELECT is((inventory.refund('tap-a1', 1, 'tap-m2')).status, 'ok', 'admin can refund');
+SELECT is_empty($$SELECT * FROM inventory.reconcile()$$, 'admin can reconcile');
+SELECT throws_ok($$UPDATE inventory.stock SET on_hand = 1000$$, '42501', NULL,
+                 'admin cannot bypass the ledger');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,109 @@
+-- The invariants of the data model after a mixed, seeded random workload:
+-- counters match the ledger and the held reservations, nothing is negative
+-- or oversold, every applied key replays as a duplicate that changes nothing.
+BEGIN;
+SELECT plan(9);
+
+CREATE TEMP TABLE applied (call text, key text);
+
+DO $$
+DECLARE
+    skus text[] := ARRAY['w-a', 'w-b', 'w-c', 'w-d'];
+    locs text[] := ARRAY['default', 'north'];
+    s text; l text; k text; r inventory.outcome; q bigint;
+    held text[] := '{}'; sold text[] := '{}';
+BEGIN
+    PERFORM setseed(0.42);
+    FOREACH s IN ARRAY skus LOOP
+        FOREACH l IN ARRAY locs LOOP
+            k := 'wl-init-' || s || l;
+            PERFORM inventory.restock(s, 20, k, l);
+            INSERT INTO applied VALUES (format('inventory.restock(%L, 20, %L, %L)', s, k, l), k);
+        END LOOP;
+    END LOOP;
+    FOR i IN 1..600 LOOP
+        s := skus[1 + floor(random() * 4)::int];
+        l := locs[1 + floor(random() * 2)::int];
+        q := 1 + floor(random() * 4)::int;
+        k := 'wl-' || i;
+        CASE floor(random() * 8)::int
+        WHEN 0 THEN
+            r := inventory.restock(s, q, k, l);
+            INSERT INTO applied VALUES (format('inventory.restock(%L, %s, %L, %L)', s, q, k, l), k);
+        WHEN 1, 2 THEN
+            r := inventory.deduct(s, q, k, l);
+            IF r.status = 'ok' THEN
+                sold := sold || k;
+                INSERT INTO applied VALUES (format('inventory.deduct(%L, %s, %L, %L)', s, q, k, l), k);
+            END IF;
+        WHEN 3 THEN
+            r := inventory.reserve(s, q, k, '1 hour', l);
+            IF r.status = 'ok' THEN
+                held := held || k;
+                INSERT INTO applied VALUES (format('inventory.reserve(%L, %s, %L, %L, %L)', s, q, k, '1 hour', l), k);
+            END IF;
+        WHEN 4 THEN
+            IF cardinality(held) > 0 THEN
+                k := held[1 + floor(random() * cardinality(held))::int];
+                r := inventory.confirm(k);
+                IF r.status = 'ok' THEN sold := sold || k; END IF;
+            END IF;
+        WHEN 5 THEN
+            IF cardinality(held) > 0 THEN
+                PERFORM inventory.release(held[1 + floor(random() * cardinality(held))::int]);
+            END IF;
+        WHEN 6 THEN
+            IF cardinality(sold) > 0 THEN
+                r := inventory.refund(sold[1 + floor(random() * cardinality(sold))::int], 1, k);
+            END IF;
+        ELSE
+            r := inventory.deduct_cart(ARRAY[s, skus[1 + floor(random() * 4)::int]],
+                                       ARRAY[q, 1], k, ARRAY[l, 'default']);
+        END CASE;
+    END LOOP;
+END $$;
+
+SELECT cmp_ok((SELECT count(*) FROM inventory.ledger), '>', 300::bigint,
+              'the workload moved stock many times');
+SELECT is_empty($$
+    SELECT s.sku, s.location FROM inventory.stock s
+      LEFT JOIN (SELECT sku, location, sum(on_hand_delta) AS oh FROM inventory.ledger
+                  GROUP BY 1, 2) l USING (sku, location)
+     WHERE s.on_hand <> COALESCE(l.oh, 0)$$,
+    'on_hand equals the sum of its ledger movements');
+SELECT is_empty($$
+    SELECT s.sku, s.location FROM inventory.stock s
+      LEFT JOIN (SELECT sku, location, sum(qty) AS q FROM inventory.reservation
+                  WHERE state = 'held' GROUP BY 1, 2) h USING (sku, location)
+     WHERE s.reserved <> COALESCE(h.q, 0)$$,
+    'reserved equals the units of held reservations');
+SELECT is_empty($$SELECT * FROM inventory.stock WHERE reserved < 0 OR reserved > on_hand$$,
+    '0 <= reserved <= on_hand: nothing oversold');
+SELECT is_empty($$SELECT * FROM inventory.stock_levels WHERE available < 0$$,
+    'available is never negative');
+SELECT is_empty($$
+    SELECT ref FROM inventory.ledger WHERE op = 'refund'
+     GROUP BY ref
+    HAVING sum(on_hand_delta) > (SELECT -sum(on_hand_delta) FROM inventory.ledger s
+                                  WHERE s.key = ref AND s.op IN ('deduct', 'confirm'))$$,
+    'refunds never exceed what was sold');
+SELECT is_empty($$SELECT * FROM inventory.reconcile()$$, 'reconcile() finds nothing');
+
+-- replay every applied call: all duplicates, and nothing moves
+CREATE TEMP TABLE before AS SELECT count(*) AS n FROM inventory.ledger;
+CREATE TEMP TABLE replay (status text);
+DO $$
+DECLARE a record; st text;
+BEGIN
+    FOR a IN SELECT * FROM applied LOOP
+        EXECUTE format('SELECT (%s).status', a.call) INTO st;
+        INSERT INTO replay VALUES (st);
+    END LOOP;
+END $$;
+SELECT is_empty($$SELECT * FROM replay WHERE status <> 'duplicate'$$,
+    'every applied call replays as duplicate');
+SELECT is((SELECT count(*) FROM inventory.ledger), (SELECT n FROM before),
+    'replays wrote nothing to the ledger');
+
+SELECT * FROM finish();
+ROLLBACK;
