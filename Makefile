@@ -3,7 +3,8 @@ EXTENSION = inventory
 MODULE_big = inventory
 DATA = inventory--1.0.sql
 OBJS = src/inventory.o src/query.o src/call.o src/rowlock.o src/keys.o \
-       src/stock.o src/movement.o src/reservation.o src/refund.o src/report.o
+       src/shmem.o src/hot.o src/movement.o src/stock.o src/reservation.o \
+       src/refund.o src/report.o src/admin.o src/worker.o
 
 REGRESS = inventory_input inventory_stock inventory_reservation inventory_cart inventory_views
 REGRESS_OPTS = --inputdir=. --outputdir=$(REGRESS_OUTPUT)
@@ -17,3 +18,6 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every object depends on the shared headers (PGXS tracks no dependencies).
+$(OBJS): src/inventory.h src/hot.h

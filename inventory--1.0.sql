@@ -66,14 +66,33 @@ CREATE INDEX reservation_held_by_row ON inventory.reservation (sku, location, ex
 CREATE INDEX reservation_held_by_expiry ON inventory.reservation (expires_at)
     WHERE state = 'held';
 
--- Per stock row.  A held reservation past its expires_at is counted as
--- available even before anyone has expired it.
+-- Queue of movements of hot rows, not yet merged into their stock rows: the
+-- hot path writes here instead of updating the stock row, and the worker (or
+-- merge()) folds them in, one UPDATE per row.
+CREATE TABLE inventory.pending (
+    sku            text   NOT NULL,
+    location       text   NOT NULL,
+    on_hand_delta  bigint NOT NULL DEFAULT 0,
+    reserved_delta bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX pending_row ON inventory.pending (sku, location);
+
+-- Per stock row.  on_hand and reserved are the merged figures; pending is
+-- what unmerged movements take from available (negative when they return
+-- more than they take).  A held reservation past its expires_at is counted
+-- as available even before anyone has expired it.
 CREATE VIEW inventory.stock_levels AS
 SELECT s.sku, s.location, s.on_hand, s.reserved,
-       0::bigint AS pending,
-       s.on_hand - s.reserved + o.overdue AS available,
+       p.pending,
+       s.on_hand - s.reserved - p.pending + o.overdue AS available,
        s.hot
   FROM inventory.stock s
+ CROSS JOIN LATERAL (
+       SELECT COALESCE(pg_catalog.sum(q.reserved_delta) OPERATOR(pg_catalog.-)
+                       pg_catalog.sum(q.on_hand_delta), 0)::bigint AS pending
+         FROM inventory.pending q
+        WHERE q.sku OPERATOR(pg_catalog.=) s.sku
+          AND q.location OPERATOR(pg_catalog.=) s.location) p
  CROSS JOIN LATERAL (
        SELECT COALESCE(pg_catalog.sum(r.qty), 0)::bigint AS overdue
          FROM inventory.reservation r
@@ -139,6 +158,29 @@ AS 'MODULE_PATHNAME', 'adjust' LANGUAGE C VOLATILE SECURITY DEFINER;
 CREATE FUNCTION inventory.refund(original_key text, qty bigint, key text)
 RETURNS inventory.outcome
 AS 'MODULE_PATHNAME', 'refund' LANGUAGE C VOLATILE SECURITY DEFINER;
+
+CREATE FUNCTION inventory.set_hot(sku text, hot boolean DEFAULT true,
+                                  location text DEFAULT 'default')
+RETURNS inventory.outcome
+AS 'MODULE_PATHNAME', 'set_hot' LANGUAGE C VOLATILE SECURITY DEFINER;
+
+CREATE FUNCTION inventory.merge()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'merge' LANGUAGE C VOLATILE SECURITY DEFINER;
+
+CREATE FUNCTION inventory.worker_status(
+    OUT pid integer, OUT started_at timestamptz,
+    OUT last_merge_at timestamptz, OUT merge_passes bigint,
+    OUT rows_merged bigint, OUT movements_merged bigint,
+    OUT last_expire_at timestamptz, OUT expire_passes bigint,
+    OUT expired bigint, OUT errors bigint, OUT last_error text)
+AS 'MODULE_PATHNAME', 'worker_status' LANGUAGE C VOLATILE SECURITY DEFINER;
+
+CREATE FUNCTION inventory.hot_counters(
+    OUT sku text, OUT location text, OUT loaded boolean, OUT available bigint,
+    OUT transactions integer, OUT units_taken bigint, OUT refusals bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'hot_counters' LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION inventory.expire()
 RETURNS bigint

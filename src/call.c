@@ -11,6 +11,7 @@
 #include "common/int.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "inventory.h"
 
@@ -95,6 +96,25 @@ InvAddQty(int64 a, int64 b)
 				 errmsg("quantity out of range"),
 				 errdetail("The result would not fit in a bigint.")));
 	return sum;
+}
+
+/*
+ * An interval as canonical text, equal for intervals that PostgreSQL's "="
+ * calls equal (a month is 30 days, a day 24 hours), whatever IntervalStyle.
+ */
+char *
+InvIntervalText(const Interval *interval)
+{
+	int64		days = (int64) interval->month * DAYS_PER_MONTH + interval->day +
+		interval->time / USECS_PER_DAY;
+	int64		usecs = interval->time % USECS_PER_DAY;
+
+	if (usecs < 0)
+	{
+		usecs += USECS_PER_DAY;
+		days--;
+	}
+	return psprintf(INT64_FORMAT " days " INT64_FORMAT " microseconds", days, usecs);
 }
 
 /* Fill an outcome whose available figure is not known yet. */

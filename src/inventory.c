@@ -12,14 +12,21 @@
 #include "utils/guc.h"
 
 #include "inventory.h"
+#include "hot.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Module initialisation: settings under the reserved "inventory." prefix. */
+/*
+ * Module initialisation: shared memory, the transaction callbacks of the hot
+ * path, and the background worker; settings under the reserved prefix.
+ */
 void
 _PG_init(void)
 {
+	InvShmemInit();
+	HotInit();
+	InvWorkerInit();
 	MarkGUCPrefixReserved("inventory");
 }

@@ -8,7 +8,10 @@
  *	  call.c		argument checks and the inventory.outcome result
  *	  rowlock.c		the advisory lock that queues the writers of one stock row
  *	  keys.c		idempotency keys (table inventory.request)
- *	  movement.c	stock row reads and movements: counter update + ledger row
+ *	  movement.c	opening a stock row (hot or cold) and moving its counters
+ *	  shmem.c		shared memory: hot-row table, worker status
+ *	  hot.c			escrow counters of hot rows and their transaction callbacks
+ *	  worker.c		the background worker: merge and expiry passes; set_hot
  *	  stock.c		restock, adjust, deduct, deduct_cart, available
  *	  reservation.c reserve, confirm, release, expire
  *	  refund.c		refund
@@ -21,7 +24,9 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "utils/timestamp.h"
 
 /* Longest sku, location or key accepted, in bytes. */
 #define INV_MAX_NAME_BYTES 256
@@ -36,7 +41,7 @@
 #define INV_BUSY		"busy"
 
 /* query.c */
-#define INV_MAX_QUERY_ARGS 8
+#define INV_MAX_QUERY_ARGS 10
 
 typedef struct InvQuery
 {
@@ -72,6 +77,7 @@ extern void InvSetOutcome(InvOutcome *out, const char *status,
 						  const char *sku, const char *location);
 extern Datum InvReturnOutcome(FunctionCallInfo fcinfo, const InvOutcome *out);
 extern char *InvCopyOut(const char *s);
+extern char *InvIntervalText(const Interval *interval);
 
 /* rowlock.c */
 extern int64 InvRowLockKey(const char *sku, const char *location);
@@ -97,25 +103,56 @@ extern bool InvKeyTombstone(const char *key);
 extern bool InvKeyLookup(const char *key, char **op, char **args);
 
 /* movement.c */
+struct HotEntry;
+
 typedef struct InvRow
 {
-	int64		on_hand;
-	int64		reserved;
+	int64		on_hand;		/* including queued movements */
+	int64		reserved;		/* including queued movements */
 	int64		overdue;		/* held reservations already past expires_at */
+	int64		queued;			/* queued movements not merged yet */
+	TimestampTz next_expiry;	/* earliest expires_at of a held reservation */
 	bool		hot;
+	bool		mine;			/* this transaction changed the stock row */
 } InvRow;
 
+/* A stock row opened for writing (InvOpen). */
+typedef struct InvTarget
+{
+	const char *sku;
+	const char *location;
+	struct HotEntry *hot;		/* hot mode: the row's escrow counter */
+	bool		found;			/* the row exists */
+	bool		prepared;		/* cold mode: InvPrepare done */
+	InvRow		row;			/* cold mode: the row as read under its lock */
+} InvTarget;
+
+#define INV_NOWAIT	0x01		/* answer busy rather than wait for the lock */
+#define INV_LOCK	0x02		/* take the row lock in hot mode too */
+
 extern bool InvRowRead(const char *sku, const char *location, InvRow *row);
-extern bool InvRowPrepare(const char *sku, const char *location, InvRow *row);
 extern int64 InvRowAvailable(const InvRow *row);
+extern bool InvOpen(InvTarget *target, const char *sku, const char *location, int flags);
+extern void InvPrepare(InvTarget *target);
+extern bool InvTake(InvTarget *target, int64 qty, int64 *available);
 extern void InvRowCreate(const char *sku, const char *location);
-extern int64 InvMove(const char *op, const char *key, const char *sku,
-					 const char *location, int64 on_hand_delta,
-					 int64 reserved_delta, const char *ref);
+extern int64 InvMove(const char *op, const char *key, InvTarget *target,
+					 int64 on_hand_delta, int64 reserved_delta, const char *ref);
+extern bool InvHotApply(const char *op, const char *key, const char *call,
+						const char *args, InvTarget *target, int64 on_hand_delta,
+						int64 reserved_delta, const char *ref);
+extern int64 InvMerge(const char *sku, const char *location);
 extern void InvReadAvailable(InvOutcome *out);
 
 /* reservation.c */
-extern int64 InvExpireOverdue(const char *sku, const char *location,
-							  int64 limit, int64 *count);
+extern int64 InvExpireOverdue(InvTarget *target, int64 limit, int64 *count);
+extern int64 InvExpirePass(int64 batch, bool nowait);
+
+/* shmem.c, worker.c */
+extern void InvShmemInit(void);
+extern void InvCheckPreloaded(void);
+extern void InvWorkerInit(void);
+extern int64 InvMergePass(bool nowait, int64 *rows);
+extern int	InvExpireBatch;
 
 #endif							/* INVENTORY_H */

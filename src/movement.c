@@ -1,25 +1,53 @@
 /*
  * movement.c
- *	  Reading a stock row and moving its counters.
+ *	  Opening a stock row for writing, and moving its counters.
  *
- * A movement changes on_hand and/or reserved of one stock row and appends
- * exactly one ledger row describing the change, in one statement, so the
- * ledger and the counters can never disagree.  Callers hold the row's
- * advisory lock (rowlock.c) and have recorded the call's key (keys.c).
+ * A row is written in one of two modes:
+ *
+ *	 cold	The writer holds the row's advisory lock (rowlock.c) until its
+ *			transaction ends, decides from the row as read under that lock,
+ *			and updates the stock row directly.
+ *	 hot	The row's available units are an escrow counter in shared memory
+ *			(hot.c).  Writers take and return units through the counter, and
+ *			journal each movement as a queue row (inventory.pending) instead
+ *			of updating the stock row; no row lock is needed.  Only a merge
+ *			writes a hot row's stock row.
+ *
+ * InvOpen picks the mode: a row whose counter is loaded is hot; any other row
+ * is opened cold, and if its stock row says hot, the counter is loaded right
+ * there, under the lock, from the committed tables (stock row plus queue),
+ * and the row continues hot.
+ *
+ * Either way a movement appends exactly one ledger row describing the change,
+ * in the same statement that applies it, so the ledger and the counters can
+ * never disagree.
  */
 #include "postgres.h"
 
+#include "access/transam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "inventory.h"
+#include "hot.h"
 
 static InvQuery RowRead = {
-	"SELECT s.on_hand, s.reserved, s.hot, "
-	"  (SELECT COALESCE(sum(r.qty), 0)::bigint FROM inventory.reservation r "
-	"    WHERE r.sku = s.sku AND r.location = s.location AND r.state = 'held' "
-	"      AND r.expires_at <= statement_timestamp()) "
-	"FROM inventory.stock s WHERE s.sku = $1 AND s.location = $2",
+	"SELECT s.on_hand + p.on_hand, s.reserved + p.reserved, s.hot, "
+	"       o.overdue, p.n, o.next_expiry, s.xmin "
+	"FROM inventory.stock s "
+	"CROSS JOIN LATERAL (SELECT count(*) AS n, "
+	"                           COALESCE(sum(q.on_hand_delta), 0)::bigint AS on_hand, "
+	"                           COALESCE(sum(q.reserved_delta), 0)::bigint AS reserved "
+	"                      FROM inventory.pending q "
+	"                     WHERE q.sku = s.sku AND q.location = s.location) p "
+	"CROSS JOIN LATERAL (SELECT COALESCE(sum(r.qty) FILTER (WHERE r.expires_at <= statement_timestamp()), 0)::bigint AS overdue, "
+	"                           min(r.expires_at) AS next_expiry "
+	"                      FROM inventory.reservation r "
+	"                     WHERE r.sku = s.sku AND r.location = s.location "
+	"                       AND r.state = 'held') o "
+	"WHERE s.sku = $1 AND s.location = $2",
 	2, {TEXTOID, TEXTOID}
 };
 
@@ -41,11 +69,46 @@ static InvQuery Move = {
 	7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID}
 };
 
-/* Read a stock row without changing anything; false if it does not exist. */
+static InvQuery HotMove = {
+	"WITH l AS (INSERT INTO inventory.ledger "
+	"             (op, key, sku, location, on_hand_delta, reserved_delta, ref) "
+	"           VALUES ($1, $2, $3, $4, $5, $6, $7)) "
+	"INSERT INTO inventory.pending (sku, location, on_hand_delta, reserved_delta) "
+	"VALUES ($3, $4, $5, $6)",
+	7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID}
+};
+
+/* The key is recorded and the movement queued in one statement. */
+static InvQuery HotApply = {
+	"WITH k AS (INSERT INTO inventory.request (key, op, args) "
+	"           VALUES ($2, $8, $9::json) ON CONFLICT (key) DO NOTHING RETURNING 1), "
+	"     l AS (INSERT INTO inventory.ledger "
+	"             (op, key, sku, location, on_hand_delta, reserved_delta, ref) "
+	"           SELECT $1, $2, $3, $4, $5, $6, $7 FROM k), "
+	"     p AS (INSERT INTO inventory.pending (sku, location, on_hand_delta, reserved_delta) "
+	"           SELECT $3, $4, $5, $6 FROM k) "
+	"SELECT count(*) FROM k",
+	9, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID}
+};
+
+static InvQuery MergeRow = {
+	"WITH d AS (DELETE FROM inventory.pending WHERE sku = $1 AND location = $2 "
+	"           RETURNING on_hand_delta, reserved_delta), "
+	"     t AS (SELECT count(*) AS n, COALESCE(sum(on_hand_delta), 0)::bigint AS on_hand, "
+	"                  COALESCE(sum(reserved_delta), 0)::bigint AS reserved FROM d), "
+	"     u AS (UPDATE inventory.stock s SET on_hand = s.on_hand + t.on_hand, "
+	"                  reserved = s.reserved + t.reserved "
+	"             FROM t WHERE s.sku = $1 AND s.location = $2 AND t.n > 0) "
+	"SELECT n FROM t",
+	2, {TEXTOID, TEXTOID}
+};
+
+/* Read a stock row, queued movements included; false if it does not exist. */
 bool
 InvRowRead(const char *sku, const char *location, InvRow *row)
 {
 	Datum		values[2] = {CStringGetTextDatum(sku), CStringGetTextDatum(location)};
+	bool		isnull;
 
 	InvRun(&RowRead, values, NULL, 1);
 	if (SPI_processed == 0)
@@ -54,23 +117,11 @@ InvRowRead(const char *sku, const char *location, InvRow *row)
 	row->reserved = InvResultInt8(0, 2);
 	row->hot = InvResultBool(0, 3);
 	row->overdue = InvResultInt8(0, 4);
-	return true;
-}
-
-/*
- * Read a stock row before writing it, under its lock: held reservations past
- * their expiry are expired first, so reserved counts only live holds.  One
- * that a concurrent confirm or release has locked is skipped and still
- * counted as held: its owner settles it once it gets the row.
- */
-bool
-InvRowPrepare(const char *sku, const char *location, InvRow *row)
-{
-	if (!InvRowRead(sku, location, row))
-		return false;
-	if (row->overdue > 0)
-		row->reserved -= InvExpireOverdue(sku, location, INT64_MAX, NULL);
-	row->overdue = 0;
+	row->queued = InvResultInt8(0, 5);
+	row->next_expiry = InvResultIsNull(0, 6) ? DT_NOEND : InvResultInt8(0, 6);
+	row->mine = TransactionIdIsCurrentTransactionId(
+		DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 7, &isnull)));
 	return true;
 }
 
@@ -79,6 +130,102 @@ int64
 InvRowAvailable(const InvRow *row)
 {
 	return row->on_hand - row->reserved + row->overdue;
+}
+
+/*
+ * Open a stock row for writing (see the file header).  Hot mode sets
+ * target->hot, registered for this transaction, and takes the row lock only
+ * with INV_LOCK.  Cold mode takes the lock and reads the row into
+ * target->row (target->found).  With INV_NOWAIT, returns false instead of
+ * waiting for the lock.
+ */
+bool
+InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
+{
+	HotEntry   *entry = HotFind(sku, location, false);
+
+	target->sku = sku;
+	target->location = location;
+	target->hot = NULL;
+	target->found = false;
+	target->prepared = false;
+
+	if (entry && HotBegin(entry))
+	{
+		target->hot = entry;
+		target->found = true;
+		if ((flags & INV_LOCK) &&
+			!InvLockRow(sku, location, (flags & INV_NOWAIT) != 0))
+			return false;
+		return true;
+	}
+	if (!InvLockRow(sku, location, (flags & INV_NOWAIT) != 0))
+		return false;
+	target->found = InvRowRead(sku, location, &target->row);
+
+	/*
+	 * Load a hot row's counter from committed figures only: if this
+	 * transaction has changed the row, it stays cold until it ends.
+	 */
+	if (target->found && target->row.hot && !target->row.mine)
+	{
+		entry = HotFind(sku, location, true);
+		if (!HotBegin(entry))
+		{
+			HotLoad(entry, target->row.on_hand - target->row.reserved,
+					target->row.next_expiry);
+			if (!HotBegin(entry))
+				elog(ERROR, "inventory: hot row (%s, %s) failed to load", sku, location);
+		}
+		target->hot = entry;
+	}
+	return true;
+}
+
+/*
+ * Before a cold row is written: merge movements left queued from when it was
+ * hot, and expire held reservations past their expiry, so that on_hand and
+ * reserved count only live holds.  One that a concurrent confirm or release
+ * has locked is skipped and still counted as held: its owner settles it once
+ * it gets the row.  Idempotent.
+ */
+void
+InvPrepare(InvTarget *target)
+{
+	InvRow	   *row = &target->row;
+
+	if (target->hot || !target->found || target->prepared)
+		return;
+	target->prepared = true;
+	if (row->queued > 0)
+		InvMerge(target->sku, target->location);
+	if (row->overdue > 0)
+		row->reserved -= InvExpireOverdue(target, INT64_MAX, NULL);
+	row->overdue = 0;
+}
+
+/*
+ * Can qty units be taken from the row now?  Hot: takes them from the counter
+ * (if the counter falls short while held reservations may have expired,
+ * those are expired first, and their units serve this transaction at once).
+ * Cold: checks the row as read under its lock; the caller moves the units.
+ * *available gets the units left (hot) or available (cold).
+ */
+bool
+InvTake(InvTarget *target, int64 qty, int64 *available)
+{
+	if (target->hot == NULL)
+	{
+		InvPrepare(target);
+		*available = InvRowAvailable(&target->row);
+		return *available >= qty;
+	}
+	if (HotTake(target->hot, qty, available))
+		return true;
+	if (!HotExpiryDue(target->hot))
+		return false;
+	InvExpireOverdue(target, INT64_MAX, NULL);
+	return HotTake(target->hot, qty, available);
 }
 
 /* Create an empty stock row if it does not exist. */
@@ -90,26 +237,81 @@ InvRowCreate(const char *sku, const char *location)
 	InvRun(&RowCreate, values, NULL, 0);
 }
 
+/* Fill the parameters shared by the movement statements. */
+static void
+MoveValues(Datum *values, char *nulls, const char *op, const char *key,
+		   const InvTarget *target, int64 on_hand_delta, int64 reserved_delta,
+		   const char *ref)
+{
+	values[0] = CStringGetTextDatum(op);
+	values[1] = CStringGetTextDatum(key);
+	values[2] = CStringGetTextDatum(target->sku);
+	values[3] = CStringGetTextDatum(target->location);
+	values[4] = Int64GetDatum(on_hand_delta);
+	values[5] = Int64GetDatum(reserved_delta);
+	values[6] = ref ? CStringGetTextDatum(ref) : (Datum) 0;
+	memset(nulls, ' ', 7);
+	nulls[6] = ref ? ' ' : 'n';
+}
+
 /*
- * Apply a movement to a stock row and journal it.  Returns the row's
- * available units afterwards.
+ * Apply a movement and journal it.  Cold: update the stock row.  Hot: queue
+ * it; units it returns arrive in the counter when the transaction commits
+ * (units it takes must have been taken from the counter by the caller).
+ * Returns the row's available units afterwards.
  */
 int64
-InvMove(const char *op, const char *key, const char *sku, const char *location,
+InvMove(const char *op, const char *key, InvTarget *target,
 		int64 on_hand_delta, int64 reserved_delta, const char *ref)
 {
-	Datum		values[7] = {
-		CStringGetTextDatum(op), CStringGetTextDatum(key),
-		CStringGetTextDatum(sku), CStringGetTextDatum(location),
-		Int64GetDatum(on_hand_delta), Int64GetDatum(reserved_delta),
-		ref ? CStringGetTextDatum(ref) : (Datum) 0
-	};
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ref ? ' ' : 'n'};
+	Datum		values[7];
+	char		nulls[7];
 
+	MoveValues(values, nulls, op, key, target, on_hand_delta, reserved_delta, ref);
+	if (target->hot)
+	{
+		int64		returned = on_hand_delta - reserved_delta;
+
+		InvRun(&HotMove, values, nulls, 0);
+		if (returned > 0)
+			HotArrive(target->hot, returned);
+		return HotAvailable(target->hot);
+	}
 	InvRun(&Move, values, nulls, 0);
 	if (SPI_processed != 1)
 		elog(ERROR, "inventory: stock row (%s, %s) vanished during %s",
-			 sku, location, op);
+			 target->sku, target->location, op);
+	return InvResultInt8(0, 1);
+}
+
+/*
+ * Record a call's key and queue its one movement on a hot row, in one
+ * statement.  Returns false, writing nothing, if the key was recorded
+ * meanwhile.
+ */
+bool
+InvHotApply(const char *op, const char *key, const char *call, const char *args,
+			InvTarget *target, int64 on_hand_delta, int64 reserved_delta,
+			const char *ref)
+{
+	Datum		values[9];
+	char		nulls[9];
+
+	MoveValues(values, nulls, op, key, target, on_hand_delta, reserved_delta, ref);
+	values[7] = CStringGetTextDatum(call);
+	values[8] = CStringGetTextDatum(args);
+	nulls[7] = nulls[8] = ' ';
+	InvRun(&HotApply, values, nulls, 1);
+	return InvResultInt8(0, 1) == 1;
+}
+
+/* Fold a row's committed queued movements into its stock row. */
+int64
+InvMerge(const char *sku, const char *location)
+{
+	Datum		values[2] = {CStringGetTextDatum(sku), CStringGetTextDatum(location)};
+
+	InvRun(&MergeRow, values, NULL, 1);
 	return InvResultInt8(0, 1);
 }
 
@@ -118,9 +320,18 @@ void
 InvReadAvailable(InvOutcome *out)
 {
 	InvRow		row;
+	HotEntry   *entry;
 
-	if (out->sku == NULL || out->location == NULL ||
-		!InvRowRead(out->sku, out->location, &row))
+	if (out->sku == NULL || out->location == NULL)
+		return;
+	entry = HotFind(out->sku, out->location, false);
+	if (entry && entry->loaded)
+	{
+		out->has_available = true;
+		out->available = HotAvailable(entry);
+		return;
+	}
+	if (!InvRowRead(out->sku, out->location, &row))
 		return;
 	out->has_available = true;
 	out->available = InvRowAvailable(&row);

@@ -53,7 +53,9 @@ refund(PG_FUNCTION_ARGS)
 	int64		sold;
 	int64		refunded;
 	InvRow		row;
+	InvTarget	target;
 
+	InvCheckPreloaded();
 	InvArgsBegin(&args);
 	InvArgsText(&args, "original_key", original);
 	InvArgsInt8(&args, "qty", qty);
@@ -85,7 +87,8 @@ refund(PG_FUNCTION_ARGS)
 	out.sku = sku;
 	out.location = location;
 
-	InvLockRow(sku, location, false);
+	/* the row lock serialises refunds of one sale, also on a hot row */
+	(void) InvOpen(&target, sku, location, INV_LOCK);
 	if (InvKeyCheck(key, "refund", args.data) == INV_KEY_DUPLICATE)
 		out.status = INV_DUPLICATE;
 	else if (state != NULL && strcmp(state, "confirmed") != 0)
@@ -100,9 +103,11 @@ refund(PG_FUNCTION_ARGS)
 			out.status = INV_DUPLICATE;
 		else
 		{
-			(void) InvRowPrepare(sku, location, &row);
+			InvPrepare(&target);
+			if (InvRowRead(sku, location, &row))
+				(void) InvAddQty(row.on_hand, qty);
 			out.has_available = true;
-			out.available = InvMove("refund", key, sku, location, qty, 0, original);
+			out.available = InvMove("refund", key, &target, qty, 0, original);
 		}
 	}
 	if (!out.has_available)

@@ -1,52 +1,141 @@
 /*
  * report.c
- *	  reconcile: check the invariants of the data model against the tables.
+ *	  reconcile: check the invariants of the data model against the tables,
+ *	  and the hot rows' escrow counters against both.
  *
- * One row per breach, none when consistent:
+ * One row per breach, none when consistent.  A row's effective counters are
+ * its stock row plus its queued (unmerged) movements:
  *	 - on_hand differs from the sum of the row's ledger on_hand deltas;
  *	 - reserved differs from the sum of the row's ledger reserved deltas;
  *	 - reserved differs from the units of the row's held reservations;
  *	 - a counter is out of range (negative, or reserved above on_hand);
- *	 - the ledger moves a row that does not exist.
+ *	 - the ledger or the queue moves a row that does not exist;
+ *	 - a loaded escrow counter differs from on_hand - reserved.  Counters are
+ *	   compared only while quiescent (no transaction using the counter, and
+ *	   no change to it while the tables were read), since a running
+ *	   transaction legitimately holds units the tables do not show yet.
  */
 #include "postgres.h"
 
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
 #include "inventory.h"
+#include "hot.h"
 
 static InvQuery Breaches = {
 	"WITH l AS (SELECT sku, location, sum(on_hand_delta) AS on_hand, "
 	"                  sum(reserved_delta) AS reserved "
 	"             FROM inventory.ledger GROUP BY sku, location), "
+	"     p AS (SELECT sku, location, sum(on_hand_delta) AS on_hand, "
+	"                  sum(reserved_delta) AS reserved "
+	"             FROM inventory.pending GROUP BY sku, location), "
 	"     h AS (SELECT sku, location, sum(qty) AS held FROM inventory.reservation "
-	"            WHERE state = 'held' GROUP BY sku, location) "
+	"            WHERE state = 'held' GROUP BY sku, location), "
+	"     s AS (SELECT s.sku, s.location, "
+	"                  s.on_hand + COALESCE(p.on_hand, 0) AS on_hand, "
+	"                  s.reserved + COALESCE(p.reserved, 0) AS reserved "
+	"             FROM inventory.stock s LEFT JOIN p "
+	"               ON p.sku = s.sku AND p.location = s.location) "
 	"SELECT s.sku, s.location, 'on_hand differs from ledger', "
-	"       COALESCE(l.on_hand, 0)::bigint, s.on_hand "
-	"  FROM inventory.stock s LEFT JOIN l ON l.sku = s.sku AND l.location = s.location "
+	"       COALESCE(l.on_hand, 0)::bigint, s.on_hand::bigint "
+	"  FROM s LEFT JOIN l ON l.sku = s.sku AND l.location = s.location "
 	" WHERE s.on_hand <> COALESCE(l.on_hand, 0) "
 	"UNION ALL "
 	"SELECT s.sku, s.location, 'reserved differs from ledger', "
-	"       COALESCE(l.reserved, 0)::bigint, s.reserved "
-	"  FROM inventory.stock s LEFT JOIN l ON l.sku = s.sku AND l.location = s.location "
+	"       COALESCE(l.reserved, 0)::bigint, s.reserved::bigint "
+	"  FROM s LEFT JOIN l ON l.sku = s.sku AND l.location = s.location "
 	" WHERE s.reserved <> COALESCE(l.reserved, 0) "
 	"UNION ALL "
 	"SELECT s.sku, s.location, 'reserved differs from held reservations', "
-	"       COALESCE(h.held, 0)::bigint, s.reserved "
-	"  FROM inventory.stock s LEFT JOIN h ON h.sku = s.sku AND h.location = s.location "
+	"       COALESCE(h.held, 0)::bigint, s.reserved::bigint "
+	"  FROM s LEFT JOIN h ON h.sku = s.sku AND h.location = s.location "
 	" WHERE s.reserved <> COALESCE(h.held, 0) "
 	"UNION ALL "
-	"SELECT s.sku, s.location, 'counters out of range', s.on_hand, s.reserved "
-	"  FROM inventory.stock s "
-	" WHERE s.on_hand < 0 OR s.reserved < 0 OR s.reserved > s.on_hand "
+	"SELECT s.sku, s.location, 'counters out of range', s.on_hand::bigint, s.reserved::bigint "
+	"  FROM s WHERE s.on_hand < 0 OR s.reserved < 0 OR s.reserved > s.on_hand "
 	"UNION ALL "
 	"SELECT l.sku, l.location, 'ledger moves a missing stock row', 0, l.on_hand::bigint "
 	"  FROM l WHERE NOT EXISTS (SELECT FROM inventory.stock s "
 	"                            WHERE s.sku = l.sku AND s.location = l.location) "
+	"UNION ALL "
+	"SELECT p.sku, p.location, 'queue moves a missing stock row', 0, p.on_hand::bigint "
+	"  FROM p WHERE NOT EXISTS (SELECT FROM inventory.stock s "
+	"                            WHERE s.sku = p.sku AND s.location = p.location) "
 	"ORDER BY 1, 2, 3",
 	0, {InvalidOid}
 };
+
+/* A counter's state, read under its spinlock. */
+typedef struct CounterState
+{
+	bool		loaded;
+	int64		available;
+	int			uses;
+	uint64		changes;
+} CounterState;
+
+/* Read a counter's state. */
+static void
+ReadCounter(HotEntry *entry, CounterState *state)
+{
+	SpinLockAcquire(&entry->mutex);
+	state->loaded = entry->loaded;
+	state->available = entry->available;
+	state->uses = entry->uses;
+	state->changes = entry->changes;
+	SpinLockRelease(&entry->mutex);
+}
+
+/* Compare every quiescent loaded counter of this database with the tables. */
+static void
+CheckCounters(ReturnSetInfo *rsinfo)
+{
+	HASH_SEQ_STATUS status;
+	HotEntry   *entry;
+	List	   *entries = NIL;
+	ListCell   *lc;
+
+	LWLockAcquire(InvState->lock, LW_SHARED);
+	hash_seq_init(&status, InvHotTable);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (entry->key.dbid == MyDatabaseId)
+			entries = lappend(entries, entry);
+	LWLockRelease(InvState->lock);
+
+	foreach(lc, entries)
+	{
+		CounterState before;
+		CounterState after;
+		InvRow		row;
+		int64		expected;
+
+		entry = (HotEntry *) lfirst(lc);
+		ReadCounter(entry, &before);
+		if (!before.loaded || before.uses > 0 ||
+			!InvRowRead(entry->key.sku, entry->key.location, &row))
+			continue;
+		ReadCounter(entry, &after);
+		if (after.changes != before.changes || after.uses > 0)
+			continue;
+		expected = row.on_hand - row.reserved;
+		if (expected != after.available)
+		{
+			Datum		values[5] = {
+				CStringGetTextDatum(entry->key.sku),
+				CStringGetTextDatum(entry->key.location),
+				CStringGetTextDatum("escrow counter differs from tables"),
+				Int64GetDatum(expected),
+				Int64GetDatum(after.available)
+			};
+			bool		nulls[5] = {0};
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+}
 
 PG_FUNCTION_INFO_V1(reconcile);
 
@@ -56,6 +145,7 @@ reconcile(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
+	InvCheckPreloaded();
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	InvRun(&Breaches, NULL, NULL, 0);
@@ -67,6 +157,7 @@ reconcile(PG_FUNCTION_ARGS)
 		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	CheckCounters(rsinfo);
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -5,14 +5,14 @@
  * A reservation moves from "held" to exactly one of "confirmed", "released"
  * or "expired", and never back.  Whoever settles it (confirm, release, or an
  * expiry pass) first locks its row in inventory.reservation (FOR UPDATE), then
- * the stock row's advisory lock; so of two racing settlers exactly one sees
- * "held", and the loser's status tells what happened.  Writers that hold a
- * stock row lock only ever take reservation rows with SKIP LOCKED, so the two
- * lock orders can never deadlock.
+ * opens the stock row (movement.c); so of two racing settlers exactly one
+ * sees "held", and the loser's status tells what happened.  Writers that hold
+ * a stock row lock only ever take reservation rows with SKIP LOCKED, so the
+ * two lock orders can never deadlock.
  *
  * A held reservation past expires_at is never counted as held by anyone:
- * confirm answers "expired" (and expires it), and every writer of its stock
- * row expires it before deciding (movement.c, InvRowPrepare).
+ * confirm answers "expired" (and expires it), and writers of its stock row
+ * expire it before deciding (InvPrepare, InvTake).
  *
  * A release that arrives before its reservation records a tombstone key, so
  * the late reserve answers "conflict" instead of holding units forever.
@@ -24,12 +24,13 @@
 #include "utils/timestamp.h"
 
 #include "inventory.h"
+#include "hot.h"
 
 static InvQuery Insert = {
 	"INSERT INTO inventory.reservation "
 	"  (key, sku, location, qty, created_at, expires_at) "
-	"VALUES ($1, $2, $3, $4, statement_timestamp(), statement_timestamp() + $5)",
-	5, {TEXTOID, TEXTOID, TEXTOID, INT8OID, INTERVALOID}
+	"VALUES ($1, $2, $3, $4, statement_timestamp(), $5)",
+	5, {TEXTOID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID}
 };
 
 static InvQuery LockOne = {
@@ -43,20 +44,37 @@ static InvQuery SetState = {
 	2, {TEXTOID, TEXTOID}
 };
 
-/* Expire up to $3 overdue holds of one row, journal each, fix reserved. */
-static InvQuery ExpireRow = {
-	"WITH e AS (UPDATE inventory.reservation SET state = 'expired' "
-	"            WHERE key IN (SELECT key FROM inventory.reservation "
-	"                           WHERE sku = $1 AND location = $2 AND state = 'held' "
-	"                             AND expires_at <= statement_timestamp() "
-	"                           ORDER BY expires_at LIMIT $3 "
-	"                           FOR UPDATE SKIP LOCKED) "
-	"        RETURNING key, qty), "
-	"     l AS (INSERT INTO inventory.ledger (op, key, sku, location, reserved_delta) "
+/* The overdue holds of a row, up to $3, locked; the rest is per mode. */
+#define OVERDUE_OF_ROW \
+	"WITH e AS (UPDATE inventory.reservation SET state = 'expired' " \
+	"            WHERE key IN (SELECT key FROM inventory.reservation " \
+	"                           WHERE sku = $1 AND location = $2 AND state = 'held' " \
+	"                             AND expires_at <= statement_timestamp() " \
+	"                           ORDER BY expires_at LIMIT $3 " \
+	"                           FOR UPDATE SKIP LOCKED) " \
+	"        RETURNING key, qty), " \
+	"     l AS (INSERT INTO inventory.ledger (op, key, sku, location, reserved_delta) " \
 	"           SELECT 'expire', key, $1, $2, -qty FROM e), "
+
+/* Cold row: expire, journal, and lower reserved in the stock row. */
+static InvQuery ExpireCold = {
+	OVERDUE_OF_ROW
 	"     u AS (UPDATE inventory.stock SET reserved = reserved - (SELECT sum(qty) FROM e) "
 	"            WHERE sku = $1 AND location = $2 AND EXISTS (SELECT FROM e)) "
-	"SELECT count(*)::bigint, COALESCE(sum(qty), 0)::bigint FROM e",
+	"SELECT count(*)::bigint, COALESCE(sum(qty), 0)::bigint, NULL::timestamptz FROM e",
+	3, {TEXTOID, TEXTOID, INT8OID}
+};
+
+/* Hot row: expire, journal, queue; also the next expiry among the rest. */
+static InvQuery ExpireHot = {
+	OVERDUE_OF_ROW
+	"     q AS (INSERT INTO inventory.pending (sku, location, reserved_delta) "
+	"           SELECT $1, $2, -qty FROM e) "
+	"SELECT count(*)::bigint, COALESCE(sum(qty), 0)::bigint, "
+	"       (SELECT min(r.expires_at) FROM inventory.reservation r "
+	"         WHERE r.sku = $1 AND r.location = $2 AND r.state = 'held' "
+	"           AND r.key NOT IN (SELECT key FROM e)) "
+	"FROM e",
 	3, {TEXTOID, TEXTOID, INT8OID}
 };
 
@@ -67,19 +85,31 @@ static InvQuery OverdueRows = {
 };
 
 /*
- * Expire up to limit overdue held reservations of one stock row, whose lock
- * the caller holds.  Returns the units given back; *count gets how many.
+ * Expire up to limit overdue held reservations of an opened stock row.
+ * Returns the units given back (for a hot row they arrive in its counter for
+ * this transaction now, for others at commit); *count gets how many.
  */
 int64
-InvExpireOverdue(const char *sku, const char *location, int64 limit, int64 *count)
+InvExpireOverdue(InvTarget *target, int64 limit, int64 *count)
 {
-	Datum		values[3] = {CStringGetTextDatum(sku), CStringGetTextDatum(location),
+	Datum		values[3] = {CStringGetTextDatum(target->sku),
+		CStringGetTextDatum(target->location),
 	Int64GetDatum(limit)};
+	int64		units;
 
-	InvRun(&ExpireRow, values, NULL, 0);
+	InvRun(target->hot ? &ExpireHot : &ExpireCold, values, NULL, 0);
 	if (count)
 		*count = InvResultInt8(0, 1);
-	return InvResultInt8(0, 2);
+	units = InvResultInt8(0, 2);
+	if (target->hot)
+	{
+		if (units > 0)
+			HotArrive(target->hot, units);
+		if (limit == INT64_MAX)
+			HotSetNextExpiry(target->hot, InvResultIsNull(0, 3) ? DT_NOEND
+							 : InvResultInt8(0, 3));
+	}
+	return units;
 }
 
 PG_FUNCTION_INFO_V1(reserve);
@@ -97,11 +127,14 @@ reserve(PG_FUNCTION_ARGS)
 	char	   *location = InvArgName(fcinfo, 4, "location");
 	Interval   *ttl;
 	Interval	zero;
+	TimestampTz expires_at;
 	StringInfoData args;
 	InvOutcome	out;
 	InvKeyState state;
-	InvRow		row;
+	InvTarget	target;
+	int64		available;
 
+	InvCheckPreloaded();
 	if (PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -116,35 +149,43 @@ reserve(PG_FUNCTION_ARGS)
 				 errdetail("The value given was %s.",
 						   DatumGetCString(DirectFunctionCall1(interval_out,
 															   IntervalPGetDatum(ttl))))));
+	expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+														 TimestampTzGetDatum(GetCurrentStatementStartTimestamp()),
+														 IntervalPGetDatum(ttl)));
 
 	InvArgsBegin(&args);
 	InvArgsText(&args, "sku", sku);
 	InvArgsText(&args, "location", location);
 	InvArgsInt8(&args, "qty", qty);
-	/* independent of the session's IntervalStyle */
-	InvArgsText(&args, "ttl", psprintf("%d months %d days " INT64_FORMAT " microseconds",
-									   ttl->month, ttl->day, ttl->time));
+	InvArgsText(&args, "ttl", InvIntervalText(ttl));
 	InvArgsEnd(&args);
 	InvSetOutcome(&out, INV_OK, sku, location);
 
 	SPI_connect();
-	InvLockRow(sku, location, false);
+	(void) InvOpen(&target, sku, location, 0);
 	state = InvKeyCheck(key, "reserve", args.data);
 	if (state == INV_KEY_NEW)
 	{
-		if (!InvRowPrepare(sku, location, &row))
+		if (!target.found)
 			out.status = INV_NOT_FOUND;
-		else if (InvRowAvailable(&row) < qty)
+		else if (!InvTake(&target, qty, &available))
 			out.status = INV_INSUFFICIENT;
-		else if ((state = InvKeyRecord(key, "reserve", args.data)) == INV_KEY_NEW)
+		else if ((state = InvKeyRecord(key, "reserve", args.data)) != INV_KEY_NEW)
+		{
+			if (target.hot)
+				HotUntake(target.hot, qty);
+		}
+		else
 		{
 			Datum		values[5] = {CStringGetTextDatum(key), CStringGetTextDatum(sku),
 				CStringGetTextDatum(location), Int64GetDatum(qty),
-			IntervalPGetDatum(ttl)};
+			TimestampTzGetDatum(expires_at)};
 
 			InvRun(&Insert, values, NULL, 0);
 			out.has_available = true;
-			out.available = InvMove("reserve", key, sku, location, 0, qty, NULL);
+			out.available = InvMove("reserve", key, &target, 0, qty, NULL);
+			if (target.hot)
+				HotNoteExpiry(target.hot, expires_at);
 		}
 	}
 	if (state == INV_KEY_DUPLICATE)
@@ -157,24 +198,23 @@ reserve(PG_FUNCTION_ARGS)
 	return InvReturnOutcome(fcinfo, &out);
 }
 
-/* Confirm or release a held reservation that the caller has locked. */
+/* Move a held reservation, locked by the caller, to its final state. */
 static int64
-Settle(const char *key, const char *sku, const char *location, int64 qty,
-	   bool confirm)
+Settle(const char *key, InvTarget *target, int64 qty, const char *state)
 {
-	Datum		values[2] = {CStringGetTextDatum(key),
-	CStringGetTextDatum(confirm ? "confirmed" : "released")};
+	Datum		values[2] = {CStringGetTextDatum(key), CStringGetTextDatum(state)};
 
 	InvRun(&SetState, values, NULL, 0);
-	if (confirm)
-		return InvMove("confirm", key, sku, location, -qty, -qty, NULL);
-	return InvMove("release", key, sku, location, 0, -qty, NULL);
+	if (strcmp(state, "confirmed") == 0)
+		return InvMove("confirm", key, target, -qty, -qty, NULL);
+	return InvMove(strcmp(state, "released") == 0 ? "release" : "expire",
+				   key, target, 0, -qty, NULL);
 }
 
 /*
- * The confirm and release calls.  Locks the reservation, then its stock
- * row, and moves it from held to confirmed or released; a hold past its
- * expiry is expired instead.
+ * The confirm and release calls.  Locks the reservation, then opens its
+ * stock row, and moves it from held to confirmed or released; a hold past
+ * its expiry is expired instead.
  */
 static void
 ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
@@ -184,7 +224,7 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 	char	   *location;
 	int64		qty;
 	bool		overdue;
-	InvRow		row;
+	InvTarget	target;
 	Datum		values[1] = {CStringGetTextDatum(key)};
 
 	InvSetOutcome(out, INV_OK, NULL, NULL);
@@ -193,14 +233,13 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 	{
 		char	   *op;
 		char	   *args;
+		bool		found = false;
 
 		/*
 		 * Unknown reservation.  A release records a tombstone; if the key
 		 * was recorded meanwhile by a reserve that just committed, settle
 		 * that reservation instead.
 		 */
-		bool		found = false;
-
 		if (!confirm && !InvKeyTombstone(key))
 		{
 			InvRun(&LockOne, values, NULL, 1);
@@ -237,19 +276,22 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 	}
 
 	/*
-	 * Under the row lock, expire the row's overdue holds; ours among them if
-	 * it is overdue (SKIP LOCKED does not skip our own lock).
+	 * A cold row expires its overdue holds as it is prepared, ours among
+	 * them if it is overdue (SKIP LOCKED does not skip our own lock).
 	 */
-	InvLockRow(sku, location, false);
-	(void) InvRowPrepare(sku, location, &row);
+	(void) InvOpen(&target, sku, location, 0);
+	InvPrepare(&target);
 	out->has_available = true;
 	if (overdue)
 	{
 		out->status = INV_EXPIRED;
-		out->available = InvRowAvailable(&row);
+		if (target.hot)
+			out->available = Settle(key, &target, qty, "expired");
+		else
+			out->available = InvRowAvailable(&target.row);
 	}
 	else
-		out->available = Settle(key, sku, location, qty, confirm);
+		out->available = Settle(key, &target, qty, confirm ? "confirmed" : "released");
 }
 
 PG_FUNCTION_INFO_V1(confirm);
@@ -258,9 +300,11 @@ PG_FUNCTION_INFO_V1(confirm);
 Datum
 confirm(PG_FUNCTION_ARGS)
 {
-	char	   *key = InvArgName(fcinfo, 0, "key");
+	char	   *key;
 	InvOutcome	out;
 
+	InvCheckPreloaded();
+	key = InvArgName(fcinfo, 0, "key");
 	SPI_connect();
 	ConfirmOrRelease(key, true, &out);
 	SPI_finish();
@@ -273,9 +317,11 @@ PG_FUNCTION_INFO_V1(release);
 Datum
 release(PG_FUNCTION_ARGS)
 {
-	char	   *key = InvArgName(fcinfo, 0, "key");
+	char	   *key;
 	InvOutcome	out;
 
+	InvCheckPreloaded();
+	key = InvArgName(fcinfo, 0, "key");
 	SPI_connect();
 	ConfirmOrRelease(key, false, &out);
 	SPI_finish();
@@ -300,21 +346,18 @@ CompareOverdue(const void *a, const void *b)
 	return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
-PG_FUNCTION_INFO_V1(expire);
-
 /*
- * inventory.expire(): release every held reservation past its expires_at,
- * now, in this transaction.  Holds locked by a concurrent confirm or release
- * are left to it.  Returns how many reservations were expired.
+ * Expire the overdue holds of every row that has some, up to batch per row,
+ * in the current transaction, taking each row's lock in canonical order.
+ * With nowait, rows whose lock is busy are skipped.  Returns how many.
  */
-Datum
-expire(PG_FUNCTION_ARGS)
+int64
+InvExpirePass(int64 batch, bool nowait)
 {
 	int64		total = 0;
 	int			n;
 	OverdueRow *rows;
 
-	SPI_connect();
 	InvRun(&OverdueRows, NULL, NULL, 0);
 	n = (int) SPI_processed;
 	rows = palloc(sizeof(OverdueRow) * Max(n, 1));
@@ -327,12 +370,33 @@ expire(PG_FUNCTION_ARGS)
 	qsort(rows, n, sizeof(OverdueRow), CompareOverdue);
 	for (int i = 0; i < n; i++)
 	{
+		InvTarget	target;
 		int64		count;
 
-		InvLockRow(rows[i].sku, rows[i].location, false);
-		InvExpireOverdue(rows[i].sku, rows[i].location, INT64_MAX, &count);
+		if (!InvOpen(&target, rows[i].sku, rows[i].location,
+					 INV_LOCK | (nowait ? INV_NOWAIT : 0)))
+			continue;
+		InvExpireOverdue(&target, batch, &count);
 		total += count;
 	}
+	return total;
+}
+
+PG_FUNCTION_INFO_V1(expire);
+
+/*
+ * inventory.expire(): release every held reservation past its expires_at,
+ * now, in this transaction.  Holds locked by a concurrent confirm or release
+ * are left to it.  Returns how many reservations were expired.
+ */
+Datum
+expire(PG_FUNCTION_ARGS)
+{
+	int64		total;
+
+	InvCheckPreloaded();
+	SPI_connect();
+	total = InvExpirePass(INT64_MAX, false);
 	SPI_finish();
 	PG_RETURN_INT64(total);
 }

@@ -20,6 +20,7 @@
 #include "utils/lsyscache.h"
 
 #include "inventory.h"
+#include "hot.h"
 
 /* One line of a deduction: a stock row and the units taken from it. */
 typedef struct DeductLine
@@ -84,21 +85,38 @@ LineArgs(StringInfo buf, const DeductLine *line)
 	InvArgsInt8(buf, "qty", line->qty);
 }
 
+/* Return the units taken from hot rows' counters for lines not applied. */
+static void
+GiveBack(InvTarget *targets, DeductLine *lines, bool *taken, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (taken[i] && targets[i].hot)
+			HotUntake(targets[i].hot, lines[i].qty);
+}
+
 /*
  * Take units from every line's row, all or nothing.  op is "deduct" (one
  * line, outcome about that row) or "deduct_cart" (outcome about the line that
  * decided it, no available figure when all lines went through).
+ *
+ * A one-line deduct from a hot row is the hot path proper: no row lock, the
+ * units come from the escrow counter, and the key is recorded together with
+ * the queued movement in one statement.  Only when the counter falls short is
+ * the key looked up, so that a retry of an applied deduct still answers
+ * "duplicate" rather than "insufficient".
  */
 static void
 DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 			bool nowait, InvOutcome *out)
 {
 	bool		single = strcmp(op, "deduct") == 0;
+	InvTarget  *targets = palloc(sizeof(InvTarget) * n);
+	bool	   *taken = palloc0(sizeof(bool) * n);
 	StringInfoData args;
-	InvKeyState state;
 	int			failed = -1;
 	bool		short_of_units = false;
 	int64		available = 0;
+	bool		hot_path;
 
 	InvArgsBegin(&args);
 	if (single)
@@ -128,17 +146,20 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 
 	for (int i = 0; i < n; i++)
 	{
-		if (!InvLockRow(lines[i].sku, lines[i].location, nowait))
+		if (!InvOpen(&targets[i], lines[i].sku, lines[i].location,
+					 nowait ? INV_NOWAIT : 0))
 		{
 			while (--i >= 0)
-				InvUnlockRow(lines[i].sku, lines[i].location);
+				if (targets[i].hot == NULL)
+					InvUnlockRow(lines[i].sku, lines[i].location);
 			out->status = INV_BUSY;
 			InvReadAvailable(out);
 			return;
 		}
 	}
+	hot_path = single && targets[0].hot != NULL;
 
-	if (InvKeyCheck(key, op, args.data) == INV_KEY_DUPLICATE)
+	if (!hot_path && InvKeyCheck(key, op, args.data) == INV_KEY_DUPLICATE)
 	{
 		out->status = INV_DUPLICATE;
 		InvReadAvailable(out);
@@ -147,19 +168,23 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 
 	for (int i = 0; i < n && failed < 0; i++)
 	{
-		InvRow		row;
-
-		if (!InvRowPrepare(lines[i].sku, lines[i].location, &row))
+		if (!targets[i].found)
 			failed = i;
-		else if (InvRowAvailable(&row) < lines[i].qty)
+		else if (!(taken[i] = InvTake(&targets[i], lines[i].qty, &available)))
 		{
 			failed = i;
 			short_of_units = true;
-			available = InvRowAvailable(&row);
 		}
 	}
 	if (failed >= 0)
 	{
+		GiveBack(targets, lines, taken, n);
+		if (hot_path && InvKeyCheck(key, op, args.data) == INV_KEY_DUPLICATE)
+		{
+			out->status = INV_DUPLICATE;
+			InvReadAvailable(out);
+			return;
+		}
 		InvSetOutcome(out, short_of_units ? INV_INSUFFICIENT : INV_NOT_FOUND,
 					  lines[failed].sku, lines[failed].location);
 		out->has_available = short_of_units;
@@ -167,17 +192,33 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 		return;
 	}
 
-	state = InvKeyRecord(key, op, args.data);
-	if (state != INV_KEY_NEW)
+	if (hot_path)
 	{
+		if (!InvHotApply("deduct", key, op, args.data, &targets[0],
+						 -lines[0].qty, 0, NULL))
+		{
+			/* the key was applied meanwhile: by this very call, or an error */
+			HotUntake(targets[0].hot, lines[0].qty);
+			(void) InvKeyCheck(key, op, args.data);
+			out->status = INV_DUPLICATE;
+			InvReadAvailable(out);
+			return;
+		}
+		out->has_available = true;
+		out->available = HotAvailable(targets[0].hot);
+		return;
+	}
+
+	if (InvKeyRecord(key, op, args.data) != INV_KEY_NEW)
+	{
+		GiveBack(targets, lines, taken, n);
 		out->status = INV_DUPLICATE;
 		InvReadAvailable(out);
 		return;
 	}
 	for (int i = 0; i < n; i++)
 	{
-		available = InvMove("deduct", key, lines[i].sku, lines[i].location,
-							-lines[i].qty, 0, NULL);
+		available = InvMove("deduct", key, &targets[i], -lines[i].qty, 0, NULL);
 		if (single)
 		{
 			out->has_available = true;
@@ -204,6 +245,7 @@ deduct(PG_FUNCTION_ARGS)
 	nowait = InvArgBool(fcinfo, 4, "nowait");
 	line.lock_key = InvRowLockKey(line.sku, line.location);
 
+	InvCheckPreloaded();
 	SPI_connect();
 	DeductLines("deduct", key, &line, 1, nowait, &out);
 	SPI_finish();
@@ -302,6 +344,7 @@ deduct_cart(PG_FUNCTION_ARGS)
 	}
 	n = CanonicalLines(lines, n);
 
+	InvCheckPreloaded();
 	SPI_connect();
 	DeductLines("deduct_cart", key, lines, n, false, &out);
 	SPI_finish();
@@ -321,6 +364,7 @@ restock(PG_FUNCTION_ARGS)
 	StringInfoData args;
 	InvOutcome	out;
 	InvRow		row;
+	InvTarget	target;
 
 	InvArgsBegin(&args);
 	InvArgsText(&args, "sku", sku);
@@ -329,21 +373,24 @@ restock(PG_FUNCTION_ARGS)
 	InvArgsEnd(&args);
 	InvSetOutcome(&out, INV_OK, sku, location);
 
+	InvCheckPreloaded();
 	SPI_connect();
-	InvLockRow(sku, location, false);
+	(void) InvOpen(&target, sku, location, 0);
 	if (InvKeyCheck(key, "restock", args.data) == INV_KEY_DUPLICATE)
 		out.status = INV_DUPLICATE;
 	else
 	{
-		if (InvRowPrepare(sku, location, &row))
+		if (InvRowRead(sku, location, &row))
 			(void) InvAddQty(row.on_hand, qty);
 		if (InvKeyRecord(key, "restock", args.data) != INV_KEY_NEW)
 			out.status = INV_DUPLICATE;
 		else
 		{
-			InvRowCreate(sku, location);
+			if (!target.found)
+				InvRowCreate(sku, location);
+			InvPrepare(&target);
 			out.has_available = true;
-			out.available = InvMove("restock", key, sku, location, qty, 0, NULL);
+			out.available = InvMove("restock", key, &target, qty, 0, NULL);
 		}
 	}
 	if (!out.has_available)
@@ -367,7 +414,7 @@ adjust(PG_FUNCTION_ARGS)
 	char	   *location = InvArgName(fcinfo, 3, "location");
 	StringInfoData args;
 	InvOutcome	out;
-	InvRow		row;
+	InvTarget	target;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -387,21 +434,42 @@ adjust(PG_FUNCTION_ARGS)
 	InvArgsEnd(&args);
 	InvSetOutcome(&out, INV_OK, sku, location);
 
+	InvCheckPreloaded();
 	SPI_connect();
-	InvLockRow(sku, location, false);
+	(void) InvOpen(&target, sku, location, INV_LOCK);
 	if (InvKeyCheck(key, "adjust", args.data) == INV_KEY_DUPLICATE)
 		out.status = INV_DUPLICATE;
-	else if (!InvRowPrepare(sku, location, &row))
+	else if (!target.found)
 		out.status = INV_NOT_FOUND;
-	else if (counted < row.reserved)
-		out.status = INV_CONFLICT;
-	else if (InvKeyRecord(key, "adjust", args.data) != INV_KEY_NEW)
-		out.status = INV_DUPLICATE;
 	else
 	{
-		out.has_available = true;
-		out.available = InvMove("adjust", key, sku, location,
-								counted - row.on_hand, 0, NULL);
+		int64		change;
+		int64		left;
+
+		/*
+		 * Cold: the count may not go below the reserved units.  Hot: units
+		 * taken by transactions still running count as well, so a count
+		 * below the current figure must take its difference from the
+		 * counter.
+		 */
+		InvPrepare(&target);
+		if (target.hot)
+			(void) InvRowRead(sku, location, &target.row);
+		change = counted - target.row.on_hand;
+		if (target.hot ? (change < 0 && !HotTake(target.hot, -change, &left))
+			: counted < target.row.reserved)
+			out.status = INV_CONFLICT;
+		else if (InvKeyRecord(key, "adjust", args.data) != INV_KEY_NEW)
+		{
+			if (target.hot && change < 0)
+				HotUntake(target.hot, -change);
+			out.status = INV_DUPLICATE;
+		}
+		else
+		{
+			out.has_available = true;
+			out.available = InvMove("adjust", key, &target, change, 0, NULL);
+		}
 	}
 	if (!out.has_available)
 		InvReadAvailable(&out);
@@ -424,12 +492,22 @@ available(PG_FUNCTION_ARGS)
 	int64		result;
 
 	values[0] = CStringGetTextDatum(sku);
+	InvCheckPreloaded();
 	SPI_connect();
 	if (PG_ARGISNULL(1))
 		InvRun(&AvailableAll, values, NULL, 1);
 	else
 	{
-		values[1] = CStringGetTextDatum(InvArgName(fcinfo, 1, "location"));
+		char	   *location = InvArgName(fcinfo, 1, "location");
+		HotEntry   *entry = HotFind(sku, location, false);
+
+		/* a loaded counter is the freshest figure of a hot row */
+		if (entry && entry->loaded)
+		{
+			SPI_finish();
+			PG_RETURN_INT64(HotAvailable(entry));
+		}
+		values[1] = CStringGetTextDatum(location);
 		InvRun(&AvailableOne, values, NULL, 1);
 	}
 	isnull = SPI_processed == 0 || InvResultIsNull(0, 1);

@@ -1,0 +1,209 @@
+/*
+ * admin.c
+ *	  Admin calls: set_hot, merge (and the worker's merge pass), hot_counters,
+ *	  worker_status.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "inventory.h"
+#include "hot.h"
+
+static InvQuery SetHot = {
+	"UPDATE inventory.stock SET hot = $3 WHERE sku = $1 AND location = $2",
+	3, {TEXTOID, TEXTOID, BOOLOID}
+};
+
+static InvQuery QueuedRows = {
+	"SELECT DISTINCT sku, location FROM inventory.pending",
+	0, {InvalidOid}
+};
+
+PG_FUNCTION_INFO_V1(set_hot);
+
+/*
+ * inventory.set_hot(sku, hot, location): route a row through the hot path,
+ * or back.  Making a row hot takes effect for transactions that start after
+ * this one commits (its counter loads from committed figures on first use).
+ * Making it cold waits for the transactions still using its counter, then
+ * merges its queue.
+ */
+Datum
+set_hot(PG_FUNCTION_ARGS)
+{
+	char	   *sku = InvArgName(fcinfo, 0, "sku");
+	bool		hot = InvArgBool(fcinfo, 1, "hot");
+	char	   *location = InvArgName(fcinfo, 2, "location");
+	Datum		values[3] = {CStringGetTextDatum(sku), CStringGetTextDatum(location),
+	BoolGetDatum(hot)};
+	InvOutcome	out;
+
+	InvCheckPreloaded();
+	InvSetOutcome(&out, INV_OK, sku, location);
+	SPI_connect();
+	InvLockRow(sku, location, false);
+	InvRun(&SetHot, values, NULL, 0);
+	if (SPI_processed == 0)
+		out.status = INV_NOT_FOUND;
+	else if (hot)
+		(void) HotFind(sku, location, true);	/* claim a slot now */
+	else
+	{
+		HotEntry   *entry = HotFind(sku, location, false);
+
+		if (entry)
+			HotUnload(entry);
+		InvMerge(sku, location);
+	}
+	InvReadAvailable(&out);
+	SPI_finish();
+	return InvReturnOutcome(fcinfo, &out);
+}
+
+/* A row with queued movements, ordered for locking. */
+typedef struct QueuedRow
+{
+	char	   *sku;
+	char	   *location;
+	int64		lock_key;
+} QueuedRow;
+
+/* Order rows by lock key, the canonical locking order. */
+static int
+CompareQueued(const void *a, const void *b)
+{
+	int64		ka = ((const QueuedRow *) a)->lock_key;
+	int64		kb = ((const QueuedRow *) b)->lock_key;
+
+	return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+/*
+ * Merge the queue of every row that has one, in the current transaction,
+ * each under its row lock taken in canonical order (with nowait, busy rows
+ * are left for the next pass).  Returns movements merged; *rows gets rows.
+ */
+int64
+InvMergePass(bool nowait, int64 *rows)
+{
+	int			n;
+	QueuedRow  *queued;
+	int64		moved = 0;
+
+	InvRun(&QueuedRows, NULL, NULL, 0);
+	n = (int) SPI_processed;
+	queued = palloc(sizeof(QueuedRow) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		queued[i].sku = InvResultText(i, 1);
+		queued[i].location = InvResultText(i, 2);
+		queued[i].lock_key = InvRowLockKey(queued[i].sku, queued[i].location);
+	}
+	qsort(queued, n, sizeof(QueuedRow), CompareQueued);
+	*rows = 0;
+	for (int i = 0; i < n; i++)
+	{
+		if (!InvLockRow(queued[i].sku, queued[i].location, nowait))
+			continue;
+		moved += InvMerge(queued[i].sku, queued[i].location);
+		(*rows)++;
+	}
+	return moved;
+}
+
+PG_FUNCTION_INFO_V1(merge);
+
+/* inventory.merge(): merge every queue now; returns movements merged. */
+Datum
+merge(PG_FUNCTION_ARGS)
+{
+	int64		rows;
+	int64		moved;
+
+	InvCheckPreloaded();
+	SPI_connect();
+	moved = InvMergePass(false, &rows);
+	SPI_finish();
+	PG_RETURN_INT64(moved);
+}
+
+PG_FUNCTION_INFO_V1(hot_counters);
+
+/* inventory.hot_counters(): the escrow counters of this database's rows. */
+Datum
+hot_counters(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HASH_SEQ_STATUS status;
+	HotEntry   *entry;
+
+	InvCheckPreloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	LWLockAcquire(InvState->lock, LW_SHARED);
+	hash_seq_init(&status, InvHotTable);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		Datum		values[7];
+		bool		nulls[7] = {0};
+
+		if (entry->key.dbid != MyDatabaseId)
+			continue;
+		values[0] = CStringGetTextDatum(entry->key.sku);
+		values[1] = CStringGetTextDatum(entry->key.location);
+		SpinLockAcquire(&entry->mutex);
+		values[2] = BoolGetDatum(entry->loaded);
+		values[3] = Int64GetDatum(entry->available);
+		values[4] = Int32GetDatum(entry->uses);
+		values[5] = Int64GetDatum(entry->takes);
+		values[6] = Int64GetDatum(entry->refusals);
+		SpinLockRelease(&entry->mutex);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(InvState->lock);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(worker_status);
+
+/* inventory.worker_status(): what the background worker has done. */
+Datum
+worker_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	InvWorkerStats s;
+	Datum		values[11];
+	bool		nulls[11] = {0};
+
+	InvCheckPreloaded();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "inventory: return type must be a row type");
+	SpinLockAcquire(&InvState->mutex);
+	s = InvState->worker;
+	SpinLockRelease(&InvState->mutex);
+
+	values[0] = Int32GetDatum(s.pid);
+	nulls[0] = s.pid == 0;
+	values[1] = TimestampTzGetDatum(s.started_at);
+	nulls[1] = s.started_at == 0;
+	values[2] = TimestampTzGetDatum(s.last_merge_at);
+	nulls[2] = s.last_merge_at == 0;
+	values[3] = Int64GetDatum(s.merge_passes);
+	values[4] = Int64GetDatum(s.rows_merged);
+	values[5] = Int64GetDatum(s.movements_merged);
+	values[6] = TimestampTzGetDatum(s.last_expire_at);
+	nulls[6] = s.last_expire_at == 0;
+	values[7] = Int64GetDatum(s.expire_passes);
+	values[8] = Int64GetDatum(s.expired);
+	values[9] = Int64GetDatum(s.errors);
+	values[10] = CStringGetTextDatum(s.last_error);
+	nulls[10] = s.last_error[0] == '\0';
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
+													  values, nulls)));
+}

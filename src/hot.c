@@ -1,0 +1,444 @@
+/*
+ * hot.c
+ *	  Escrow counters for hot rows, and the transaction callbacks that keep
+ *	  them exact.
+ *
+ * A best-selling SKU must not serialise every buyer on one row lock held
+ * until commit.  For a hot row the number of units that may still be taken
+ * lives in shared memory (HotEntry.available).  A deduct or reserve takes its
+ * units from that counter under a spinlock, then writes its ledger row and a
+ * queue row (inventory.pending) in the caller's transaction; it never touches
+ * the stock row and takes no row lock, so buyers of one SKU run in parallel.
+ * The worker later merges queued movements into the stock row (merge.c).
+ *
+ * The counter is kept conservative, so it can never promise a unit the tables
+ * do not have:
+ *	 - units taken leave the counter at once, and come back if the taking
+ *	   (sub)transaction aborts;
+ *	 - units that arrive (restock, release, expiry, refund, a stocktake up)
+ *	   are added only when their transaction commits.
+ * Units a transaction has arranged to arrive can be taken by that same
+ * transaction before it commits (e.g. a deduct that first expires overdue
+ * holds of the row), since they share its fate.
+ *
+ * Each backend keeps one record per (entry, subtransaction level) it used:
+ * units taken from the counter and units due to arrive.  The records are
+ * settled by the callbacks: commit adds the arrivals, abort returns the
+ * takes, a subtransaction commit folds its records into its parent's, a
+ * subtransaction abort returns its takes.  Nothing in a callback can fail.
+ * PREPARE TRANSACTION is refused for a transaction with records, since
+ * shared memory does not survive to COMMIT PREPARED.
+ *
+ * A counter is loaded from the tables under the row's advisory lock on first
+ * use ("loaded"), when nobody can be using it, and is exact from then on.
+ * HotUnload (set_hot(false)) clears "loaded", so new callers take the cold
+ * path and queue on the row lock, then waits until no transaction holds a
+ * record on the entry.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "inventory.h"
+#include "hot.h"
+
+/* What one (sub)transaction did to one counter. */
+typedef struct HotUse
+{
+	HotEntry   *entry;
+	int			level;			/* transaction nest level */
+	int64		taken;			/* units taken from the counter */
+	int64		arriving;		/* units to add to the counter at commit */
+} HotUse;
+
+static HotUse *Uses = NULL;
+static int	NumUses = 0;
+static int	MaxUses = 0;
+
+/* Backend-local map from row to its shared entry; entries never move. */
+static HTAB *LocalEntries = NULL;
+
+typedef struct LocalEntry
+{
+	HotKey		key;
+	HotEntry   *entry;
+} LocalEntry;
+
+/* Fill a zero-padded key for this database's row. */
+static void
+MakeKey(HotKey *key, const char *sku, const char *location)
+{
+	memset(key, 0, sizeof(HotKey));
+	key->dbid = MyDatabaseId;
+	strlcpy(key->sku, sku, sizeof(key->sku));
+	strlcpy(key->location, location, sizeof(key->location));
+}
+
+/*
+ * The shared entry of a row, or NULL if it has none.  With create, makes
+ * one (not loaded), or fails when inventory.hot_rows entries exist.
+ */
+HotEntry *
+HotFind(const char *sku, const char *location, bool create)
+{
+	HotKey		key;
+	LocalEntry *local;
+	HotEntry   *entry;
+	bool		found;
+
+	if (LocalEntries == NULL)
+	{
+		HASHCTL		info;
+
+		memset(&info, 0, sizeof(info));
+		info.keysize = sizeof(HotKey);
+		info.entrysize = sizeof(LocalEntry);
+		info.hcxt = TopMemoryContext;
+		LocalEntries = hash_create("inventory local hot rows", 64, &info,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	MakeKey(&key, sku, location);
+	local = hash_search(LocalEntries, &key, HASH_FIND, NULL);
+	if (local)
+		return local->entry;
+
+	LWLockAcquire(InvState->lock, create ? LW_EXCLUSIVE : LW_SHARED);
+	entry = hash_search(InvHotTable, &key, HASH_FIND, NULL);
+	if (entry == NULL && create)
+	{
+		if (hash_get_num_entries(InvHotTable) >= InvHotRows)
+		{
+			LWLockRelease(InvState->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("too many hot rows"),
+					 errdetail("inventory.hot_rows is %d.", InvHotRows),
+					 errhint("Raise inventory.hot_rows and restart the server.")));
+		}
+		entry = hash_search(InvHotTable, &key, HASH_ENTER, &found);
+		SpinLockInit(&entry->mutex);
+		entry->loaded = false;
+		entry->available = 0;
+		entry->uses = 0;
+		entry->changes = 0;
+		entry->next_expiry = DT_NOEND;
+		entry->takes = 0;
+		entry->refusals = 0;
+	}
+	LWLockRelease(InvState->lock);
+
+	if (entry)
+	{
+		local = hash_search(LocalEntries, &key, HASH_ENTER, &found);
+		local->entry = entry;
+	}
+	return entry;
+}
+
+/* This backend's record for an entry at a level, or NULL. */
+static HotUse *
+FindUse(HotEntry *entry, int level)
+{
+	for (int i = 0; i < NumUses; i++)
+		if (Uses[i].entry == entry && (level < 0 || Uses[i].level == level))
+			return &Uses[i];
+	return NULL;
+}
+
+/* Number of this backend's records on an entry. */
+static int
+OwnUses(HotEntry *entry)
+{
+	int			n = 0;
+
+	for (int i = 0; i < NumUses; i++)
+		if (Uses[i].entry == entry)
+			n++;
+	return n;
+}
+
+/*
+ * Start using a row's counter in the current (sub)transaction.  Returns
+ * false if the counter is not loaded and this transaction has not used it
+ * yet: the caller takes the cold path.
+ */
+bool
+HotBegin(HotEntry *entry)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	bool		ok = true;
+
+	if (FindUse(entry, level))
+		return true;
+	if (NumUses >= MaxUses)
+	{
+		MaxUses = Max(16, MaxUses * 2);
+		Uses = Uses ? repalloc(Uses, sizeof(HotUse) * MaxUses)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(HotUse) * MaxUses);
+	}
+	SpinLockAcquire(&entry->mutex);
+	if (entry->loaded || FindUse(entry, -1) != NULL)
+		entry->uses++;
+	else
+		ok = false;
+	SpinLockRelease(&entry->mutex);
+	if (!ok)
+		return false;
+
+	Uses[NumUses].entry = entry;
+	Uses[NumUses].level = level;
+	Uses[NumUses].taken = 0;
+	Uses[NumUses].arriving = 0;
+	NumUses++;
+	return true;
+}
+
+/* The current level's record of an entry, which HotBegin made. */
+static HotUse *
+CurrentUse(HotEntry *entry)
+{
+	HotUse	   *use = FindUse(entry, GetCurrentTransactionNestLevel());
+
+	if (use == NULL)
+		elog(ERROR, "inventory: hot row used without HotBegin");
+	return use;
+}
+
+/* Set a counter from the tables; the caller holds the row's advisory lock. */
+void
+HotLoad(HotEntry *entry, int64 available, TimestampTz next_expiry)
+{
+	SpinLockAcquire(&entry->mutex);
+	entry->available = available;
+	entry->next_expiry = next_expiry;
+	entry->loaded = true;
+	entry->changes++;
+	SpinLockRelease(&entry->mutex);
+}
+
+/*
+ * Take qty units: first from units this transaction has arranged to arrive,
+ * then from the counter.  Returns false, taking nothing, if there are not
+ * enough.  *available gets what is left (as this transaction sees it).
+ */
+bool
+HotTake(HotEntry *entry, int64 qty, int64 *available)
+{
+	HotUse	   *use = CurrentUse(entry);
+	int64		local = Min(use->arriving, qty);
+	int64		need = qty - local;
+	bool		ok;
+
+	SpinLockAcquire(&entry->mutex);
+	ok = entry->available >= need;
+	if (ok)
+	{
+		entry->available -= need;
+		entry->takes += qty;
+		entry->changes++;
+	}
+	else
+		entry->refusals++;
+	*available = entry->available;
+	SpinLockRelease(&entry->mutex);
+
+	if (ok)
+	{
+		use->arriving -= local;
+		use->taken += need;
+	}
+	*available += use->arriving;
+	return ok;
+}
+
+/* Give back units this transaction took and will not use after all. */
+void
+HotUntake(HotEntry *entry, int64 qty)
+{
+	HotUse	   *use = CurrentUse(entry);
+	int64		back = Min(qty, use->taken);
+
+	use->taken -= back;
+	use->arriving += qty - back;
+	SpinLockAcquire(&entry->mutex);
+	entry->available += back;
+	entry->changes++;
+	SpinLockRelease(&entry->mutex);
+}
+
+/* Units that become available when this transaction commits. */
+void
+HotArrive(HotEntry *entry, int64 qty)
+{
+	CurrentUse(entry)->arriving += qty;
+}
+
+/* Units available now, as this transaction sees them. */
+int64
+HotAvailable(HotEntry *entry)
+{
+	HotUse	   *use = FindUse(entry, GetCurrentTransactionNestLevel());
+	int64		available;
+
+	SpinLockAcquire(&entry->mutex);
+	available = entry->available;
+	SpinLockRelease(&entry->mutex);
+	return available + (use ? use->arriving : 0);
+}
+
+/* May a held reservation of this row be past its expiry by now? */
+bool
+HotExpiryDue(HotEntry *entry)
+{
+	TimestampTz next;
+
+	SpinLockAcquire(&entry->mutex);
+	next = entry->next_expiry;
+	SpinLockRelease(&entry->mutex);
+	return next <= GetCurrentStatementStartTimestamp();
+}
+
+/* Record that no held reservation of the row expires before next_expiry. */
+void
+HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry)
+{
+	SpinLockAcquire(&entry->mutex);
+	entry->next_expiry = next_expiry;
+	SpinLockRelease(&entry->mutex);
+}
+
+/* A reservation of the row now expires at expires_at. */
+void
+HotNoteExpiry(HotEntry *entry, TimestampTz expires_at)
+{
+	SpinLockAcquire(&entry->mutex);
+	if (expires_at < entry->next_expiry)
+		entry->next_expiry = expires_at;
+	SpinLockRelease(&entry->mutex);
+}
+
+/*
+ * Stop using a row's counter: new callers take the cold path (and queue on
+ * the row lock, which the caller holds); then wait until every transaction
+ * that still has a record on the entry has ended.
+ */
+void
+HotUnload(HotEntry *entry)
+{
+	int			own = OwnUses(entry);
+
+	SpinLockAcquire(&entry->mutex);
+	entry->loaded = false;
+	SpinLockRelease(&entry->mutex);
+
+	for (;;)
+	{
+		int			uses;
+
+		SpinLockAcquire(&entry->mutex);
+		uses = entry->uses;
+		SpinLockRelease(&entry->mutex);
+		if (uses <= own)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Settle a record: add its arrivals (commit) or return its takes (abort). */
+static void
+SettleUse(HotUse *use, bool commit)
+{
+	HotEntry   *entry = use->entry;
+
+	SpinLockAcquire(&entry->mutex);
+	entry->available += commit ? use->arriving : use->taken;
+	entry->uses--;
+	entry->changes++;
+	SpinLockRelease(&entry->mutex);
+}
+
+/* Transaction end: settle every record. */
+static void
+HotXactCallback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (NumUses > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that moved stock of a hot row"),
+						 errhint("Hot-row counters live in shared memory; commit such transactions directly.")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			for (int i = 0; i < NumUses; i++)
+				SettleUse(&Uses[i], event == XACT_EVENT_COMMIT ||
+						  event == XACT_EVENT_PARALLEL_COMMIT);
+			NumUses = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Subtransaction end: fold records into the parent, or return their takes. */
+static void
+HotSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+				   SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	int			kept = 0;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (int i = 0; i < NumUses; i++)
+	{
+		HotUse		use = Uses[i];
+
+		if (use.level >= level)
+		{
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+			{
+				SettleUse(&use, false);
+				continue;
+			}
+			use.level = level - 1;
+			for (int j = 0; j < kept; j++)
+			{
+				if (Uses[j].entry == use.entry && Uses[j].level == use.level)
+				{
+					Uses[j].taken += use.taken;
+					Uses[j].arriving += use.arriving;
+					SpinLockAcquire(&use.entry->mutex);
+					use.entry->uses--;
+					SpinLockRelease(&use.entry->mutex);
+					use.entry = NULL;
+					break;
+				}
+			}
+			if (use.entry == NULL)
+				continue;
+		}
+		Uses[kept++] = use;
+	}
+	NumUses = kept;
+}
+
+/* Register the transaction callbacks (once per process, from _PG_init). */
+void
+HotInit(void)
+{
+	RegisterXactCallback(HotXactCallback, NULL);
+	RegisterSubXactCallback(HotSubXactCallback, NULL);
+}

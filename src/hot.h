@@ -1,0 +1,79 @@
+/*
+ * hot.h
+ *	  Shared-memory state: hot-row escrow counters and the worker's status.
+ */
+#ifndef INVENTORY_HOT_H
+#define INVENTORY_HOT_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/hsearch.h"
+
+#include "inventory.h"
+
+/* A hot row: its database and names, zero-padded so the key hashes whole. */
+typedef struct HotKey
+{
+	Oid			dbid;
+	char		sku[INV_MAX_NAME_BYTES + 1];
+	char		location[INV_MAX_NAME_BYTES + 1];
+} HotKey;
+
+typedef struct HotEntry
+{
+	HotKey		key;
+	slock_t		mutex;			/* protects the fields below */
+	bool		loaded;			/* counter valid: the row runs in hot mode */
+	int64		available;		/* units that can be taken now */
+	int			uses;			/* live transaction records on this entry */
+	TimestampTz next_expiry;	/* no held reservation expires before this */
+	uint64		changes;		/* bumped by every change of available */
+	int64		takes;			/* statistics: units taken, refusals */
+	int64		refusals;
+} HotEntry;
+
+/* What the worker did, for inventory.worker_status(). */
+typedef struct InvWorkerStats
+{
+	int			pid;
+	TimestampTz started_at;
+	TimestampTz last_merge_at;
+	int64		merge_passes;
+	int64		rows_merged;
+	int64		movements_merged;
+	TimestampTz last_expire_at;
+	int64		expire_passes;
+	int64		expired;
+	int64		errors;
+	char		last_error[256];
+} InvWorkerStats;
+
+typedef struct InvShared
+{
+	LWLock	   *lock;			/* protects the hot-row hash table */
+	slock_t		mutex;			/* protects worker */
+	InvWorkerStats worker;
+} InvShared;
+
+extern InvShared *InvState;
+extern HTAB *InvHotTable;
+extern int	InvHotRows;
+
+/* hot.c */
+extern HotEntry *HotFind(const char *sku, const char *location, bool create);
+extern bool HotBegin(HotEntry *entry);
+extern void HotLoad(HotEntry *entry, int64 available, TimestampTz next_expiry);
+extern bool HotTake(HotEntry *entry, int64 qty, int64 *available);
+extern void HotUntake(HotEntry *entry, int64 qty);
+extern void HotArrive(HotEntry *entry, int64 qty);
+extern int64 HotAvailable(HotEntry *entry);
+extern bool HotExpiryDue(HotEntry *entry);
+extern void HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry);
+extern void HotNoteExpiry(HotEntry *entry, TimestampTz expires_at);
+extern void HotUnload(HotEntry *entry);
+extern void HotInit(void);
+
+#endif							/* INVENTORY_HOT_H */

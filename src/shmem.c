@@ -1,0 +1,106 @@
+/*
+ * shmem.c
+ *	  Shared memory: the table of hot rows and the worker's status.
+ *
+ * The hot-row table is a fixed-size shared hash (inventory.hot_rows entries,
+ * a PGC_POSTMASTER setting) keyed by (database, sku, location).  Entries are
+ * created when a hot row is first used and live until the server stops, so a
+ * backend may cache a pointer to one for good.  The table is protected by one
+ * LWLock of the "inventory" tranche; each entry's counters by its spinlock.
+ *
+ * Shared memory is only a cache of what the tables say: after a restart (or a
+ * crash, which reinitialises it) every counter is rebuilt from the tables on
+ * first use.
+ *
+ * Space is requested in shmem_request_hook, as PostgreSQL 15 requires, so
+ * the library must be in shared_preload_libraries; every SQL function checks
+ * that first (InvCheckPreloaded) rather than crashing on a missing table.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+
+#include "inventory.h"
+#include "hot.h"
+
+int			InvHotRows = 1000;
+
+InvShared  *InvState = NULL;
+HTAB	   *InvHotTable = NULL;
+
+static bool Preloaded = false;
+static shmem_request_hook_type PrevShmemRequest = NULL;
+static shmem_startup_hook_type PrevShmemStartup = NULL;
+
+/* Ask for our shared memory and LWLock (PG15: only from this hook). */
+static void
+InvShmemRequest(void)
+{
+	if (PrevShmemRequest)
+		PrevShmemRequest();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(InvShared)));
+	RequestAddinShmemSpace(hash_estimate_size(InvHotRows, sizeof(HotEntry)));
+	RequestNamedLWLockTranche("inventory", 1);
+}
+
+/* Create or attach to the shared state; runs again after a crash restart. */
+static void
+InvShmemStartup(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	if (PrevShmemStartup)
+		PrevShmemStartup();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	InvState = ShmemInitStruct("inventory state", sizeof(InvShared), &found);
+	if (!found)
+	{
+		memset(InvState, 0, sizeof(InvShared));
+		InvState->lock = &(GetNamedLWLockTranche("inventory"))->lock;
+		SpinLockInit(&InvState->mutex);
+	}
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(HotKey);
+	info.entrysize = sizeof(HotEntry);
+	InvHotTable = ShmemInitHash("inventory hot rows", InvHotRows, InvHotRows,
+								&info, HASH_ELEM | HASH_BLOBS);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Define inventory.hot_rows and install the hooks (from _PG_init). */
+void
+InvShmemInit(void)
+{
+	DefineCustomIntVariable("inventory.hot_rows",
+							"Maximum number of hot rows (shared-memory escrow counters).",
+							NULL,
+							&InvHotRows,
+							1000, 1, 1000000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	Preloaded = true;
+	PrevShmemRequest = shmem_request_hook;
+	shmem_request_hook = InvShmemRequest;
+	PrevShmemStartup = shmem_startup_hook;
+	shmem_startup_hook = InvShmemStartup;
+}
+
+/* Every SQL entry point calls this first. */
+void
+InvCheckPreloaded(void)
+{
+	if (!Preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("inventory must be loaded via shared_preload_libraries"),
+				 errhint("Add inventory to shared_preload_libraries in postgresql.conf and restart the server.")));
+}

@@ -1,0 +1,240 @@
+/*
+ * worker.c
+ *	  The background worker: merges queued hot-row movements into their stock
+ *	  rows and expires reservations past their ttl.
+ *
+ * Registered from _PG_init (so the library must be preloaded), it connects
+ * to inventory.database, and then lives on its latch: every
+ * inventory.merge_interval it runs a merge pass, every
+ * inventory.expire_interval an expiry pass, each in its own transaction.  A
+ * pass that fails is logged, counted in worker_status(), rolled back, and the
+ * worker goes on.  It exits on SIGTERM (die) with a non-zero code, and after
+ * any crash the postmaster restarts it (bgw_restart_time), so it is always
+ * there while the server runs.  Everything it does is also available to
+ * admins as inventory.merge() and inventory.expire().
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "inventory.h"
+#include "hot.h"
+
+PGDLLEXPORT void InvWorkerMain(Datum main_arg);
+
+static char *WorkerDatabase = NULL;
+static int	MergeInterval = 200;
+static int	ExpireInterval = 1000;
+int			InvExpireBatch = 1000;
+
+/* Define the worker's settings and register it (from _PG_init). */
+void
+InvWorkerInit(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomStringVariable("inventory.database",
+							   "Database the inventory worker connects to.",
+							   "The database where CREATE EXTENSION inventory was run.",
+							   &WorkerDatabase,
+							   "postgres",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory.merge_interval",
+							"Time between the worker's merges of queued hot-row movements.",
+							NULL,
+							&MergeInterval,
+							200, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory.expire_interval",
+							"Time between the worker's passes that expire reservations.",
+							NULL,
+							&ExpireInterval,
+							1000, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory.expire_batch",
+							"Most reservations of one stock row the worker expires per pass.",
+							NULL,
+							&InvExpireBatch,
+							1000, 1, INT_MAX,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	strlcpy(worker.bgw_library_name, "inventory", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "InvWorkerMain", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "inventory worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "inventory worker", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Start a pass: a transaction, SPI, a snapshot; false if no extension. */
+static bool
+BeginPass(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "inventory worker: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	return OidIsValid(get_extension_oid("inventory", true));
+}
+
+/* End a pass: commit. */
+static void
+EndPass(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+}
+
+/* One merge pass; returns the movements merged. */
+static void
+MergePass(void)
+{
+	int64		rows = 0;
+	int64		moved = 0;
+
+	pgstat_report_activity(STATE_RUNNING, "merge");
+	if (BeginPass())
+		moved = InvMergePass(true, &rows);
+	EndPass();
+
+	SpinLockAcquire(&InvState->mutex);
+	InvState->worker.last_merge_at = GetCurrentTimestamp();
+	InvState->worker.merge_passes++;
+	InvState->worker.rows_merged += rows;
+	InvState->worker.movements_merged += moved;
+	SpinLockRelease(&InvState->mutex);
+}
+
+/* One expiry pass. */
+static void
+ExpirePass(void)
+{
+	int64		expired = 0;
+
+	pgstat_report_activity(STATE_RUNNING, "expire");
+	if (BeginPass())
+		expired = InvExpirePass(InvExpireBatch, true);
+	EndPass();
+
+	SpinLockAcquire(&InvState->mutex);
+	InvState->worker.last_expire_at = GetCurrentTimestamp();
+	InvState->worker.expire_passes++;
+	InvState->worker.expired += expired;
+	SpinLockRelease(&InvState->mutex);
+}
+
+/* Run a pass; an error is logged, counted and rolled back, and we go on. */
+static void
+RunPass(void (*pass) (void))
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		pass();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+
+		SpinLockAcquire(&InvState->mutex);
+		InvState->worker.errors++;
+		strlcpy(InvState->worker.last_error, edata->message ? edata->message : "",
+				sizeof(InvState->worker.last_error));
+		SpinLockRelease(&InvState->mutex);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Milliseconds from now until last + interval (0 if due). */
+static long
+MsUntil(TimestampTz last, int interval, TimestampTz now)
+{
+	long		ms = (long) ((last + (int64) interval * 1000 - now) / 1000);
+
+	return Max(ms, 0);
+}
+
+/* Entry point of the background worker. */
+void
+InvWorkerMain(Datum main_arg)
+{
+	TimestampTz last_merge = 0;
+	TimestampTz last_expire = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(WorkerDatabase, NULL, 0);
+	pgstat_report_appname("inventory worker");
+
+	SpinLockAcquire(&InvState->mutex);
+	InvState->worker.pid = MyProcPid;
+	InvState->worker.started_at = GetCurrentTimestamp();
+	SpinLockRelease(&InvState->mutex);
+
+	for (;;)
+	{
+		TimestampTz now;
+		long		timeout;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		now = GetCurrentTimestamp();
+		if (MsUntil(last_merge, MergeInterval, now) == 0)
+		{
+			RunPass(MergePass);
+			last_merge = now;
+		}
+		if (MsUntil(last_expire, ExpireInterval, now) == 0)
+		{
+			RunPass(ExpirePass);
+			last_expire = now;
+		}
+
+		now = GetCurrentTimestamp();
+		timeout = Min(MsUntil(last_merge, MergeInterval, now),
+					  MsUntil(last_expire, ExpireInterval, now));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(timeout, 1), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
