@@ -64,3 +64,11 @@ SELECT key, state FROM inventory.reservation WHERE key = 'r-8';
 
 SELECT op, key, on_hand_delta, reserved_delta FROM inventory.ledger ORDER BY id;
 SELECT * FROM inventory.reconcile();
+
+-- ttl compares as an interval: '1 day' and '24 hours' are the same call
+SELECT status FROM inventory.restock('lamp', 5, 'po-3');
+SELECT status FROM inventory.reserve('lamp', 1, 'r-ttl', ttl => '1 day');
+SELECT status FROM inventory.reserve('lamp', 1, 'r-ttl', ttl => '24 hours');
+SELECT status FROM inventory.reserve('lamp', 1, 'r-ttl', ttl => '86400 seconds');
+-- a ttl so long that expires_at leaves the timestamp range: 22008
+SELECT inventory.reserve('lamp', 1, 'r-far', ttl => '300000 years');

@@ -1,0 +1,118 @@
+-- The whole contract on a hot row: escrow counter in shared memory, movements
+-- queued in inventory.pending until merged, the stock row untouched.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS inventory CASCADE;
+CREATE EXTENSION inventory;
+RESET client_min_messages;
+
+SELECT status FROM inventory.restock('gpu', 10, 'po-1');
+SELECT status FROM inventory.restock('cable', 10, 'po-2');
+SELECT * FROM inventory.set_hot('gpu');
+SELECT * FROM inventory.set_hot('nothing');
+SELECT sku, hot FROM inventory.stock ORDER BY sku;
+
+-- deduct: ok, duplicate, insufficient, not_found; the stock row does not move
+SELECT * FROM inventory.deduct('gpu', 3, 'o-1');
+SELECT * FROM inventory.deduct('gpu', 3, 'o-1');
+SELECT * FROM inventory.deduct('gpu', 8, 'o-2');
+SELECT * FROM inventory.deduct('gpu', 1, 'o-3', 'nowhere');
+SELECT sku, on_hand, reserved, pending, available FROM inventory.stock_levels WHERE sku = 'gpu';
+SELECT sku, location, on_hand_delta, reserved_delta FROM inventory.pending;
+SELECT sku, loaded, available, transactions FROM inventory.hot_counters();
+-- a retry of an applied deduct on a sold-out hot row is still a duplicate
+SELECT * FROM inventory.deduct('gpu', 7, 'o-4');
+SELECT * FROM inventory.deduct('gpu', 7, 'o-4');
+-- and reusing its key for another call is still an error
+SELECT * FROM inventory.deduct('gpu', 1, 'o-1');
+SELECT status FROM inventory.restock('gpu', 5, 'po-3');
+
+-- an aborted deduct gives its units back; so does a rolled-back savepoint
+BEGIN;
+SELECT * FROM inventory.deduct('gpu', 2, 'o-5');
+SELECT available, transactions FROM inventory.hot_counters();
+ROLLBACK;
+SELECT available, transactions FROM inventory.hot_counters();
+BEGIN;
+SELECT status FROM inventory.deduct('gpu', 1, 'o-6');
+SAVEPOINT s;
+SELECT status FROM inventory.deduct('gpu', 2, 'o-7');
+ROLLBACK TO SAVEPOINT s;
+SELECT available FROM inventory.hot_counters();
+COMMIT;
+SELECT available FROM inventory.hot_counters();
+
+-- units that arrive count only once their transaction commits
+BEGIN;
+SELECT * FROM inventory.restock('gpu', 100, 'po-4');
+SELECT available FROM inventory.hot_counters();
+ROLLBACK;
+SELECT available FROM inventory.hot_counters();
+-- ... but the transaction that brings them may use them at once
+BEGIN;
+SELECT status FROM inventory.restock('gpu', 10, 'po-5');
+SELECT * FROM inventory.deduct('gpu', 12, 'o-8');
+COMMIT;
+SELECT available FROM inventory.hot_counters();
+
+-- reserve, confirm, release and expiry on a hot row
+SELECT status FROM inventory.restock('gpu', 10, 'po-6');
+SELECT * FROM inventory.reserve('gpu', 4, 'r-1');
+SELECT * FROM inventory.reserve('gpu', 4, 'r-1');
+SELECT * FROM inventory.reserve('gpu', 40, 'r-2');
+SELECT * FROM inventory.confirm('r-1');
+SELECT * FROM inventory.confirm('r-1');
+SELECT * FROM inventory.reserve('gpu', 2, 'r-3');
+SELECT * FROM inventory.release('r-3');
+SELECT * FROM inventory.release('r-3');
+SELECT * FROM inventory.reserve('gpu', 3, 'r-4', ttl => '1 millisecond');
+SELECT pg_sleep(0.05);
+SELECT * FROM inventory.confirm('r-4');
+-- a sold-out hot row expires its overdue holds before it says "insufficient"
+SELECT available FROM inventory.hot_counters();
+SELECT * FROM inventory.reserve('gpu', 6, 'r-5', ttl => '1 millisecond');
+SELECT pg_sleep(0.05);
+SELECT * FROM inventory.deduct('gpu', 6, 'o-9');
+SELECT key, state FROM inventory.reservation ORDER BY key;
+
+-- refund and stocktake on a hot row
+SELECT * FROM inventory.refund('o-1', 2, 'rma-1');
+SELECT * FROM inventory.refund('o-1', 2, 'rma-2');
+SELECT * FROM inventory.adjust('gpu', 5, 'count-1');
+SELECT * FROM inventory.adjust('gpu', 8, 'count-2');
+
+-- a cart mixing a hot and a cold row: all or nothing
+SELECT * FROM inventory.deduct_cart('{gpu,cable}', '{1,1}', 'cart-1');
+SELECT * FROM inventory.deduct_cart('{gpu,cable}', '{1,100}', 'cart-2');
+SELECT * FROM inventory.deduct_cart('{gpu,cable}', '{100,1}', 'cart-3');
+SELECT sku, available FROM inventory.stock_levels ORDER BY sku;
+SELECT available FROM inventory.hot_counters();
+
+-- reconcile checks the counter against the tables; merge folds the queue in
+SELECT * FROM inventory.reconcile();
+SELECT inventory.merge() > 0 AS merged;
+SELECT count(*) AS queued FROM inventory.pending;
+SELECT sku, on_hand, reserved, pending, available FROM inventory.stock_levels ORDER BY sku;
+SELECT * FROM inventory.reconcile();
+
+-- the ledger tells the whole story
+SELECT op, key, on_hand_delta, reserved_delta, ref FROM inventory.ledger
+ WHERE sku = 'gpu' ORDER BY id;
+
+-- back to cold: the queue is merged and the counter unloaded
+SELECT status FROM inventory.deduct('gpu', 1, 'o-10');
+SELECT * FROM inventory.set_hot('gpu', false);
+SELECT loaded FROM inventory.hot_counters();
+SELECT count(*) AS queued FROM inventory.pending;
+SELECT * FROM inventory.deduct('gpu', 1, 'o-11');
+SELECT * FROM inventory.reconcile();
+
+-- made hot inside a transaction that already changed the row: cold until it ends
+BEGIN;
+SELECT status FROM inventory.restock('cable', 1, 'po-7');
+SELECT status FROM inventory.set_hot('cable');
+SELECT status FROM inventory.deduct('cable', 1, 'o-12');
+SELECT count(*) AS queued FROM inventory.pending;
+COMMIT;
+SELECT status FROM inventory.deduct('cable', 1, 'o-13');
+SELECT count(*) AS queued FROM inventory.pending;
+SELECT * FROM inventory.reconcile();
