@@ -143,6 +143,7 @@ hot_counters(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	HASH_SEQ_STATUS status;
 	HotEntry   *entry;
+	Oid			relid = InvStockRelid();
 
 	InvCheckPreloaded();
 	InitMaterializedSRF(fcinfo, 0);
@@ -153,7 +154,8 @@ hot_counters(PG_FUNCTION_ARGS)
 		Datum		values[7];
 		bool		nulls[7] = {0};
 
-		if (entry->key.dbid != MyDatabaseId)
+		/* entries of other databases, or of a dropped inventory.stock */
+		if (entry->key.dbid != MyDatabaseId || entry->stock_relid != relid)
 			continue;
 		values[0] = CStringGetTextDatum(entry->key.sku);
 		values[1] = CStringGetTextDatum(entry->key.location);

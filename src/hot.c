@@ -38,9 +38,11 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -123,6 +125,7 @@ HotFind(const char *sku, const char *location, bool create)
 		entry = hash_search(InvHotTable, &key, HASH_ENTER, &found);
 		SpinLockInit(&entry->mutex);
 		entry->loaded = false;
+		entry->stock_relid = InvStockRelid();
 		entry->available = 0;
 		entry->uses = 0;
 		entry->changes = 0;
@@ -163,14 +166,27 @@ OwnUses(HotEntry *entry)
 }
 
 /*
+ * The OID of inventory.stock.  A counter is valid only for the table it was
+ * loaded from: entries outlive DROP EXTENSION, and must not outlive the rows.
+ */
+Oid
+InvStockRelid(void)
+{
+	Oid			nsp = get_namespace_oid("inventory", true);
+
+	return OidIsValid(nsp) ? get_relname_relid("stock", nsp) : InvalidOid;
+}
+
+/*
  * Start using a row's counter in the current (sub)transaction.  Returns
- * false if the counter is not loaded and this transaction has not used it
- * yet: the caller takes the cold path.
+ * false if the counter is not loaded (from the current inventory.stock) and
+ * this transaction has not used it yet: the caller takes the cold path.
  */
 bool
 HotBegin(HotEntry *entry)
 {
 	int			level = GetCurrentTransactionNestLevel();
+	Oid			relid = InvStockRelid();
 	bool		ok = true;
 
 	if (FindUse(entry, level))
@@ -182,7 +198,7 @@ HotBegin(HotEntry *entry)
 			: MemoryContextAlloc(TopMemoryContext, sizeof(HotUse) * MaxUses);
 	}
 	SpinLockAcquire(&entry->mutex);
-	if (entry->loaded || FindUse(entry, -1) != NULL)
+	if ((entry->loaded && entry->stock_relid == relid) || FindUse(entry, -1) != NULL)
 		entry->uses++;
 	else
 		ok = false;
@@ -196,6 +212,19 @@ HotBegin(HotEntry *entry)
 	Uses[NumUses].arriving = 0;
 	NumUses++;
 	return true;
+}
+
+/* Is the entry's counter loaded from the current inventory.stock? */
+bool
+HotIsLoaded(HotEntry *entry)
+{
+	Oid			relid = InvStockRelid();
+	bool		loaded;
+
+	SpinLockAcquire(&entry->mutex);
+	loaded = entry->loaded && entry->stock_relid == relid;
+	SpinLockRelease(&entry->mutex);
+	return loaded;
 }
 
 /* The current level's record of an entry, which HotBegin made. */
@@ -216,6 +245,7 @@ HotLoad(HotEntry *entry, int64 available, TimestampTz next_expiry)
 	SpinLockAcquire(&entry->mutex);
 	entry->available = available;
 	entry->next_expiry = next_expiry;
+	entry->stock_relid = InvStockRelid();
 	entry->loaded = true;
 	entry->changes++;
 	SpinLockRelease(&entry->mutex);

@@ -27,6 +27,7 @@ typedef struct HotEntry
 	HotKey		key;
 	slock_t		mutex;			/* protects the fields below */
 	bool		loaded;			/* counter valid: the row runs in hot mode */
+	Oid			stock_relid;	/* inventory.stock it was loaded from */
 	int64		available;		/* units that can be taken now */
 	int			uses;			/* live transaction records on this entry */
 	TimestampTz next_expiry;	/* no held reservation expires before this */
@@ -65,6 +66,7 @@ extern int	InvHotRows;
 /* hot.c */
 extern HotEntry *HotFind(const char *sku, const char *location, bool create);
 extern bool HotBegin(HotEntry *entry);
+extern bool HotIsLoaded(HotEntry *entry);
 extern void HotLoad(HotEntry *entry, int64 available, TimestampTz next_expiry);
 extern bool HotTake(HotEntry *entry, int64 qty, int64 *available);
 extern void HotUntake(HotEntry *entry, int64 qty);
@@ -75,5 +77,6 @@ extern void HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry);
 extern void HotNoteExpiry(HotEntry *entry, TimestampTz expires_at);
 extern void HotUnload(HotEntry *entry);
 extern void HotInit(void);
+extern Oid	InvStockRelid(void);
 
 #endif							/* INVENTORY_HOT_H */

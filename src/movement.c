@@ -325,7 +325,7 @@ InvReadAvailable(InvOutcome *out)
 	if (out->sku == NULL || out->location == NULL)
 		return;
 	entry = HotFind(out->sku, out->location, false);
-	if (entry && entry->loaded)
+	if (entry && HotIsLoaded(entry))
 	{
 		out->has_available = true;
 		out->available = HotAvailable(entry);

@@ -82,7 +82,7 @@ static void
 ReadCounter(HotEntry *entry, CounterState *state)
 {
 	SpinLockAcquire(&entry->mutex);
-	state->loaded = entry->loaded;
+	state->loaded = entry->loaded && entry->stock_relid == InvStockRelid();
 	state->available = entry->available;
 	state->uses = entry->uses;
 	state->changes = entry->changes;

@@ -502,7 +502,7 @@ available(PG_FUNCTION_ARGS)
 		HotEntry   *entry = HotFind(sku, location, false);
 
 		/* a loaded counter is the freshest figure of a hot row */
-		if (entry && entry->loaded)
+		if (entry && HotIsLoaded(entry))
 		{
 			SPI_finish();
 			PG_RETURN_INT64(HotAvailable(entry));
