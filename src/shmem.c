@@ -78,6 +78,9 @@ InvShmemStartup(void)
 void
 InvShmemInit(void)
 {
+	/* PGC_POSTMASTER settings can only be defined at server start */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 	DefineCustomIntVariable("inventory.hot_rows",
 							"Maximum number of hot rows (shared-memory escrow counters).",
 							NULL,
@@ -85,8 +88,6 @@ InvShmemInit(void)
 							1000, 1, 1000000,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
-	if (!process_shared_preload_libraries_in_progress)
-		return;
 	Preloaded = true;
 	PrevShmemRequest = shmem_request_hook;
 	shmem_request_hook = InvShmemRequest;

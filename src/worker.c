@@ -45,13 +45,6 @@ InvWorkerInit(void)
 {
 	BackgroundWorker worker;
 
-	DefineCustomStringVariable("inventory.database",
-							   "Database the inventory worker connects to.",
-							   "The database where CREATE EXTENSION inventory was run.",
-							   &WorkerDatabase,
-							   "postgres",
-							   PGC_POSTMASTER, 0,
-							   NULL, NULL, NULL);
 	DefineCustomIntVariable("inventory.merge_interval",
 							"Time between the worker's merges of queued hot-row movements.",
 							NULL,
@@ -74,8 +67,16 @@ InvWorkerInit(void)
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
+	/* PGC_POSTMASTER settings and workers only at server start */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	DefineCustomStringVariable("inventory.database",
+							   "Database the inventory worker connects to.",
+							   "The database where CREATE EXTENSION inventory was run.",
+							   &WorkerDatabase,
+							   "postgres",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;

@@ -1,0 +1,163 @@
+# Faults under a many-client load on a hot row: (a) kill -9 of one backend,
+# (b) an immediate shutdown and restart, (c) kill -9 of the worker.  After
+# each: every deduction a client saw as "ok" is in the ledger, nothing is
+# oversold, reconcile() (tables and the rebuilt escrow counter) is empty, the
+# worker is back and merges the queue; retries apply nothing twice.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use IPC::Run;
+use Test::More;
+
+my $stock = 100000;
+my $scarce = 500;    # sells out during the faults
+my $node = PostgreSQL::Test::Cluster->new('hot');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'inventory'
+restart_after_crash = on
+inventory.merge_interval = '100ms'
+max_connections = 50
+});
+$node->start;
+$node->safe_psql('postgres', qq{
+	CREATE EXTENSION inventory;
+	SELECT inventory.restock('flash', $stock, 'po-1');
+	SELECT inventory.set_hot('flash');
+	SELECT inventory.restock('scarce', $scarce, 'po-2');
+	SELECT inventory.set_hot('scarce');
+});
+
+my %acked;
+my $round = 0;
+
+# Start $clients psql clients deducting from the hot row; returns the handles.
+sub start_load
+{
+	my ($clients, $calls) = @_;
+	my @load;
+	$round++;
+	for my $c (1 .. $clients)
+	{
+		my $file = "${PostgreSQL::Test::Utils::tmp_check}/load-$round-$c.sql";
+		open my $fh, '>', $file or die $!;
+		for my $i (1 .. $calls)
+		{
+			my $sku = $i % 10 ? 'flash' : 'scarce';
+			print $fh "SELECT 'r$round-c$c-$i', status FROM inventory.deduct('$sku', 1, 'r$round-c$c-$i');\n";
+		}
+		close $fh;
+		my %client = (out => '');
+		$client{h} = IPC::Run::start(
+			[ 'psql', '-X', '-At', '-F', ' ', '-v', 'ON_ERROR_STOP=1',
+			  '-d', $node->connstr('postgres'), '-f', $file ],
+			'>', \$client{out}, '2>', \my $err);
+		push @load, \%client;
+	}
+	return \@load;
+}
+
+# Wait for the clients and remember every deduction they saw succeed.
+sub finish_load
+{
+	my ($load) = @_;
+	my $seen = 0;
+	for my $client (@$load)
+	{
+		$client->{h}->finish;
+		for (split /\n/, $client->{out})
+		{
+			my ($key, $status) = split / /;
+			if (defined $status && $status eq 'ok') { $acked{$key} = 1; $seen++; }
+		}
+	}
+	return $seen;
+}
+
+# The pid of the worker, once it is running.
+sub worker_pid
+{
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'inventory worker'")
+	  or die "the worker did not start";
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'inventory worker'");
+}
+
+# The checks made after every fault.
+sub check_state
+{
+	my ($label) = @_;
+	$node->poll_query_until('postgres', 'SELECT true') or die "server not back";
+	my $keys = join(',', map { "'$_'" } sort keys %acked);
+	is($node->safe_psql('postgres', qq{
+		SELECT count(*) FROM unnest(ARRAY[$keys]::text[]) k
+		 WHERE NOT EXISTS (SELECT FROM inventory.ledger l
+		                    WHERE l.key = k AND l.op = 'deduct')}),
+		'0', "$label: every acknowledged deduction is in the ledger");
+	is($node->safe_psql('postgres', qq{
+		SELECT count(*) FILTER (WHERE sku = 'flash') <= $stock
+		   AND count(*) FILTER (WHERE sku = 'scarce') <= $scarce
+		  FROM inventory.ledger WHERE op = 'deduct'}),
+		't', "$label: nothing oversold");
+	# a deduct after the restart loads the counter from the tables
+	$node->safe_psql('postgres',
+		"SELECT inventory.deduct('flash', 1, 'probe-$label')");
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM inventory.reconcile()'),
+		'0', "$label: reconcile() is empty, the rebuilt counter included");
+	ok($node->poll_query_until('postgres',
+			'SELECT count(*) = 0 FROM inventory.pending'),
+		"$label: the worker merges the queue");
+}
+
+# (a) kill -9 of one backend in the middle of the load
+my $load = start_load(8, 2500);
+$node->poll_query_until('postgres',
+	"SELECT count(*) > 500 FROM inventory.ledger WHERE key LIKE 'r$round-%'");
+my $victim = $node->safe_psql('postgres', qq{
+	SELECT pid FROM pg_stat_activity
+	 WHERE query LIKE '%inventory.deduct%' AND pid <> pg_backend_pid() LIMIT 1});
+ok($victim =~ /^\d+$/, 'found a busy backend to kill');
+kill 'KILL', $victim;
+cmp_ok(finish_load($load), '>', 0, 'backend kill: clients had deductions acknowledged');
+check_state('backend kill');
+
+# (b) an immediate shutdown under load, then a restart
+$load = start_load(8, 2500);
+$node->poll_query_until('postgres',
+	"SELECT count(*) > 500 FROM inventory.ledger WHERE key LIKE 'r$round-%'");
+$node->stop('immediate');
+cmp_ok(finish_load($load), '>', 0, 'immediate shutdown: clients had deductions acknowledged');
+$node->start;
+check_state('immediate shutdown');
+
+# (c) kill -9 of the worker under load
+my $worker = worker_pid();
+$load = start_load(8, 2500);
+$node->poll_query_until('postgres',
+	"SELECT count(*) > 500 FROM inventory.ledger WHERE key LIKE 'r$round-%'");
+kill 'KILL', $worker;
+finish_load($load);
+$node->poll_query_until('postgres', 'SELECT true');
+my $new_worker = worker_pid();
+isnt($new_worker, $worker, 'worker kill: a new worker is running');
+check_state('worker kill');
+
+# clients retry every acknowledged deduction with its key
+my $before = $node->safe_psql('postgres', 'SELECT count(*) FROM inventory.ledger');
+my $retry = $node->safe_psql('postgres', join('', map {
+	"SELECT status FROM inventory.deduct('" . ((split /-/)[2] % 10 ? 'flash' : 'scarce')
+	  . "', 1, '$_');\n" } sort keys %acked));
+is(scalar(grep { $_ ne 'duplicate' } split /\n/, $retry), 0,
+	'retries of acknowledged deductions are duplicates');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM inventory.ledger'),
+	$before, 'retries wrote nothing');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM inventory.reconcile()'),
+	'0', 'reconcile() is empty at the end');
+is($node->safe_psql('postgres', qq{
+	SELECT count(*) FROM inventory.ledger WHERE op = 'deduct' AND sku = 'scarce'}),
+	$scarce, 'the scarce sku sold out exactly');
+
+$node->stop;
+done_testing();
