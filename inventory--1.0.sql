@@ -194,7 +194,7 @@ AS 'MODULE_PATHNAME', 'reconcile' LANGUAGE C VOLATILE SECURITY DEFINER;
 -- (classid = high 32 bits, objid = low 32 bits, objsubid = 1).
 CREATE FUNCTION inventory.lock_key(sku text, location text DEFAULT 'default')
 RETURNS bigint
-AS 'MODULE_PATHNAME', 'lock_key' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'lock_key' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 -- Nothing is callable or readable by PUBLIC; see the README for the grants an
 -- application role and an admin role need.

@@ -37,6 +37,8 @@ SELECT pg_temp.err($$SELECT inventory.deduct_cart('{widget,NULL}', '{1,1}', 'k')
 SELECT pg_temp.err($$SELECT inventory.deduct_cart('{widget}', '{NULL}', 'k')$$);
 SELECT pg_temp.err($$SELECT inventory.deduct_cart('{widget}', '{1}', 'k', '{NULL}')$$);
 SELECT pg_temp.err($$SELECT inventory.available(NULL)$$);
+SELECT pg_temp.err($$SELECT inventory.lock_key(NULL)$$);
+SELECT pg_temp.err($$SELECT inventory.lock_key('', 'x')$$);
 
 -- quantities must be positive: 22023
 SELECT pg_temp.err($$SELECT inventory.deduct('widget', 0, 'k')$$);

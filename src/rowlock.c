@@ -74,8 +74,8 @@ PG_FUNCTION_INFO_V1(lock_key);
 Datum
 lock_key(PG_FUNCTION_ARGS)
 {
-	char	   *sku = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *location = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *sku = InvArgName(fcinfo, 0, "sku");
+	char	   *location = InvArgName(fcinfo, 1, "location");
 
 	PG_RETURN_INT64(InvRowLockKey(sku, location));
 }
