@@ -173,7 +173,8 @@ CREATE FUNCTION inventory.worker_status(
     OUT last_merge_at timestamptz, OUT merge_passes bigint,
     OUT rows_merged bigint, OUT movements_merged bigint,
     OUT last_expire_at timestamptz, OUT expire_passes bigint,
-    OUT expired bigint, OUT errors bigint, OUT last_error text)
+    OUT expired bigint, OUT errors bigint, OUT last_error text,
+    OUT merged_batches bigint, OUT merged_deductions bigint, OUT largest_batch bigint)
 AS 'MODULE_PATHNAME', 'worker_status' LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION inventory.hot_counters(

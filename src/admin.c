@@ -180,8 +180,11 @@ worker_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	InvWorkerStats s;
-	Datum		values[11];
-	bool		nulls[11] = {0};
+	Datum		values[14];
+	bool		nulls[14] = {0};
+	int64		batches;
+	int64		requests;
+	int64		largest;
 
 	InvCheckPreloaded();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -206,6 +209,10 @@ worker_status(PG_FUNCTION_ARGS)
 	values[9] = Int64GetDatum(s.errors);
 	values[10] = CStringGetTextDatum(s.last_error);
 	nulls[10] = s.last_error[0] == '\0';
+	InvMergedStats(&batches, &requests, &largest);
+	values[11] = Int64GetDatum(batches);
+	values[12] = Int64GetDatum(requests);
+	values[13] = Int64GetDatum(largest);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  values, nulls)));
 }

@@ -27,6 +27,8 @@ _PG_init(void)
 {
 	InvShmemInit();
 	HotInit();
+	InvMergedInit();
+	InvMergedCallbacks();
 	InvWorkerInit();
 	MarkGUCPrefixReserved("inventory");
 }

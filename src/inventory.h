@@ -89,7 +89,8 @@ typedef enum InvKeyState
 {
 	INV_KEY_NEW,				/* never applied */
 	INV_KEY_DUPLICATE,			/* applied by the same call with the same args */
-	INV_KEY_TOMBSTONE			/* a release recorded before its reservation */
+	INV_KEY_TOMBSTONE,			/* a release recorded before its reservation */
+	INV_KEY_REUSED				/* applied by another call or other args */
 } InvKeyState;
 
 extern void InvArgsBegin(StringInfo buf);
@@ -97,6 +98,7 @@ extern void InvArgsText(StringInfo buf, const char *name, const char *value);
 extern void InvArgsInt8(StringInfo buf, const char *name, int64 value);
 extern void InvArgsRaw(StringInfo buf, const char *name, const char *json);
 extern void InvArgsEnd(StringInfo buf);
+extern InvKeyState InvKeyClassify(const char *key, const char *op, const char *args);
 extern InvKeyState InvKeyCheck(const char *key, const char *op, const char *args);
 extern InvKeyState InvKeyRecord(const char *key, const char *op, const char *args);
 extern bool InvKeyTombstone(const char *key);
@@ -154,5 +156,16 @@ extern void InvCheckPreloaded(void);
 extern void InvWorkerInit(void);
 extern int64 InvMergePass(bool nowait, int64 *rows);
 extern int	InvExpireBatch;
+extern char *InvWorkerDatabase;
+
+/* merged.c */
+extern Size InvMergedShmemSize(void);
+extern void InvMergedShmemInit(void);
+extern void InvMergedInit(void);
+extern void InvMergedCallbacks(void);
+extern bool InvMergedEligible(void);
+extern bool InvMergedDeduct(const char *sku, const char *location, int64 qty,
+							const char *key, InvOutcome *out);
+extern void InvMergedStats(int64 *batches, int64 *requests, int64 *largest);
 
 #endif							/* INVENTORY_H */

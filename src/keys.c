@@ -115,13 +115,13 @@ KeyReused(const char *key, const char *op, const char *args,
 }
 
 /*
- * Has this key been applied?  Returns INV_KEY_DUPLICATE for the same call
- * with the same arguments, INV_KEY_TOMBSTONE when a release recorded the key
- * before its reservation arrived (only for op "reserve"), INV_KEY_NEW for an
- * unknown key; any other use of the key is an error.
+ * Has this key been applied?  INV_KEY_DUPLICATE for the same call with the
+ * same arguments, INV_KEY_TOMBSTONE when a release recorded the key before
+ * its reservation arrived (only for op "reserve"), INV_KEY_REUSED for any
+ * other use of the key, INV_KEY_NEW for an unknown key.
  */
 InvKeyState
-InvKeyCheck(const char *key, const char *op, const char *args)
+InvKeyClassify(const char *key, const char *op, const char *args)
 {
 	char	   *old_op;
 	char	   *old_args;
@@ -133,8 +133,20 @@ InvKeyCheck(const char *key, const char *op, const char *args)
 		return INV_KEY_TOMBSTONE;
 	if (strcmp(op, old_op) == 0 && old_args != NULL && strcmp(args, old_args) == 0)
 		return INV_KEY_DUPLICATE;
-	KeyReused(key, op, args, old_op, old_args);
-	return INV_KEY_NEW;			/* keep compiler quiet */
+	return INV_KEY_REUSED;
+}
+
+/* InvKeyClassify, with the key-reuse error instead of INV_KEY_REUSED. */
+InvKeyState
+InvKeyCheck(const char *key, const char *op, const char *args)
+{
+	InvKeyState state = InvKeyClassify(key, op, args);
+	char	   *old_op;
+	char	   *old_args;
+
+	if (state == INV_KEY_REUSED && InvKeyLookup(key, &old_op, &old_args))
+		KeyReused(key, op, args, old_op, old_args);
+	return state;
 }
 
 /*

@@ -45,6 +45,7 @@ InvShmemRequest(void)
 		PrevShmemRequest();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(InvShared)));
 	RequestAddinShmemSpace(hash_estimate_size(InvHotRows, sizeof(HotEntry)));
+	RequestAddinShmemSpace(InvMergedShmemSize());
 	RequestNamedLWLockTranche("inventory", 1);
 }
 
@@ -71,6 +72,7 @@ InvShmemStartup(void)
 	info.entrysize = sizeof(HotEntry);
 	InvHotTable = ShmemInitHash("inventory hot rows", InvHotRows, InvHotRows,
 								&info, HASH_ELEM | HASH_BLOBS);
+	InvMergedShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -34,7 +34,7 @@
 
 PGDLLEXPORT void InvWorkerMain(Datum main_arg);
 
-static char *WorkerDatabase = NULL;
+char	   *InvWorkerDatabase = NULL;
 static int	MergeInterval = 200;
 static int	ExpireInterval = 1000;
 int			InvExpireBatch = 1000;
@@ -73,7 +73,7 @@ InvWorkerInit(void)
 	DefineCustomStringVariable("inventory.database",
 							   "Database the inventory worker connects to.",
 							   "The database where CREATE EXTENSION inventory was run.",
-							   &WorkerDatabase,
+							   &InvWorkerDatabase,
 							   "postgres",
 							   PGC_POSTMASTER, 0,
 							   NULL, NULL, NULL);
@@ -199,7 +199,7 @@ InvWorkerMain(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(WorkerDatabase, NULL, 0);
+	BackgroundWorkerInitializeConnection(InvWorkerDatabase, NULL, 0);
 	pgstat_report_appname("inventory worker");
 
 	SpinLockAcquire(&InvState->mutex);

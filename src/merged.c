@@ -1,0 +1,501 @@
+/*
+ * merged.c
+ *	  Merged mode: group commit of hot-row deductions made outside a
+ *	  transaction block, by the "inventory committer" background worker.
+ *
+ * A hot deduct in its own transaction still pays one durable commit per
+ * call, and on a small machine that, not the row lock, is the ceiling.  In
+ * merged mode the callers' deductions share commits:
+ *
+ *	 1. A caller puts its request (row, quantity, key) in its slot of a shared
+ *		queue, sets the committer's latch, and sleeps on its own latch.
+ *	 2. The committer takes every queued request, also those that arrive while
+ *		it works (up to inventory.merged_max_batch), and applies each exactly
+ *		as the transactional hot path would (escrow counter, key, ledger and
+ *		queue rows) in one transaction, which it commits durably.
+ *	 3. Its commit callback publishes each caller's outcome and sets its
+ *		latch.  If the transaction aborts instead, the callers are told to
+ *		fall back: each then runs its deduct on the transactional hot path.
+ *
+ * So no caller ever sees "ok" for a deduction that is not durable, a batch
+ * forms only from callers already waiting (the committer starts as soon as a
+ * request arrives; whoever arrives during a commit joins the next batch), and
+ * every status, ledger row and key is what the transactional path writes.
+ * A retry with the same key is safe: the key is recorded in the batch's
+ * transaction.
+ *
+ * Only callers that have written nothing yet in their transaction, outside a
+ * transaction block, in the committer's database, use it; and only when
+ * inventory.merged_mode is on.  A caller whose request the committer has
+ * taken waits for the outcome even if cancelled: the deduction may already
+ * be committed, and the cancel takes effect after the call returns.  If the
+ * committer is not running, calls take the transactional path.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "inventory.h"
+#include "hot.h"
+
+PGDLLEXPORT void InvCommitterMain(Datum main_arg);
+
+typedef enum SlotState
+{
+	SLOT_IDLE,
+	SLOT_QUEUED,				/* waiting in the queue */
+	SLOT_TAKEN,					/* applied by the committer, not yet committed */
+	SLOT_DONE,					/* committed: the outcome is final */
+	SLOT_FALLBACK				/* not applied: use the transactional path */
+} SlotState;
+
+/* One backend's request, in the slot of its PGPROC number. */
+typedef struct MergedSlot
+{
+	SlotState	state;			/* protected by the queue's mutex */
+	int			next;			/* next queued slot, or -1 */
+	Latch	   *latch;
+	int64		qty;
+	char		sku[INV_MAX_NAME_BYTES + 1];
+	char		location[INV_MAX_NAME_BYTES + 1];
+	char		key[INV_MAX_NAME_BYTES + 1];
+	/* the outcome, written by the committer */
+	const char *status;			/* one of the INV_ status literals, or NULL */
+	bool		has_available;
+	int64		available;
+} MergedSlot;
+
+typedef struct MergedQueue
+{
+	slock_t		mutex;
+	int			head;			/* first queued slot, or -1 */
+	int			tail;
+	Latch	   *committer;		/* the committer's latch while it runs */
+	Oid			dbid;			/* the committer's database */
+	int			nslots;
+	int64		batches;		/* statistics */
+	int64		requests;
+	int64		largest;
+	MergedSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} MergedQueue;
+
+static MergedQueue *Queue = NULL;
+static bool MergedMode = true;
+static int	MaxBatch = 1000;
+
+/* The committer's current batch, settled when its transaction ends. */
+static int *Batch = NULL;
+static int	BatchSize = 0;
+
+/* Shared memory needed for the queue. */
+Size
+InvMergedShmemSize(void)
+{
+	return add_size(offsetof(MergedQueue, slots),
+					mul_size(MaxBackends, sizeof(MergedSlot)));
+}
+
+/* Create or attach to the queue (from the shmem startup hook). */
+void
+InvMergedShmemInit(void)
+{
+	bool		found;
+
+	Queue = ShmemInitStruct("inventory merged queue", InvMergedShmemSize(), &found);
+	if (!found)
+	{
+		SpinLockInit(&Queue->mutex);
+		Queue->head = Queue->tail = -1;
+		Queue->committer = NULL;
+		Queue->dbid = InvalidOid;
+		Queue->nslots = MaxBackends;
+		Queue->batches = Queue->requests = Queue->largest = 0;
+		for (int i = 0; i < MaxBackends; i++)
+			Queue->slots[i].state = SLOT_IDLE;
+	}
+}
+
+/* Define the merged-mode settings; register the committer if preloading. */
+void
+InvMergedInit(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomBoolVariable("inventory.merged_mode",
+							 "Group-commit hot-row deductions made outside a transaction block.",
+							 NULL,
+							 &MergedMode,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("inventory.merged_max_batch",
+							"Most deductions the committer applies in one transaction.",
+							NULL,
+							&MaxBatch,
+							1000, 1, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	strlcpy(worker.bgw_library_name, "inventory", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "InvCommitterMain", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "inventory committer", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "inventory committer", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* May this call be merged? */
+bool
+InvMergedEligible(void)
+{
+	return MergedMode && Queue != NULL && MyProc != NULL &&
+		MyProc->pgprocno < Queue->nslots &&
+		Queue->committer != NULL && Queue->dbid == MyDatabaseId &&
+		!IsTransactionBlock() && !IsInParallelMode() &&
+		GetCurrentTransactionNestLevel() == 1 &&
+		!TransactionIdIsValid(GetTopTransactionIdIfAny());
+}
+
+/* Unlink a slot from the queue; the caller holds the mutex. */
+static void
+Unlink(int index)
+{
+	int			prev = -1;
+
+	for (int i = Queue->head; i >= 0; prev = i, i = Queue->slots[i].next)
+	{
+		if (i != index)
+			continue;
+		if (prev < 0)
+			Queue->head = Queue->slots[i].next;
+		else
+			Queue->slots[prev].next = Queue->slots[i].next;
+		if (Queue->tail == index)
+			Queue->tail = prev;
+		return;
+	}
+}
+
+/* Apply one request in the committer's transaction; fill in its outcome. */
+static void
+Apply(MergedSlot *slot)
+{
+	InvTarget	target;
+	StringInfoData args;
+	int64		available;
+
+	slot->status = NULL;
+	slot->has_available = false;
+	InvArgsBegin(&args);
+	InvArgsText(&args, "sku", slot->sku);
+	InvArgsText(&args, "location", slot->location);
+	InvArgsInt8(&args, "qty", slot->qty);
+	InvArgsEnd(&args);
+
+	/* rows that stopped being hot meanwhile go the transactional way */
+	if (!InvOpen(&target, slot->sku, slot->location, INV_NOWAIT))
+		return;
+	if (target.hot == NULL)
+	{
+		InvUnlockRow(slot->sku, slot->location);
+		return;
+	}
+
+	if (InvTake(&target, slot->qty, &available))
+	{
+		if (InvHotApply("deduct", slot->key, "deduct", args.data, &target,
+						-slot->qty, 0, NULL))
+		{
+			slot->status = INV_OK;
+			slot->has_available = true;
+			slot->available = HotAvailable(target.hot);
+			return;
+		}
+		HotUntake(target.hot, slot->qty);
+	}
+	switch (InvKeyClassify(slot->key, "deduct", args.data))
+	{
+		case INV_KEY_DUPLICATE:
+			slot->status = INV_DUPLICATE;
+			break;
+		case INV_KEY_NEW:
+			slot->status = INV_INSUFFICIENT;
+			break;
+		default:
+			return;				/* the caller raises the key-reuse error */
+	}
+	slot->has_available = true;
+	slot->available = HotAvailable(target.hot);
+}
+
+/*
+ * Deduct in merged mode.  Returns true with *out filled in, or false if the
+ * caller must run the deduct on the transactional path.
+ */
+bool
+InvMergedDeduct(const char *sku, const char *location, int64 qty,
+				const char *key, InvOutcome *out)
+{
+	int			me = MyProc->pgprocno;
+	MergedSlot *slot = &Queue->slots[me];
+	Latch	   *committer;
+	SlotState	state;
+
+	slot->latch = MyLatch;
+	slot->qty = qty;
+	strlcpy(slot->sku, sku, sizeof(slot->sku));
+	strlcpy(slot->location, location, sizeof(slot->location));
+	strlcpy(slot->key, key, sizeof(slot->key));
+	slot->next = -1;
+
+	SpinLockAcquire(&Queue->mutex);
+	committer = Queue->committer;
+	if (committer != NULL)
+	{
+		slot->state = SLOT_QUEUED;
+		if (Queue->tail >= 0)
+			Queue->slots[Queue->tail].next = me;
+		else
+			Queue->head = me;
+		Queue->tail = me;
+	}
+	SpinLockRelease(&Queue->mutex);
+	if (committer == NULL)
+		return false;
+	SetLatch(committer);
+
+	for (;;)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+
+		SpinLockAcquire(&Queue->mutex);
+		state = slot->state;
+		if (state == SLOT_QUEUED && (InterruptPending || Queue->committer == NULL))
+		{
+			/* not taken yet: leave the queue (to act on the interrupt) */
+			Unlink(me);
+			state = SLOT_FALLBACK;
+		}
+		if (state == SLOT_DONE || state == SLOT_FALLBACK)
+			slot->state = SLOT_IDLE;
+		SpinLockRelease(&Queue->mutex);
+
+		if (state == SLOT_DONE)
+		{
+			InvSetOutcome(out, slot->status, sku, location);
+			out->has_available = slot->has_available;
+			out->available = slot->available;
+			return true;
+		}
+		if (state == SLOT_FALLBACK)
+		{
+			CHECK_FOR_INTERRUPTS();
+			return false;
+		}
+	}
+}
+
+/*
+ * When the committer's transaction ends: publish the batch's outcomes
+ * (commit, after making sure the commit is flushed) or send its callers to
+ * the transactional path (abort).  Wakes each caller.
+ */
+static void
+MergedXactCallback(XactEvent event, void *arg)
+{
+	bool		commit;
+
+	if (BatchSize == 0)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+		commit = true;
+	else if (event == XACT_EVENT_ABORT)
+		commit = false;
+	else
+		return;
+
+	if (commit)
+		XLogFlush(XactLastCommitEnd);
+	for (int i = 0; i < BatchSize; i++)
+	{
+		MergedSlot *slot = &Queue->slots[Batch[i]];
+		Latch	   *latch;
+
+		SpinLockAcquire(&Queue->mutex);
+		slot->state = (commit && slot->status != NULL) ? SLOT_DONE : SLOT_FALLBACK;
+		latch = slot->latch;
+		SpinLockRelease(&Queue->mutex);
+		SetLatch(latch);
+	}
+	BatchSize = 0;
+}
+
+/* Register the transaction callback (once per process, from _PG_init). */
+void
+InvMergedCallbacks(void)
+{
+	RegisterXactCallback(MergedXactCallback, NULL);
+}
+
+/* Merged-mode statistics: batches, requests, largest batch. */
+void
+InvMergedStats(int64 *batches, int64 *requests, int64 *largest)
+{
+	*batches = *requests = *largest = 0;
+	if (Queue == NULL)
+		return;
+	SpinLockAcquire(&Queue->mutex);
+	*batches = Queue->batches;
+	*requests = Queue->requests;
+	*largest = Queue->largest;
+	SpinLockRelease(&Queue->mutex);
+}
+
+/* Take queued requests into the batch, up to room; returns how many. */
+static int
+TakeQueued(int room)
+{
+	int			n = 0;
+
+	SpinLockAcquire(&Queue->mutex);
+	while (Queue->head >= 0 && n < room)
+	{
+		int			i = Queue->head;
+
+		Queue->head = Queue->slots[i].next;
+		if (Queue->head < 0)
+			Queue->tail = -1;
+		Queue->slots[i].state = SLOT_TAKEN;
+		Batch[BatchSize + n++] = i;
+	}
+	SpinLockRelease(&Queue->mutex);
+	return n;
+}
+
+/* Apply and commit one batch; the callback publishes the outcomes. */
+static void
+CommitBatch(void)
+{
+	int			n;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	while (BatchSize < MaxBatch && (n = TakeQueued(MaxBatch - BatchSize)) > 0)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			/* count it before applying: an error must reach its caller too */
+			BatchSize++;
+			Apply(&Queue->slots[Batch[BatchSize - 1]]);
+		}
+	}
+	SpinLockAcquire(&Queue->mutex);
+	Queue->batches++;
+	Queue->requests += BatchSize;
+	Queue->largest = Max(Queue->largest, BatchSize);
+	SpinLockRelease(&Queue->mutex);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* At exit: stop taking requests, and send queued callers away. */
+static void
+CommitterExit(int code, Datum arg)
+{
+	SpinLockAcquire(&Queue->mutex);
+	Queue->committer = NULL;
+	while (Queue->head >= 0)
+	{
+		int			i = Queue->head;
+
+		Queue->head = Queue->slots[i].next;
+		Queue->slots[i].state = SLOT_FALLBACK;
+		SetLatch(Queue->slots[i].latch);
+	}
+	Queue->tail = -1;
+	SpinLockRelease(&Queue->mutex);
+}
+
+/* Entry point of the committer. */
+void
+InvCommitterMain(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(InvWorkerDatabase, NULL, 0);
+	pgstat_report_appname("inventory committer");
+
+	/* every batch commits durably, whatever the server's default */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	Batch = MemoryContextAlloc(TopMemoryContext, sizeof(int) * Queue->nslots);
+
+	before_shmem_exit(CommitterExit, (Datum) 0);
+	SpinLockAcquire(&Queue->mutex);
+	Queue->dbid = MyDatabaseId;
+	Queue->committer = MyLatch;
+	SpinLockRelease(&Queue->mutex);
+
+	for (;;)
+	{
+		bool		queued;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		SpinLockAcquire(&Queue->mutex);
+		queued = Queue->head >= 0;
+		SpinLockRelease(&Queue->mutex);
+
+		if (queued)
+		{
+			MemoryContext cxt = CurrentMemoryContext;
+
+			PG_TRY();
+			{
+				CommitBatch();
+			}
+			PG_CATCH();
+			{
+				/* the abort callback sends the batch's callers away */
+				MemoryContextSwitchTo(cxt);
+				EmitErrorReport();
+				FlushErrorState();
+				AbortCurrentTransaction();
+			}
+			PG_END_TRY();
+			continue;
+		}
+		pgstat_report_activity(STATE_IDLE, NULL);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
