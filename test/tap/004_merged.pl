@@ -1,0 +1,105 @@
+# Merged mode: hot deductions made outside a transaction block are applied
+# and committed in batches by the "inventory committer"; inside a block, or
+# with inventory.merged_mode off, they keep the transactional path.  If the
+# committer dies, callers fall back to the transactional path.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use IPC::Run;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('merged');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'inventory'
+restart_after_crash = on
+max_connections = 60
+});
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION inventory;
+	SELECT inventory.restock('hot', 100000, 'po-1');
+	SELECT inventory.set_hot('hot');
+});
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'inventory committer'")
+  or die 'no committer';
+
+sub merged { $node->safe_psql('postgres', 'SELECT merged_deductions FROM inventory.worker_status()') }
+
+# a lone caller is merged, and answers at once
+my $before = merged();
+is($node->safe_psql('postgres', "SELECT status FROM inventory.deduct('hot', 2, 'lone-1')"),
+	'ok', 'a lone caller gets ok');
+is(merged() - $before, 1, 'it went through the committer');
+is($node->safe_psql('postgres', "SELECT status FROM inventory.deduct('hot', 2, 'lone-1')"),
+	'duplicate', 'its retry is a duplicate');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM inventory.ledger WHERE key = 'lone-1'}), '1', 'one ledger row');
+
+# inside a transaction block: transactional, so a rollback gives units back
+$before = merged();
+my $avail = $node->safe_psql('postgres', "SELECT inventory.available('hot', 'default')");
+$node->safe_psql('postgres', q{
+	BEGIN;
+	SELECT inventory.deduct('hot', 5, 'block-1');
+	ROLLBACK;
+});
+is(merged() - $before, 0, 'a call in a transaction block is not merged');
+is($node->safe_psql('postgres', "SELECT inventory.available('hot', 'default')"),
+	$avail, 'its rollback gave the units back');
+
+# merged mode off
+$node->safe_psql('postgres', q{
+	SET inventory.merged_mode = off;
+	SELECT inventory.deduct('hot', 1, 'off-1');
+});
+is(merged() - $before, 0, 'inventory.merged_mode = off is not merged');
+
+# many clients: the batches grow, every status is right
+my @clients;
+for my $c (1 .. 16)
+{
+	my $file = "${PostgreSQL::Test::Utils::tmp_check}/m$c.sql";
+	open my $fh, '>', $file or die $!;
+	print $fh "SELECT status FROM inventory.deduct('hot', 1, 'm$c-$_');\n" for 1 .. 300;
+	close $fh;
+	my $out = '';
+	push @clients, [ IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres'),
+		'-f', $file ], '>', \$out, '2>', \my $err), \$out ];
+}
+$_->[0]->finish for @clients;
+my $oks = 0;
+$oks += scalar(grep { $_ eq 'ok' } split /\n/, ${ $_->[1] }) for @clients;
+is($oks, 16 * 300, 'every concurrent deduct answered ok');
+cmp_ok($node->safe_psql('postgres', 'SELECT largest_batch FROM inventory.worker_status()'),
+	'>', 1, 'concurrent callers shared batches');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM inventory.ledger WHERE key LIKE 'm%' AND op = 'deduct'}),
+	16 * 300, 'one ledger row per deduct');
+
+# the committer dies: callers fall back, nothing is lost or doubled
+my $committer = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'inventory committer'");
+kill 'KILL', $committer;
+$node->poll_query_until('postgres', 'SELECT true');
+is($node->safe_psql('postgres', "SELECT status FROM inventory.deduct('hot', 1, 'after-1')"),
+	'ok', 'a deduct works right after the committer died');
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'inventory committer'"),
+	'the committer is back');
+$before = merged();
+is($node->safe_psql('postgres', "SELECT status FROM inventory.deduct('hot', 1, 'after-2')"),
+	'ok', 'and merged mode resumes');
+is(merged() - $before, 1, 'through the new committer');
+
+$node->safe_psql('postgres', 'SELECT inventory.merge()');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM inventory.reconcile()'),
+	'0', 'reconcile() is empty');
+is($node->safe_psql('postgres', q{
+	SELECT on_hand FROM inventory.stock WHERE sku = 'hot'}),
+	100000 - 2 - 1 - 16 * 300 - 2, 'on_hand accounts for every deduct once');
+
+$node->stop;
+done_testing();
