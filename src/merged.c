@@ -35,6 +35,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -45,6 +46,8 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -195,44 +198,41 @@ Unlink(int index)
 	}
 }
 
-/* Apply one request in the committer's transaction; fill in its outcome. */
-static void
-Apply(MergedSlot *slot)
+/*
+ * The batch's deductions that got their units: their keys recorded and their
+ * movements journalled and queued, in one statement.  Returns the keys it
+ * recorded; a key recorded meanwhile (or twice in the batch) is skipped.
+ */
+static InvQuery ApplyMany = {
+	"WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) "
+	"             AS i(key, sku, location, qty, args)), "
+	"     k AS (INSERT INTO inventory.request (key, op, args) "
+	"           SELECT key, 'deduct', args::json FROM i "
+	"           ON CONFLICT (key) DO NOTHING RETURNING key), "
+	"     l AS (INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta) "
+	"           SELECT 'deduct', i.key, i.sku, i.location, -i.qty FROM i JOIN k USING (key)), "
+	"     p AS (INSERT INTO inventory.pending (sku, location, on_hand_delta) "
+	"           SELECT i.sku, i.location, -i.qty FROM i JOIN k USING (key)) "
+	"SELECT key FROM k",
+	5, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID}
+};
+
+/* A request of the batch as the committer works on it. */
+typedef struct Work
 {
+	MergedSlot *slot;
 	InvTarget	target;
-	StringInfoData args;
-	int64		available;
+	char	   *args;
+	bool		took;			/* units taken from the counter */
+} Work;
 
-	slot->status = NULL;
-	slot->has_available = false;
-	InvArgsBegin(&args);
-	InvArgsText(&args, "sku", slot->sku);
-	InvArgsText(&args, "location", slot->location);
-	InvArgsInt8(&args, "qty", slot->qty);
-	InvArgsEnd(&args);
+/* Settle a request that was not applied: duplicate, insufficient or neither. */
+static void
+Classify(Work *w)
+{
+	MergedSlot *slot = w->slot;
 
-	/* rows that stopped being hot meanwhile go the transactional way */
-	if (!InvOpen(&target, slot->sku, slot->location, INV_NOWAIT))
-		return;
-	if (target.hot == NULL)
-	{
-		InvUnlockRow(slot->sku, slot->location);
-		return;
-	}
-
-	if (InvTake(&target, slot->qty, &available))
-	{
-		if (InvHotApply("deduct", slot->key, "deduct", args.data, &target,
-						-slot->qty, 0, NULL))
-		{
-			slot->status = INV_OK;
-			slot->has_available = true;
-			slot->available = HotAvailable(target.hot);
-			return;
-		}
-		HotUntake(target.hot, slot->qty);
-	}
-	switch (InvKeyClassify(slot->key, "deduct", args.data))
+	switch (InvKeyClassify(slot->key, "deduct", w->args))
 	{
 		case INV_KEY_DUPLICATE:
 			slot->status = INV_DUPLICATE;
@@ -244,7 +244,102 @@ Apply(MergedSlot *slot)
 			return;				/* the caller raises the key-reuse error */
 	}
 	slot->has_available = true;
-	slot->available = HotAvailable(target.hot);
+	slot->available = HotAvailable(w->target.hot);
+}
+
+/*
+ * Apply requests Batch[from..to) in the committer's transaction, exactly as
+ * the transactional hot path would, and fill in their outcomes (status NULL:
+ * the caller must use the transactional path).
+ */
+static void
+ApplyBatch(int from, int to)
+{
+	int			n = to - from;
+	Work	   *work = palloc0(sizeof(Work) * n);
+	Datum	   *keys = palloc(sizeof(Datum) * n);
+	Datum	   *skus = palloc(sizeof(Datum) * n);
+	Datum	   *locations = palloc(sizeof(Datum) * n);
+	Datum	   *qtys = palloc(sizeof(Datum) * n);
+	Datum	   *argss = palloc(sizeof(Datum) * n);
+	Datum		values[5];
+	int			m = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		Work	   *w = &work[i];
+		MergedSlot *slot = &Queue->slots[Batch[from + i]];
+		StringInfoData args;
+		int64		available;
+
+		w->slot = slot;
+		slot->status = NULL;
+		slot->has_available = false;
+		InvArgsBegin(&args);
+		InvArgsText(&args, "sku", slot->sku);
+		InvArgsText(&args, "location", slot->location);
+		InvArgsInt8(&args, "qty", slot->qty);
+		InvArgsEnd(&args);
+		w->args = args.data;
+
+		/* rows that stopped being hot meanwhile go the transactional way */
+		if (!InvOpen(&w->target, slot->sku, slot->location, INV_NOWAIT))
+			continue;
+		if (w->target.hot == NULL)
+		{
+			InvUnlockRow(slot->sku, slot->location);
+			continue;
+		}
+		w->took = InvTake(&w->target, slot->qty, &available);
+		if (!w->took)
+			continue;
+		slot->has_available = true;
+		slot->available = available;
+		keys[m] = CStringGetTextDatum(slot->key);
+		skus[m] = CStringGetTextDatum(slot->sku);
+		locations[m] = CStringGetTextDatum(slot->location);
+		qtys[m] = Int64GetDatum(slot->qty);
+		argss[m] = CStringGetTextDatum(w->args);
+		m++;
+	}
+
+	if (m > 0)
+	{
+		values[0] = PointerGetDatum(construct_array(keys, m, TEXTOID, -1, false, TYPALIGN_INT));
+		values[1] = PointerGetDatum(construct_array(skus, m, TEXTOID, -1, false, TYPALIGN_INT));
+		values[2] = PointerGetDatum(construct_array(locations, m, TEXTOID, -1, false, TYPALIGN_INT));
+		values[3] = PointerGetDatum(construct_array(qtys, m, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		values[4] = PointerGetDatum(construct_array(argss, m, TEXTOID, -1, false, TYPALIGN_INT));
+		InvRun(&ApplyMany, values, NULL, 0);
+	}
+
+	/*
+	 * Mark the requests whose key was recorded.  A key may be in the batch
+	 * twice (a client's retry): the first one of them is the applied one.
+	 */
+	for (uint64 r = 0; r < (m > 0 ? SPI_processed : 0); r++)
+	{
+		char	   *key = InvResultText((int) r, 1);
+
+		for (int i = 0; i < n; i++)
+			if (work[i].took && work[i].slot->status == NULL &&
+				strcmp(work[i].slot->key, key) == 0)
+			{
+				work[i].slot->status = INV_OK;
+				break;
+			}
+	}
+	for (int i = 0; i < n; i++)
+	{
+		Work	   *w = &work[i];
+
+		if (w->slot->status != NULL || w->target.hot == NULL)
+			continue;
+		if (w->took)
+			HotUntake(w->target.hot, w->slot->qty);
+		w->slot->has_available = false;
+		Classify(w);
+	}
 }
 
 /*
@@ -405,12 +500,9 @@ CommitBatch(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	while (BatchSize < MaxBatch && (n = TakeQueued(MaxBatch - BatchSize)) > 0)
 	{
-		for (int i = 0; i < n; i++)
-		{
-			/* count it before applying: an error must reach its caller too */
-			BatchSize++;
-			Apply(&Queue->slots[Batch[BatchSize - 1]]);
-		}
+		/* counted before applying: an error must reach these callers too */
+		BatchSize += n;
+		ApplyBatch(BatchSize - n, BatchSize);
 	}
 	SpinLockAcquire(&Queue->mutex);
 	Queue->batches++;
