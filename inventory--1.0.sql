@@ -40,7 +40,7 @@ CREATE TABLE inventory.ledger (
     id             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     op             text        NOT NULL
                    CHECK (op IN ('restock', 'adjust', 'deduct', 'reserve',
-                                 'confirm', 'release', 'expire', 'refund')),
+                                 'confirm', 'release', 'expire', 'refund', 'bill')),
     key            text        NOT NULL,
     sku            text        NOT NULL,
     location       text        NOT NULL,
@@ -138,6 +138,10 @@ AS 'MODULE_PATHNAME', 'confirm' LANGUAGE C VOLATILE SECURITY DEFINER;
 CREATE FUNCTION inventory.release(key text)
 RETURNS inventory.outcome
 AS 'MODULE_PATHNAME', 'release' LANGUAGE C VOLATILE SECURITY DEFINER;
+
+CREATE FUNCTION inventory.apply_bills(bills jsonb)
+RETURNS TABLE (key text, status text)
+AS 'MODULE_PATHNAME', 'apply_bills' LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION inventory.available(sku text, location text DEFAULT NULL)
 RETURNS bigint

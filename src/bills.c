@@ -1,0 +1,605 @@
+/*
+ * bills.c
+ *	  apply_bills: many documents at once, simulated in memory, written once.
+ *
+ * Warehouses post documents in bulk (delivery notes, receipts), each of
+ * several lines, many for the same promoted SKU.  One document at a time,
+ * each line takes the row's lock and writes the row.  Here:
+ *
+ *	 1. The whole JSON is parsed and checked first; bad input is an error and
+ *		nothing is applied.  Lines of one row within a bill are summed.
+ *	 2. Every touched row is opened once, in the canonical (lock key) order:
+ *		ordinary rows are locked for the rest of the transaction, so nobody
+ *		else can change them while we decide; hot rows go through their
+ *		escrow counters, which concurrent deducts share safely.
+ *	 3. The bills are simulated in order in memory, each all or nothing
+ *		against the stock the bills before it left; a bill whose key was
+ *		already applied is "duplicate".  Units a bill takes from a hot row are
+ *		taken from its counter at once, so a concurrent deduct can never
+ *		sell them too.
+ *	 4. The result is written with a handful of statements whatever the
+ *		number of bills: the keys, the ledger rows (one per bill and row) and
+ *		the queue rows of hot rows as multi-row inserts, and one UPDATE that
+ *		changes each ordinary row once.
+ *
+ * Each bill is recorded under its key (op "bill") like any call, so replaying
+ * a bill, alone or in another batch, is a duplicate.  If a concurrent call
+ * records one of our keys while we work, the whole call fails with a
+ * serialization failure (40001) and can be retried as it is.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/tuplestore.h"
+
+#include "inventory.h"
+#include "hot.h"
+
+/* A stock row touched by the call, and its simulated state. */
+typedef struct BillRow
+{
+	char	   *sku;
+	char	   *location;
+	int64		lock_key;
+	InvTarget	target;
+	int64		available;		/* cold: units available, simulated */
+	int64		on_hand;		/* simulated, for the overflow check */
+	int64		applied;		/* cold: net change of the applied bills */
+	bool		create;			/* cold: the row did not exist */
+	bool		exists;			/* it exists, or a receipt of this call made it */
+} BillRow;
+
+/* One bill's line: a row (index into the call's rows) and its net delta. */
+typedef struct BillLine
+{
+	int			row;
+	int64		delta;
+} BillLine;
+
+typedef struct Bill
+{
+	char	   *key;
+	char	   *args;			/* canonical JSON of its lines */
+	BillLine   *lines;
+	int			nlines;
+	const char *status;
+	bool		applied;		/* status is ok */
+} Bill;
+
+static InvQuery KeysLookup = {
+	"SELECT key, op, args::text FROM inventory.request WHERE key = ANY($1)",
+	1, {TEXTARRAYOID}
+};
+
+static InvQuery KeysInsert = {
+	"INSERT INTO inventory.request (key, op, args) "
+	"SELECT k, 'bill', a::json FROM unnest($1::text[], $2::text[]) AS u(k, a) "
+	"ON CONFLICT (key) DO NOTHING",
+	2, {TEXTARRAYOID, TEXTARRAYOID}
+};
+
+static InvQuery LedgerInsert = {
+	"INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta) "
+	"SELECT 'bill', k, s, l, d FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
+	"AS u(k, s, l, d)",
+	4, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID}
+};
+
+static InvQuery StockUpdate = {
+	"UPDATE inventory.stock s SET on_hand = s.on_hand + u.d "
+	"FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(sku, location, d) "
+	"WHERE s.sku = u.sku AND s.location = u.location",
+	3, {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID}
+};
+
+static InvQuery PendingInsert = {
+	"INSERT INTO inventory.pending (sku, location, on_hand_delta) "
+	"SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])",
+	3, {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID}
+};
+
+/* The error for a malformed document. */
+static void
+BadBills(const char *message, int bill, int line)
+{
+	if (line >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid bills: %s", message),
+				 errdetail("In bill %d, line %d.", bill + 1, line + 1),
+				 errhint("Bills are [{\"key\": \"b1\", \"lines\": [{\"sku\": \"a\", \"delta\": -2, \"location\": \"w1\"}]}].")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid bills: %s", message),
+			 bill >= 0 ? errdetail("In bill %d.", bill + 1) : 0,
+			 errhint("Bills are [{\"key\": \"b1\", \"lines\": [{\"sku\": \"a\", \"delta\": -2, \"location\": \"w1\"}]}].")));
+}
+
+/* A string member of an object, checked as a name; NULL if absent. */
+static char *
+NameMember(JsonbContainer *object, const char *member, const char *what,
+		   int bill, int line)
+{
+	JsonbValue	value;
+	char	   *s;
+
+	if (getKeyJsonValueFromContainer(object, member, strlen(member), &value) == NULL)
+		return NULL;
+	if (value.type != jbvString)
+		BadBills(psprintf("\"%s\" must be a string", member), bill, line);
+	s = pnstrdup(value.val.string.val, value.val.string.len);
+	InvCheckName(s, value.val.string.len, what);
+	return s;
+}
+
+/* The integer delta of a line. */
+static int64
+DeltaMember(JsonbContainer *object, int bill, int line)
+{
+	JsonbValue	value;
+	Datum		delta;
+
+	if (getKeyJsonValueFromContainer(object, "delta", 5, &value) == NULL)
+		BadBills("a line has no \"delta\"", bill, line);
+	if (value.type != jbvNumeric)
+		BadBills("\"delta\" must be a number", bill, line);
+	delta = DirectFunctionCall1(numeric_int8, NumericGetDatum(value.val.numeric));
+	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(value.val.numeric),
+										  NumericGetDatum(int64_to_numeric(DatumGetInt64(delta))))))
+		BadBills("\"delta\" must be a whole number", bill, line);
+	if (DatumGetInt64(delta) == 0)
+		BadBills("\"delta\" must not be zero", bill, line);
+	return DatumGetInt64(delta);
+}
+
+/* Find or add a row of the call. */
+static int
+RowIndex(BillRow **rows, int *nrows, int *maxrows, const char *sku, const char *location)
+{
+	for (int i = 0; i < *nrows; i++)
+		if (strcmp((*rows)[i].sku, sku) == 0 && strcmp((*rows)[i].location, location) == 0)
+			return i;
+	if (*nrows == *maxrows)
+	{
+		*maxrows *= 2;
+		*rows = repalloc(*rows, sizeof(BillRow) * *maxrows);
+	}
+	memset(&(*rows)[*nrows], 0, sizeof(BillRow));
+	(*rows)[*nrows].sku = pstrdup(sku);
+	(*rows)[*nrows].location = pstrdup(location);
+	(*rows)[*nrows].lock_key = InvRowLockKey(sku, location);
+	return (*nrows)++;
+}
+
+/* Order rows by lock key, then name: the canonical order. */
+static int
+CompareRows(const void *a, const void *b)
+{
+	const BillRow *ra = (const BillRow *) a;
+	const BillRow *rb = (const BillRow *) b;
+	int			c;
+
+	if (ra->lock_key != rb->lock_key)
+		return ra->lock_key < rb->lock_key ? -1 : 1;
+	c = strcmp(ra->sku, rb->sku);
+	return c != 0 ? c : strcmp(ra->location, rb->location);
+}
+
+/* Order a bill's lines by their row's canonical position. */
+static int
+CompareLines(const void *a, const void *b)
+{
+	return ((const BillLine *) a)->row - ((const BillLine *) b)->row;
+}
+
+/*
+ * Parse and check the whole document.  Fills bills and the distinct rows
+ * (sorted canonically); lines of one row within a bill are summed.
+ */
+static int
+ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
+{
+	JsonbContainer *root = &json->root;
+	int			nbills;
+	Bill	   *bills;
+	int			nrows = 0;
+	int			maxrows = 16;
+	BillRow    *rows = palloc(sizeof(BillRow) * maxrows);
+	int		   *order;
+
+	if (!JsonContainerIsArray(root) || JB_ROOT_IS_SCALAR(json))
+		BadBills("the document must be a JSON array of bills", -1, -1);
+	nbills = JsonContainerSize(root);
+	if (nbills == 0)
+		BadBills("there are no bills", -1, -1);
+	bills = palloc0(sizeof(Bill) * nbills);
+
+	for (int b = 0; b < nbills; b++)
+	{
+		JsonbValue *bill = getIthJsonbValueFromContainer(root, b);
+		JsonbValue	lines;
+		JsonbContainer *obj;
+		int			n;
+
+		if (bill->type != jbvBinary || !JsonContainerIsObject(bill->val.binary.data))
+			BadBills("a bill must be a JSON object", b, -1);
+		obj = bill->val.binary.data;
+		bills[b].key = NameMember(obj, "key", "key", b, -1);
+		if (bills[b].key == NULL)
+			BadBills("a bill has no \"key\"", b, -1);
+		if (getKeyJsonValueFromContainer(obj, "lines", 5, &lines) == NULL ||
+			lines.type != jbvBinary || !JsonContainerIsArray(lines.val.binary.data))
+			BadBills("a bill must have an array of \"lines\"", b, -1);
+		n = JsonContainerSize(lines.val.binary.data);
+		if (n == 0)
+			BadBills("a bill must have at least one line", b, -1);
+		bills[b].lines = palloc(sizeof(BillLine) * n);
+		for (int l = 0; l < n; l++)
+		{
+			JsonbValue *line = getIthJsonbValueFromContainer(lines.val.binary.data, l);
+			JsonbContainer *lo;
+			char	   *sku;
+			char	   *location;
+			int64		delta;
+			int			row;
+			int			k;
+
+			if (line->type != jbvBinary || !JsonContainerIsObject(line->val.binary.data))
+				BadBills("a line must be a JSON object", b, l);
+			lo = line->val.binary.data;
+			sku = NameMember(lo, "sku", "sku", b, l);
+			if (sku == NULL)
+				BadBills("a line has no \"sku\"", b, l);
+			location = NameMember(lo, "location", "location", b, l);
+			delta = DeltaMember(lo, b, l);
+			row = RowIndex(&rows, &nrows, &maxrows, sku, location ? location : "default");
+			for (k = 0; k < bills[b].nlines; k++)
+				if (bills[b].lines[k].row == row)
+					break;
+			if (k == bills[b].nlines)
+			{
+				bills[b].lines[k].row = row;
+				bills[b].lines[k].delta = 0;
+				bills[b].nlines++;
+			}
+			bills[b].lines[k].delta = InvAddQty(bills[b].lines[k].delta, delta);
+		}
+	}
+
+	/* sort the rows canonically and renumber the lines */
+	order = palloc(sizeof(int) * nrows);
+	{
+		BillRow    *sorted = palloc(sizeof(BillRow) * Max(nrows, 1));
+
+		memcpy(sorted, rows, sizeof(BillRow) * nrows);
+		qsort(sorted, nrows, sizeof(BillRow), CompareRows);
+		for (int i = 0; i < nrows; i++)
+			for (int j = 0; j < nrows; j++)
+				if (strcmp(sorted[j].sku, rows[i].sku) == 0 &&
+					strcmp(sorted[j].location, rows[i].location) == 0)
+					order[i] = j;
+		rows = sorted;
+	}
+	for (int b = 0; b < nbills; b++)
+	{
+		StringInfoData list;
+		StringInfoData args;
+
+		for (int k = 0; k < bills[b].nlines; k++)
+			bills[b].lines[k].row = order[bills[b].lines[k].row];
+		qsort(bills[b].lines, bills[b].nlines, sizeof(BillLine), CompareLines);
+
+		initStringInfo(&list);
+		appendStringInfoChar(&list, '[');
+		for (int k = 0; k < bills[b].nlines; k++)
+		{
+			StringInfoData one;
+
+			InvArgsBegin(&one);
+			InvArgsText(&one, "sku", rows[bills[b].lines[k].row].sku);
+			InvArgsText(&one, "location", rows[bills[b].lines[k].row].location);
+			InvArgsInt8(&one, "delta", bills[b].lines[k].delta);
+			InvArgsEnd(&one);
+			appendStringInfo(&list, "%s%s", k > 0 ? "," : "", one.data);
+		}
+		appendStringInfoChar(&list, ']');
+		InvArgsBegin(&args);
+		InvArgsRaw(&args, "lines", list.data);
+		InvArgsEnd(&args);
+		bills[b].args = args.data;
+	}
+	*bills_out = bills;
+	*rows_out = rows;
+	*nrows_out = nrows;
+	return nbills;
+}
+
+/* A text[] of C strings. */
+static Datum
+TextArray(char **values, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(values[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* A bigint[]. */
+static Datum
+Int8Array(int64 *values, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(values[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+}
+
+/*
+ * Decide every bill in order against the simulated stock.  Units taken from
+ * hot rows leave their counters now; units arriving at hot rows arrive at
+ * commit (and serve later bills of this call at once).
+ */
+static void
+Simulate(Bill *bills, int nbills, BillRow *rows)
+{
+	for (int b = 0; b < nbills; b++)
+	{
+		Bill	   *bill = &bills[b];
+		bool		ok = true;
+		int			taken = 0;
+		int64		left;
+
+		if (bill->status != NULL)
+			continue;			/* duplicate, decided from the keys */
+
+		/* an identical bill applied earlier in this call */
+		for (int e = 0; e < b; e++)
+			if (bills[e].applied && strcmp(bills[e].key, bill->key) == 0)
+			{
+				if (strcmp(bills[e].args, bill->args) != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_UNIQUE_VIOLATION),
+							 errmsg("idempotency key \"%s\" was already used by another call", bill->key),
+							 errdetail("Two bills of this call have the key with other lines."),
+							 errhint("Use a new key for every distinct call; retry only with the same arguments.")));
+				bill->status = INV_DUPLICATE;
+				break;
+			}
+		if (bill->status != NULL)
+			continue;
+
+		for (int k = 0; k < bill->nlines && ok; k++)
+		{
+			BillRow    *row = &rows[bill->lines[k].row];
+			int64		delta = bill->lines[k].delta;
+
+			if (!row->exists && delta < 0)
+			{
+				bill->status = INV_NOT_FOUND;
+				ok = false;
+			}
+			else if (delta < 0 && row->target.hot)
+			{
+				if (HotTake(row->target.hot, -delta, &left))
+					taken = k + 1;
+				else
+					ok = false;
+			}
+			else if (delta < 0 && row->available < -delta)
+				ok = false;
+		}
+		if (!ok)
+		{
+			for (int k = 0; k < taken; k++)
+				if (bill->lines[k].delta < 0 && rows[bill->lines[k].row].target.hot)
+					HotUntake(rows[bill->lines[k].row].target.hot, -bill->lines[k].delta);
+			if (bill->status == NULL)
+				bill->status = INV_INSUFFICIENT;
+			continue;
+		}
+
+		for (int k = 0; k < bill->nlines; k++)
+		{
+			BillRow    *row = &rows[bill->lines[k].row];
+			int64		delta = bill->lines[k].delta;
+
+			row->on_hand = InvAddQty(row->on_hand, delta);
+			row->exists = true;
+			if (row->target.hot)
+			{
+				if (delta > 0)
+					HotArrive(row->target.hot, delta);
+			}
+			else
+			{
+				row->available += delta;
+				row->applied += delta;
+			}
+		}
+		bill->status = INV_OK;
+		bill->applied = true;
+	}
+}
+
+PG_FUNCTION_INFO_V1(apply_bills);
+
+/* inventory.apply_bills(bills jsonb): TABLE(key text, status text). */
+Datum
+apply_bills(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Bill	   *bills;
+	BillRow    *rows;
+	int			nrows;
+	int			nbills;
+	char	  **keys;
+	char	  **args;
+	int			nkeys = 0;
+	Datum		values[4];
+
+	InvCheckPreloaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("bills must not be null")));
+	nbills = ParseBills(PG_GETARG_JSONB_P(0), &bills, &rows, &nrows);
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+
+	/* 1. open every row once, in canonical order */
+	for (int i = 0; i < nrows; i++)
+	{
+		BillRow    *row = &rows[i];
+		InvRow		now;
+
+		(void) InvOpen(&row->target, row->sku, row->location, 0);
+		row->exists = row->target.found;
+		if (row->target.hot)
+		{
+			if (InvRowRead(row->sku, row->location, &now))
+				row->on_hand = now.on_hand;
+		}
+		else if (row->target.found)
+		{
+			InvPrepare(&row->target);
+			row->available = InvRowAvailable(&row->target.row);
+			row->on_hand = row->target.row.on_hand;
+		}
+		else
+			row->create = true;
+	}
+
+	/* 2. keys applied before this call: duplicates, or the key-reuse error */
+	keys = palloc(sizeof(char *) * nbills);
+	args = palloc(sizeof(char *) * nbills);
+	for (int b = 0; b < nbills; b++)
+		keys[b] = bills[b].key;
+	values[0] = TextArray(keys, nbills);
+	InvRun(&KeysLookup, values, NULL, 0);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		char	   *key = InvResultText((int) r, 1);
+		char	   *op = InvResultText((int) r, 2);
+		char	   *old = InvResultText((int) r, 3);
+
+		for (int b = 0; b < nbills; b++)
+		{
+			if (strcmp(bills[b].key, key) != 0)
+				continue;
+			if (strcmp(op, "bill") != 0 || old == NULL || strcmp(old, bills[b].args) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNIQUE_VIOLATION),
+						 errmsg("idempotency key \"%s\" was already used by another call", key),
+						 errdetail("It was used by %s(%s); this call is bill(%s).",
+								   op, old ? old : "", bills[b].args),
+						 errhint("Use a new key for every distinct call; retry only with the same arguments.")));
+			bills[b].status = INV_DUPLICATE;
+		}
+	}
+
+	/* 3. simulate the bills in order */
+	Simulate(bills, nbills, rows);
+
+	/* 4. write: keys, new rows, ledger, ordinary rows, hot queues */
+	for (int b = 0; b < nbills; b++)
+		if (bills[b].applied)
+		{
+			keys[nkeys] = bills[b].key;
+			args[nkeys++] = bills[b].args;
+		}
+	if (nkeys > 0)
+	{
+		int			nlines = 0;
+		char	  **lkeys;
+		char	  **lskus;
+		char	  **llocs;
+		int64	   *ldeltas;
+		int			m = 0;
+
+		values[0] = TextArray(keys, nkeys);
+		values[1] = TextArray(args, nkeys);
+		InvRun(&KeysInsert, values, NULL, 0);
+		if (SPI_processed != (uint64) nkeys)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not apply bills: a key was recorded concurrently"),
+					 errhint("Retry the call unchanged: bills already applied will answer duplicate.")));
+
+		for (int i = 0; i < nrows; i++)
+			if (rows[i].create && rows[i].exists)
+				InvRowCreate(rows[i].sku, rows[i].location);
+
+		for (int b = 0; b < nbills; b++)
+			if (bills[b].applied)
+				nlines += bills[b].nlines;
+		lkeys = palloc(sizeof(char *) * nlines);
+		lskus = palloc(sizeof(char *) * nlines);
+		llocs = palloc(sizeof(char *) * nlines);
+		ldeltas = palloc(sizeof(int64) * nlines);
+		for (int b = 0; b < nbills; b++)
+			for (int k = 0; bills[b].applied && k < bills[b].nlines; k++)
+			{
+				lkeys[m] = bills[b].key;
+				lskus[m] = rows[bills[b].lines[k].row].sku;
+				llocs[m] = rows[bills[b].lines[k].row].location;
+				ldeltas[m++] = bills[b].lines[k].delta;
+			}
+		values[0] = TextArray(lkeys, m);
+		values[1] = TextArray(lskus, m);
+		values[2] = TextArray(llocs, m);
+		values[3] = Int8Array(ldeltas, m);
+		InvRun(&LedgerInsert, values, NULL, 0);
+
+		/* one change per row: ordinary rows updated, hot rows queued */
+		for (int hot = 0; hot <= 1; hot++)
+		{
+			int			n = 0;
+
+			for (int i = 0; i < nrows; i++)
+			{
+				int64		net = 0;
+
+				if ((rows[i].target.hot != NULL) != hot)
+					continue;
+				if (hot)
+				{
+					for (int b = 0; b < nbills; b++)
+						for (int k = 0; bills[b].applied && k < bills[b].nlines; k++)
+							if (bills[b].lines[k].row == i)
+								net += bills[b].lines[k].delta;
+				}
+				else
+					net = rows[i].applied;
+				if (net == 0)
+					continue;
+				lskus[n] = rows[i].sku;
+				llocs[n] = rows[i].location;
+				ldeltas[n++] = net;
+			}
+			if (n == 0)
+				continue;
+			values[0] = TextArray(lskus, n);
+			values[1] = TextArray(llocs, n);
+			values[2] = Int8Array(ldeltas, n);
+			InvRun(hot ? &PendingInsert : &StockUpdate, values, NULL, 0);
+		}
+	}
+	SPI_finish();
+
+	for (int b = 0; b < nbills; b++)
+	{
+		Datum		out[2] = {CStringGetTextDatum(bills[b].key),
+		CStringGetTextDatum(bills[b].status)};
+		bool		nulls[2] = {false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
+	}
+	return (Datum) 0;
+}
