@@ -50,6 +50,7 @@ typedef struct BillRow
 	int64		available;		/* cold: units available, simulated */
 	int64		on_hand;		/* simulated, for the overflow check */
 	int64		applied;		/* cold: net change of the applied bills */
+	int64		start;			/* available when opened */
 	bool		create;			/* cold: the row did not exist */
 	bool		exists;			/* it exists, or a receipt of this call made it */
 } BillRow;
@@ -465,12 +466,14 @@ apply_bills(PG_FUNCTION_ARGS)
 		{
 			if (InvRowRead(row->sku, row->location, &now))
 				row->on_hand = now.on_hand;
+			row->start = HotAvailable(row->target.hot);
 		}
 		else if (row->target.found)
 		{
 			InvPrepare(&row->target);
 			row->available = InvRowAvailable(&row->target.row);
 			row->on_hand = row->target.row.on_hand;
+			row->start = row->available;
 		}
 		else
 			row->create = true;
@@ -592,6 +595,11 @@ apply_bills(PG_FUNCTION_ARGS)
 		}
 	}
 	SPI_finish();
+
+	for (int i = 0; i < nrows; i++)
+		InvNotifyLevel(rows[i].sku, rows[i].location, rows[i].start,
+					   rows[i].target.hot ? HotAvailable(rows[i].target.hot)
+					   : rows[i].available);
 
 	for (int b = 0; b < nbills; b++)
 	{

@@ -158,6 +158,11 @@ extern int64 InvMergePass(bool nowait, int64 *rows);
 extern int	InvExpireBatch;
 extern char *InvWorkerDatabase;
 
+/* events.c */
+extern void InvNotifyLevel(const char *sku, const char *location,
+						   int64 before, int64 after);
+extern void InvNotifyExpired(int64 count);
+
 /* merged.c */
 extern Size InvMergedShmemSize(void);
 extern void InvMergedShmemInit(void);

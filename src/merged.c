@@ -326,6 +326,9 @@ ApplyBatch(int from, int to)
 				strcmp(work[i].slot->key, key) == 0)
 			{
 				work[i].slot->status = INV_OK;
+				InvNotifyLevel(work[i].slot->sku, work[i].slot->location,
+							   work[i].slot->available + work[i].slot->qty,
+							   work[i].slot->available);
 				break;
 			}
 	}

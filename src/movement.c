@@ -267,21 +267,27 @@ InvMove(const char *op, const char *key, InvTarget *target,
 	Datum		values[7];
 	char		nulls[7];
 
+	int64		change = on_hand_delta - reserved_delta;
+	int64		after;
+
 	MoveValues(values, nulls, op, key, target, on_hand_delta, reserved_delta, ref);
 	if (target->hot)
 	{
-		int64		returned = on_hand_delta - reserved_delta;
-
 		InvRun(&HotMove, values, nulls, 0);
-		if (returned > 0)
-			HotArrive(target->hot, returned);
-		return HotAvailable(target->hot);
+		if (change > 0)
+			HotArrive(target->hot, change);
+		/* units it takes were taken from the counter just before */
+		after = HotAvailable(target->hot);
+		InvNotifyLevel(target->sku, target->location, after - change, after);
+		return after;
 	}
 	InvRun(&Move, values, nulls, 0);
 	if (SPI_processed != 1)
 		elog(ERROR, "inventory: stock row (%s, %s) vanished during %s",
 			 target->sku, target->location, op);
-	return InvResultInt8(0, 1);
+	after = InvResultInt8(0, 1);
+	InvNotifyLevel(target->sku, target->location, after - change, after);
+	return after;
 }
 
 /*

@@ -104,7 +104,12 @@ InvExpireOverdue(InvTarget *target, int64 limit, int64 *count)
 	if (target->hot)
 	{
 		if (units > 0)
+		{
+			int64		before = HotAvailable(target->hot);
+
 			HotArrive(target->hot, units);
+			InvNotifyLevel(target->sku, target->location, before, before + units);
+		}
 		if (limit == INT64_MAX)
 			HotSetNextExpiry(target->hot, InvResultIsNull(0, 3) ? DT_NOEND
 							 : InvResultInt8(0, 3));
@@ -379,6 +384,7 @@ InvExpirePass(int64 batch, bool nowait)
 		InvExpireOverdue(&target, batch, &count);
 		total += count;
 	}
+	InvNotifyExpired(total);
 	return total;
 }
 

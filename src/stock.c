@@ -215,6 +215,8 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 		}
 		out->has_available = true;
 		out->available = HotAvailable(targets[0].hot);
+		InvNotifyLevel(lines[0].sku, lines[0].location,
+					   out->available + lines[0].qty, out->available);
 		return;
 	}
 

@@ -131,21 +131,33 @@ MergePass(void)
 	SpinLockRelease(&InvState->mutex);
 }
 
-/* One expiry pass. */
+/*
+ * One expiry pass: batches of at most inventory.expire_batch reservations per
+ * stock row, each batch its own transaction, until nothing overdue is left
+ * that is not locked by someone else.  Its place is the table itself (held
+ * and overdue), so after a restart it simply goes on.
+ */
 static void
 ExpirePass(void)
 {
-	int64		expired = 0;
+	int64		expired;
+	int64		total = 0;
 
 	pgstat_report_activity(STATE_RUNNING, "expire");
-	if (BeginPass())
-		expired = InvExpirePass(InvExpireBatch, true);
-	EndPass();
+	do
+	{
+		expired = 0;
+		if (BeginPass())
+			expired = InvExpirePass(InvExpireBatch, true);
+		EndPass();
+		total += expired;
+		CHECK_FOR_INTERRUPTS();
+	} while (expired > 0);
 
 	SpinLockAcquire(&InvState->mutex);
 	InvState->worker.last_expire_at = GetCurrentTimestamp();
 	InvState->worker.expire_passes++;
-	InvState->worker.expired += expired;
+	InvState->worker.expired += total;
 	SpinLockRelease(&InvState->mutex);
 }
 
