@@ -184,10 +184,11 @@ InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 
 /*
  * Before a cold row is written: merge movements left queued from when it was
- * hot, and expire held reservations past their expiry, so that on_hand and
- * reserved count only live holds.  One that a concurrent confirm or release
- * has locked is skipped and still counted as held: its owner settles it once
- * it gets the row.  Idempotent.
+ * hot, and expire held reservations past their expiry (at most
+ * inventory.expire_batch of them, so a sale never does unbounded work; the
+ * worker expires the rest), so that on_hand and reserved count only live
+ * holds.  One that a concurrent confirm or release has locked, or beyond the
+ * batch, is still counted as held.  Idempotent.
  */
 void
 InvPrepare(InvTarget *target)
@@ -200,7 +201,7 @@ InvPrepare(InvTarget *target)
 	if (row->queued > 0)
 		InvMerge(target->sku, target->location);
 	if (row->overdue > 0)
-		row->reserved -= InvExpireOverdue(target, INT64_MAX, NULL);
+		row->reserved -= InvExpireOverdue(target, InvExpireBatch, NULL);
 	row->overdue = 0;
 }
 
@@ -224,7 +225,7 @@ InvTake(InvTarget *target, int64 qty, int64 *available)
 		return true;
 	if (!HotExpiryDue(target->hot))
 		return false;
-	InvExpireOverdue(target, INT64_MAX, NULL);
+	InvExpireOverdue(target, InvExpireBatch, NULL);
 	return HotTake(target->hot, qty, available);
 }
 

@@ -110,7 +110,8 @@ InvExpireOverdue(InvTarget *target, int64 limit, int64 *count)
 			HotArrive(target->hot, units);
 			InvNotifyLevel(target->sku, target->location, before, before + units);
 		}
-		if (limit == INT64_MAX)
+		/* the next expiry among the holds left (all overdue ones done) */
+		if (InvResultInt8(0, 1) < limit)
 			HotSetNextExpiry(target->hot, InvResultIsNull(0, 3) ? DT_NOEND
 							 : InvResultInt8(0, 3));
 	}
