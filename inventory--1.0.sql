@@ -178,7 +178,7 @@ CREATE FUNCTION inventory.worker_status(
     OUT rows_merged bigint, OUT movements_merged bigint,
     OUT last_expire_at timestamptz, OUT expire_passes bigint,
     OUT expired bigint, OUT errors bigint, OUT last_error text,
-    OUT merged_batches bigint, OUT merged_deductions bigint, OUT largest_batch bigint)
+    OUT merged_batches bigint, OUT merged_requests bigint, OUT largest_batch bigint)
 AS 'MODULE_PATHNAME', 'worker_status' LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION inventory.hot_counters(

@@ -32,8 +32,8 @@ PG_FUNCTION_INFO_V1(set_hot);
  * inventory.set_hot(sku, hot, location): route a row through the hot path,
  * or back.  Making a row hot takes effect for transactions that start after
  * this one commits (its counter loads from committed figures on first use).
- * Making it cold waits for the transactions still using its counter, then
- * merges its queue.
+ * Making it cold waits (for the row lock, exclusively) until no transaction
+ * uses its counter, unloads the counter and merges the queue.
  */
 Datum
 set_hot(PG_FUNCTION_ARGS)
@@ -110,7 +110,8 @@ InvMergePass(bool nowait, int64 *rows)
 	*rows = 0;
 	for (int i = 0; i < n; i++)
 	{
-		if (!InvLockRow(queued[i].sku, queued[i].location, nowait))
+		/* share mode: a merge need not wait for hot-row writers */
+		if (!InvLockRowShared(queued[i].sku, queued[i].location, nowait))
 			continue;
 		moved += InvMerge(queued[i].sku, queued[i].location);
 		(*rows)++;

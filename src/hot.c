@@ -29,19 +29,16 @@
  * PREPARE TRANSACTION is refused for a transaction with records, since
  * shared memory does not survive to COMMIT PREPARED.
  *
- * A counter is loaded from the tables under the row's advisory lock on first
- * use ("loaded"), when nobody can be using it, and is exact from then on.
- * HotUnload (set_hot(false)) clears "loaded", so new callers take the cold
- * path and queue on the row lock, then waits until no transaction holds a
- * record on the entry.
+ * A counter is loaded from the tables on first use ("loaded"), under the
+ * row's advisory lock held exclusively, so while nobody is using it (its
+ * users hold that lock in share mode), and is exact from then on.
+ * HotUnload (set_hot(false)) clears "loaded" under the same exclusive lock.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "miscadmin.h"
-#include "pgstat.h"
-#include "storage/latch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -153,18 +150,6 @@ FindUse(HotEntry *entry, int level)
 	return NULL;
 }
 
-/* Number of this backend's records on an entry. */
-static int
-OwnUses(HotEntry *entry)
-{
-	int			n = 0;
-
-	for (int i = 0; i < NumUses; i++)
-		if (Uses[i].entry == entry)
-			n++;
-	return n;
-}
-
 /*
  * The OID of inventory.stock.  A counter is valid only for the table it was
  * loaded from: entries outlive DROP EXTENSION, and must not outlive the rows.
@@ -198,7 +183,7 @@ HotBegin(HotEntry *entry)
 			: MemoryContextAlloc(TopMemoryContext, sizeof(HotUse) * MaxUses);
 	}
 	SpinLockAcquire(&entry->mutex);
-	if ((entry->loaded && entry->stock_relid == relid) || FindUse(entry, -1) != NULL)
+	if (entry->loaded && entry->stock_relid == relid)
 		entry->uses++;
 	else
 		ok = false;
@@ -353,33 +338,16 @@ HotNoteExpiry(HotEntry *entry, TimestampTz expires_at)
 }
 
 /*
- * Stop using a row's counter: new callers take the cold path (and queue on
- * the row lock, which the caller holds); then wait until every transaction
- * that still has a record on the entry has ended.
+ * Stop using a row's counter: callers take the cold path from now on.  The
+ * caller holds the row's lock exclusively, so no other transaction is using
+ * the counter (hot-row writers hold it in share mode).
  */
 void
 HotUnload(HotEntry *entry)
 {
-	int			own = OwnUses(entry);
-
 	SpinLockAcquire(&entry->mutex);
 	entry->loaded = false;
 	SpinLockRelease(&entry->mutex);
-
-	for (;;)
-	{
-		int			uses;
-
-		SpinLockAcquire(&entry->mutex);
-		uses = entry->uses;
-		SpinLockRelease(&entry->mutex);
-		if (uses <= own)
-			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
 }
 
 /* Settle a record: add its arrivals (commit) or return its takes (abort). */

@@ -82,6 +82,7 @@ extern char *InvIntervalText(const Interval *interval);
 /* rowlock.c */
 extern int64 InvRowLockKey(const char *sku, const char *location);
 extern bool InvLockRow(const char *sku, const char *location, bool nowait);
+extern bool InvLockRowShared(const char *sku, const char *location, bool nowait);
 extern void InvUnlockRow(const char *sku, const char *location);
 
 /* keys.c */

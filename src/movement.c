@@ -10,13 +10,17 @@
  *	 hot	The row's available units are an escrow counter in shared memory
  *			(hot.c).  Writers take and return units through the counter, and
  *			journal each movement as a queue row (inventory.pending) instead
- *			of updating the stock row; no row lock is needed.  Only a merge
- *			writes a hot row's stock row.
+ *			of updating the stock row.  Only a merge writes a hot row's stock
+ *			row.
  *
- * InvOpen picks the mode: a row whose counter is loaded is hot; any other row
- * is opened cold, and if its stock row says hot, the counter is loaded right
- * there, under the lock, from the committed tables (stock row plus queue),
- * and the row continues hot.
+ * InvOpen picks the mode: a row whose counter is loaded is hot, and its
+ * writers hold the row's advisory lock in share mode, so they never wait for
+ * each other; any other row is opened cold, with the lock exclusive, and if
+ * its stock row says hot, the counter is loaded right there from the
+ * committed tables (stock row plus queue), and the row continues hot.  So a
+ * counter is only ever loaded, and only ever unloaded (set_hot), while no
+ * transaction is using it: the exclusive lock waits for them all, in the
+ * lock manager, where a deadlock is detected and a wait can be cancelled.
  *
  * Either way a movement appends exactly one ledger row describing the change,
  * in the same statement that applies it, so the ledger and the counters can
@@ -143,6 +147,7 @@ bool
 InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 {
 	HotEntry   *entry = HotFind(sku, location, false);
+	bool		nowait = (flags & INV_NOWAIT) != 0;
 
 	target->sku = sku;
 	target->location = location;
@@ -150,22 +155,30 @@ InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 	target->found = false;
 	target->prepared = false;
 
-	if (entry && HotBegin(entry))
+	/*
+	 * Hot: the share lock first, then the counter, which cannot be unloaded
+	 * or reloaded while we hold it.  If it was unloaded meanwhile, go cold
+	 * (the exclusive request below upgrades our share lock).
+	 */
+	if (entry && HotIsLoaded(entry))
 	{
-		target->hot = entry;
-		target->found = true;
-		if ((flags & INV_LOCK) &&
-			!InvLockRow(sku, location, (flags & INV_NOWAIT) != 0))
+		if (!InvLockRowShared(sku, location, nowait))
 			return false;
-		return true;
+		if (HotBegin(entry))
+		{
+			target->hot = entry;
+			target->found = true;
+			return !(flags & INV_LOCK) || InvLockRow(sku, location, nowait);
+		}
 	}
-	if (!InvLockRow(sku, location, (flags & INV_NOWAIT) != 0))
+	if (!InvLockRow(sku, location, nowait))
 		return false;
 	target->found = InvRowRead(sku, location, &target->row);
 
 	/*
-	 * Load a hot row's counter from committed figures only: if this
-	 * transaction has changed the row, it stays cold until it ends.
+	 * Load a hot row's counter, under the exclusive lock, so while no
+	 * transaction uses it; from committed figures only: if this transaction
+	 * has changed the row, it stays cold until it ends.
 	 */
 	if (target->found && target->row.hot && !target->row.mine)
 	{
@@ -178,6 +191,15 @@ InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 				elog(ERROR, "inventory: hot row (%s, %s) failed to load", sku, location);
 		}
 		target->hot = entry;
+
+		/*
+		 * Now hold the lock as any hot-row writer does, in share mode, so
+		 * the rest of this transaction does not hold up the row's other
+		 * writers (a lock this transaction held before stays held).
+		 */
+		(void) InvLockRowShared(sku, location, false);
+		if (!(flags & INV_LOCK))
+			InvUnlockRow(sku, location);
 	}
 	return true;
 }

@@ -379,8 +379,7 @@ InvExpirePass(int64 batch, bool nowait)
 		InvTarget	target;
 		int64		count;
 
-		if (!InvOpen(&target, rows[i].sku, rows[i].location,
-					 INV_LOCK | (nowait ? INV_NOWAIT : 0)))
+		if (!InvOpen(&target, rows[i].sku, rows[i].location, nowait ? INV_NOWAIT : 0))
 			continue;
 		InvExpireOverdue(&target, batch, &count);
 		total += count;

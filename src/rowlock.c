@@ -13,6 +13,8 @@
  *
  * Transactions that lock several rows (carts, expiry batches) lock them in
  * ascending key order, so they can never deadlock on each other.
+ *
+ * Writers of a hot row take the same lock in share mode (InvLockRowShared).
  */
 #include "postgres.h"
 
@@ -55,6 +57,23 @@ InvLockRow(const char *sku, const char *location, bool nowait)
 
 	INV_SET_LOCKTAG_INT64(tag, key);
 	return LockAcquire(&tag, ExclusiveLock, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * Take the row's lock in share mode for the rest of the transaction: what a
+ * hot-row writer holds, so that writers of one hot row never wait for each
+ * other, while cold writers, set_hot and the loading of the counter (which
+ * take it exclusively) wait for all of them, in the lock manager, where
+ * deadlocks are detected and a wait can be cancelled.
+ */
+bool
+InvLockRowShared(const char *sku, const char *location, bool nowait)
+{
+	LOCKTAG		tag;
+	int64		key = InvRowLockKey(sku, location);
+
+	INV_SET_LOCKTAG_INT64(tag, key);
+	return LockAcquire(&tag, ShareLock, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 /* Give back a row lock taken by this transaction before it ends. */

@@ -119,7 +119,7 @@ my $victim = $node->safe_psql('postgres', qq{
 	SELECT pid FROM pg_stat_activity
 	 WHERE query LIKE '%inventory.deduct%' AND pid <> pg_backend_pid() LIMIT 1});
 ok($victim =~ /^\d+$/, 'found a busy backend to kill');
-cmp_ok($node->safe_psql('postgres', 'SELECT merged_deductions FROM inventory.worker_status()'),
+cmp_ok($node->safe_psql('postgres', 'SELECT merged_requests FROM inventory.worker_status()'),
 	'>', 0, 'the load runs in merged mode');
 kill 'KILL', $victim;
 cmp_ok(finish_load($load), '>', 0, 'backend kill: clients had deductions acknowledged');

@@ -26,7 +26,7 @@ $node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'inventory committer'")
   or die 'no committer';
 
-sub merged { $node->safe_psql('postgres', 'SELECT merged_deductions FROM inventory.worker_status()') }
+sub merged { $node->safe_psql('postgres', 'SELECT merged_requests FROM inventory.worker_status()') }
 
 # a lone caller is merged, and answers at once
 my $before = merged();
