@@ -9,6 +9,9 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# a locale every Debian 12 has, whatever the caller's environment says
+export LANG=C.UTF-8
+unset LC_ALL LANGUAGE
 PGBIN=/usr/lib/postgresql/15/bin
 export PATH="$PGBIN:$PATH"
 
