@@ -39,6 +39,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -157,9 +158,17 @@ FindUse(HotEntry *entry, int level)
 Oid
 InvStockRelid(void)
 {
-	Oid			nsp = get_namespace_oid("inventory", true);
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static Oid	cached = InvalidOid;
+	Oid			nsp;
 
-	return OidIsValid(nsp) ? get_relname_relid("stock", nsp) : InvalidOid;
+	/* looked up once per transaction: DDL is not interleaved with calls */
+	if (MyProc->lxid == cached_lxid && OidIsValid(cached))
+		return cached;
+	nsp = get_namespace_oid("inventory", true);
+	cached = OidIsValid(nsp) ? get_relname_relid("stock", nsp) : InvalidOid;
+	cached_lxid = MyProc->lxid;
+	return cached;
 }
 
 /*

@@ -144,6 +144,29 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 	InvSetOutcome(out, INV_OK, single ? lines[0].sku : NULL,
 				  single ? lines[0].location : NULL);
 
+	/*
+	 * A sold-out hot row answers from its counter, without the row lock: the
+	 * answer is true of the counter as it was a moment ago, which is all any
+	 * refusal can promise.  The key is still looked up, so that a retry of an
+	 * applied deduct answers "duplicate".
+	 */
+	if (single)
+	{
+		HotEntry   *entry = HotFind(lines[0].sku, lines[0].location, false);
+
+		if (entry && HotIsLoaded(entry) && HotAvailable(entry) < lines[0].qty &&
+			!HotExpiryDue(entry))
+		{
+			if (InvKeyCheck(key, op, args.data) == INV_KEY_DUPLICATE)
+				out->status = INV_DUPLICATE;
+			else
+				out->status = INV_INSUFFICIENT;
+			out->has_available = true;
+			out->available = HotAvailable(entry);
+			return;
+		}
+	}
+
 	for (int i = 0; i < n; i++)
 	{
 		if (!InvOpen(&targets[i], lines[i].sku, lines[i].location,
