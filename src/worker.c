@@ -5,10 +5,10 @@
  *
  * Registered from _PG_init (so the library must be preloaded), it connects
  * to inventory.database, and then lives on its latch: every
- * inventory.merge_interval it runs a merge pass, every
- * inventory.expire_interval an expiry pass, each in its own transaction.  A
- * pass that fails is logged, counted in worker_status(), rolled back, and the
- * worker goes on.  It exits on SIGTERM (die) with a non-zero code, and after
+ * inventory.merge_interval it runs a merge pass (one transaction), every
+ * inventory.expire_interval an expiry pass (batches, each its own
+ * transaction).  A pass that fails is logged, counted in worker_status(),
+ * rolled back, and the worker goes on.  It exits on SIGTERM (die) with a non-zero code, and after
  * any crash the postmaster restarts it (bgw_restart_time), so it is always
  * there while the server runs.  Everything it does is also available to
  * admins as inventory.merge() and inventory.expire().
@@ -111,7 +111,7 @@ EndPass(void)
 	pgstat_report_stat(false);
 }
 
-/* One merge pass; returns the movements merged. */
+/* One merge pass, in one transaction. */
 static void
 MergePass(void)
 {
