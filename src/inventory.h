@@ -155,6 +155,7 @@ extern int64 InvExpirePass(int64 batch, bool nowait);
 extern void InvShmemInit(void);
 extern void InvCheckPreloaded(void);
 extern void InvWorkerInit(void);
+extern void InvRegisterWorker(const char *name, const char *function);
 extern int64 InvMergePass(bool nowait, int64 *rows);
 extern int	InvExpireBatch;
 extern char *InvWorkerDatabase;

@@ -136,8 +136,6 @@ InvMergedShmemInit(void)
 void
 InvMergedInit(void)
 {
-	BackgroundWorker worker;
-
 	DefineCustomBoolVariable("inventory.merged_mode",
 							 "Group-commit hot-row deductions made outside a transaction block.",
 							 NULL,
@@ -155,15 +153,7 @@ InvMergedInit(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	strlcpy(worker.bgw_library_name, "inventory", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "InvCommitterMain", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "inventory committer", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "inventory committer", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+	InvRegisterWorker("inventory committer", "InvCommitterMain");
 }
 
 /* May this call be merged? */

@@ -45,18 +45,25 @@ InvRowLockKey(const char *sku, const char *location)
 	return (int64) h;
 }
 
-/*
- * Take the row's lock for the rest of the transaction.  With nowait, returns
- * false at once when another transaction holds it.
- */
-bool
-InvLockRow(const char *sku, const char *location, bool nowait)
+/* Take the row's lock in a mode for the rest of the transaction. */
+static bool
+LockRow(const char *sku, const char *location, LOCKMODE mode, bool nowait)
 {
 	LOCKTAG		tag;
 	int64		key = InvRowLockKey(sku, location);
 
 	INV_SET_LOCKTAG_INT64(tag, key);
-	return LockAcquire(&tag, ExclusiveLock, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
+	return LockAcquire(&tag, mode, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * Take the row's lock exclusively for the rest of the transaction.  With
+ * nowait, returns false at once when another transaction holds it.
+ */
+bool
+InvLockRow(const char *sku, const char *location, bool nowait)
+{
+	return LockRow(sku, location, ExclusiveLock, nowait);
 }
 
 /*
@@ -69,11 +76,7 @@ InvLockRow(const char *sku, const char *location, bool nowait)
 bool
 InvLockRowShared(const char *sku, const char *location, bool nowait)
 {
-	LOCKTAG		tag;
-	int64		key = InvRowLockKey(sku, location);
-
-	INV_SET_LOCKTAG_INT64(tag, key);
-	return LockAcquire(&tag, ShareLock, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
+	return LockRow(sku, location, ShareLock, nowait);
 }
 
 /* Give back a row lock taken by this transaction before it ends. */

@@ -43,8 +43,6 @@ int			InvExpireBatch = 1000;
 void
 InvWorkerInit(void)
 {
-	BackgroundWorker worker;
-
 	DefineCustomIntVariable("inventory.merge_interval",
 							"Time between the worker's merges of queued hot-row movements.",
 							NULL,
@@ -78,14 +76,27 @@ InvWorkerInit(void)
 							   PGC_POSTMASTER, 0,
 							   NULL, NULL, NULL);
 
+	InvRegisterWorker("inventory worker", "InvWorkerMain");
+}
+
+/*
+ * Register a background worker of this library: it needs shared memory and
+ * a database connection, starts once recovery is over, and is restarted
+ * 5 seconds after it exits abnormally.
+ */
+void
+InvRegisterWorker(const char *name, const char *function)
+{
+	BackgroundWorker worker;
+
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 5;
 	strlcpy(worker.bgw_library_name, "inventory", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "InvWorkerMain", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "inventory worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "inventory worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
 }
 
