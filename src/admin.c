@@ -67,24 +67,6 @@ set_hot(PG_FUNCTION_ARGS)
 	return InvReturnOutcome(fcinfo, &out);
 }
 
-/* A row with queued movements, ordered for locking. */
-typedef struct QueuedRow
-{
-	char	   *sku;
-	char	   *location;
-	int64		lock_key;
-} QueuedRow;
-
-/* Order rows by lock key, the canonical locking order. */
-static int
-CompareQueued(const void *a, const void *b)
-{
-	int64		ka = ((const QueuedRow *) a)->lock_key;
-	int64		kb = ((const QueuedRow *) b)->lock_key;
-
-	return ka < kb ? -1 : ka > kb ? 1 : 0;
-}
-
 /*
  * Merge the queue of every row that has one, in the current transaction,
  * each under its row lock taken in canonical order (with nowait, busy rows
@@ -94,19 +76,9 @@ int64
 InvMergePass(bool nowait, int64 *rows)
 {
 	int			n;
-	QueuedRow  *queued;
+	InvRowRef  *queued = InvRowsInLockOrder(&QueuedRows, &n);
 	int64		moved = 0;
 
-	InvRun(&QueuedRows, NULL, NULL, 0);
-	n = (int) SPI_processed;
-	queued = palloc(sizeof(QueuedRow) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		queued[i].sku = InvResultText(i, 1);
-		queued[i].location = InvResultText(i, 2);
-		queued[i].lock_key = InvRowLockKey(queued[i].sku, queued[i].location);
-	}
-	qsort(queued, n, sizeof(QueuedRow), CompareQueued);
 	*rows = 0;
 	for (int i = 0; i < n; i++)
 	{

@@ -146,13 +146,21 @@ InvCopyOut(const char *s)
 Datum
 InvReturnOutcome(FunctionCallInfo fcinfo, const InvOutcome *out)
 {
-	TupleDesc	tupdesc;
+	TupleDesc	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "inventory: return type must be a row type");
-	tupdesc = BlessTupleDesc(tupdesc);
+	/* looked up once per call site, kept with the function's cache */
+	if (tupdesc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "inventory: return type must be a row type");
+		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = tupdesc;
+	}
 
 	values[0] = CStringGetTextDatum(out->status);
 	values[1] = Int64GetDatum(out->available);

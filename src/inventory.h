@@ -80,10 +80,18 @@ extern char *InvCopyOut(const char *s);
 extern char *InvIntervalText(const Interval *interval);
 
 /* rowlock.c */
+typedef struct InvRowRef
+{
+	char	   *sku;
+	char	   *location;
+	int64		lock_key;
+} InvRowRef;
+
 extern int64 InvRowLockKey(const char *sku, const char *location);
 extern bool InvLockRow(const char *sku, const char *location, bool nowait);
 extern bool InvLockRowShared(const char *sku, const char *location, bool nowait);
 extern void InvUnlockRow(const char *sku, const char *location);
+extern InvRowRef *InvRowsInLockOrder(InvQuery *query, int *n);
 
 /* keys.c */
 typedef enum InvKeyState

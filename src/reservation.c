@@ -334,24 +334,6 @@ release(PG_FUNCTION_ARGS)
 	return InvReturnOutcome(fcinfo, &out);
 }
 
-/* A stock row with overdue holds, ordered for locking. */
-typedef struct OverdueRow
-{
-	char	   *sku;
-	char	   *location;
-	int64		lock_key;
-} OverdueRow;
-
-/* Order rows by lock key, the canonical locking order. */
-static int
-CompareOverdue(const void *a, const void *b)
-{
-	int64		ka = ((const OverdueRow *) a)->lock_key;
-	int64		kb = ((const OverdueRow *) b)->lock_key;
-
-	return ka < kb ? -1 : ka > kb ? 1 : 0;
-}
-
 /*
  * Expire the overdue holds of every row that has some, up to batch per row,
  * in the current transaction, taking each row's lock in canonical order.
@@ -362,18 +344,8 @@ InvExpirePass(int64 batch, bool nowait)
 {
 	int64		total = 0;
 	int			n;
-	OverdueRow *rows;
+	InvRowRef  *rows = InvRowsInLockOrder(&OverdueRows, &n);
 
-	InvRun(&OverdueRows, NULL, NULL, 0);
-	n = (int) SPI_processed;
-	rows = palloc(sizeof(OverdueRow) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		rows[i].sku = InvResultText(i, 1);
-		rows[i].location = InvResultText(i, 2);
-		rows[i].lock_key = InvRowLockKey(rows[i].sku, rows[i].location);
-	}
-	qsort(rows, n, sizeof(OverdueRow), CompareOverdue);
 	for (int i = 0; i < n; i++)
 	{
 		InvTarget	target;

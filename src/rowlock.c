@@ -90,6 +90,42 @@ InvUnlockRow(const char *sku, const char *location)
 	LockRelease(&tag, ExclusiveLock, false);
 }
 
+/* Order rows by lock key, then by name: the canonical locking order. */
+static int
+CompareRowRefs(const void *a, const void *b)
+{
+	const InvRowRef *ra = (const InvRowRef *) a;
+	const InvRowRef *rb = (const InvRowRef *) b;
+	int			c;
+
+	if (ra->lock_key != rb->lock_key)
+		return ra->lock_key < rb->lock_key ? -1 : 1;
+	c = strcmp(ra->sku, rb->sku);
+	return c != 0 ? c : strcmp(ra->location, rb->location);
+}
+
+/*
+ * Run a query returning (sku, location) rows and return them in canonical
+ * locking order; *n gets how many.
+ */
+InvRowRef *
+InvRowsInLockOrder(InvQuery *query, int *n)
+{
+	InvRowRef  *rows;
+
+	InvRun(query, NULL, NULL, 0);
+	*n = (int) SPI_processed;
+	rows = palloc(sizeof(InvRowRef) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+	{
+		rows[i].sku = InvResultText(i, 1);
+		rows[i].location = InvResultText(i, 2);
+		rows[i].lock_key = InvRowLockKey(rows[i].sku, rows[i].location);
+	}
+	qsort(rows, *n, sizeof(InvRowRef), CompareRowRefs);
+	return rows;
+}
+
 PG_FUNCTION_INFO_V1(lock_key);
 
 /* inventory.lock_key(sku, location): the row's advisory lock key. */
