@@ -34,6 +34,18 @@ sub hold_row
 	return $h;
 }
 
+# Start a deduct that queues behind the holder; returns once it waits.
+sub start_waiter
+{
+	my ($key, $err) = @_;
+	my $h = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres'),
+		'-c', "SELECT inventory.deduct('row', 1, '$key')" ], '>', \my $out, '2>', $err);
+	$node->poll_query_until('postgres', q{
+		SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted})
+	  or die 'no waiter';
+	return $h;
+}
+
 sub ledger_count { $node->safe_psql('postgres', 'SELECT count(*) FROM inventory.ledger') }
 sub consistent
 {
@@ -68,11 +80,8 @@ consistent('lock_timeout');
 
 # pg_terminate_backend of a waiter in the queue
 $holder = hold_row('hold-3', 3);
-my $waiter = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres'),
-	'-c', "SELECT inventory.deduct('row', 1, 'term-1')" ], '>', \my $wout, '2>', \my $werr);
-$node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted})
-  or die 'no waiter';
+my $werr = '';
+my $waiter = start_waiter('term-1', \$werr);
 $node->safe_psql('postgres', q{
 	SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted});
 $waiter->finish;
@@ -87,11 +96,8 @@ consistent('terminate');
 # the client vanishes while its call waits: the call completes or not, and a
 # retry with the key tells which, never applying it twice
 $holder = hold_row('hold-4', 2);
-my $gone = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres'),
-	'-c', "SELECT inventory.deduct('row', 1, 'gone-1')" ], '>', \my $gout, '2>', \my $gerr);
-$node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted})
-  or die 'no waiter';
+my $gerr = '';
+my $gone = start_waiter('gone-1', \$gerr);
 $gone->kill_kill;
 $holder->finish;
 $node->poll_query_until('postgres', q{
