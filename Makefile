@@ -16,6 +16,14 @@ PG_CONFIG ?= pg_config
 # Warnings are errors; unused parameters are normal for fmgr-style code.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
+# make SANITIZE=address,undefined (any -fsanitize= list): a sanitizer build.
+# UBSan loads into a stock server as it is; ASan needs a server that starts
+# with its runtime (see the README).  scripts/test --sanitize uses
+# SANITIZE=undefined under Valgrind.  Run make clean when switching.
+ifdef SANITIZE
+PG_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+SHLIB_LINK += -fsanitize=$(SANITIZE)
+endif
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

@@ -48,14 +48,15 @@ ensure_packages() {
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
-# Build the extension with warnings as errors, and install it.
+# Build the extension with warnings as errors, and install it; arguments go
+# to make (e.g. SANITIZE=undefined).
 build_install() {
-	step "building and installing the extension"
-	make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" >/dev/null
+	step "building and installing the extension $*"
+	make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" "$@" >/dev/null
 	if [ "$(id -u)" = 0 ] || [ -w "$("$PGBIN/pg_config" --pkglibdir)" ]; then
-		make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install >/dev/null
+		make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" "$@" install >/dev/null
 	else
-		sudo make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" install >/dev/null
+		sudo make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" "$@" install >/dev/null
 	fi
 }
 
@@ -69,6 +70,7 @@ pg_workdir() {
 }
 
 # Start a throwaway cluster in $1 with the library preloaded; sockets only.
+# $2, if given, is the server executable (a wrapper such as Valgrind's).
 # Sets PGHOST, PGPORT, PGDATABASE for the rest of the script.
 start_cluster() {
 	local dir=$1
@@ -83,7 +85,7 @@ fsync = on
 synchronous_commit = on
 log_line_prefix = '%m [%p] '
 EOF
-	as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+	as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -p "${2:-$PGBIN/postgres}" -t 300 -w start >/dev/null
 	export PGHOST=$dir PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
 }
 
