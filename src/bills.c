@@ -212,6 +212,7 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 	int			maxrows = 16;
 	BillRow    *rows = palloc(sizeof(BillRow) * maxrows);
 	int		   *order;
+	StringInfoData buf;
 
 	if (!JsonContainerIsArray(root) || JB_ROOT_IS_SCALAR(json))
 		BadBills("the document must be a JSON array of bills", -1, -1);
@@ -286,33 +287,28 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 					order[i] = j;
 		rows = sorted;
 	}
+	initStringInfo(&buf);
 	for (int b = 0; b < nbills; b++)
 	{
-		StringInfoData list;
-		StringInfoData args;
-
 		for (int k = 0; k < bills[b].nlines; k++)
 			bills[b].lines[k].row = order[bills[b].lines[k].row];
 		qsort(bills[b].lines, bills[b].nlines, sizeof(BillLine), CompareLines);
 
-		initStringInfo(&list);
-		appendStringInfoChar(&list, '[');
+		/* the canonical arguments: {"lines":[{"sku":..,"location":..,"delta":..},..]} */
+		resetStringInfo(&buf);
+		appendStringInfoString(&buf, "{\"lines\":[");
 		for (int k = 0; k < bills[b].nlines; k++)
 		{
-			StringInfoData one;
+			BillRow    *row = &rows[bills[b].lines[k].row];
 
-			InvArgsBegin(&one);
-			InvArgsText(&one, "sku", rows[bills[b].lines[k].row].sku);
-			InvArgsText(&one, "location", rows[bills[b].lines[k].row].location);
-			InvArgsInt8(&one, "delta", bills[b].lines[k].delta);
-			InvArgsEnd(&one);
-			appendStringInfo(&list, "%s%s", k > 0 ? "," : "", one.data);
+			appendStringInfoString(&buf, k > 0 ? ",{" : "{");
+			InvArgsText(&buf, "sku", row->sku);
+			InvArgsText(&buf, "location", row->location);
+			InvArgsInt8(&buf, "delta", bills[b].lines[k].delta);
+			InvArgsEnd(&buf);
 		}
-		appendStringInfoChar(&list, ']');
-		InvArgsBegin(&args);
-		InvArgsRaw(&args, "lines", list.data);
-		InvArgsEnd(&args);
-		bills[b].args = args.data;
+		appendStringInfoString(&buf, "]}");
+		bills[b].args = pnstrdup(buf.data, buf.len);
 	}
 	*bills_out = bills;
 	*rows_out = rows;

@@ -45,11 +45,11 @@ InvArgsBegin(StringInfo buf)
 	appendStringInfoChar(buf, '{');
 }
 
-/* Separate members of the argument object. */
+/* Separate members of the argument object (which may follow other text). */
 static void
 ArgsMember(StringInfo buf, const char *name)
 {
-	if (buf->len > 1)
+	if (buf->data[buf->len - 1] != '{')
 		appendStringInfoChar(buf, ',');
 	escape_json(buf, name);
 	appendStringInfoChar(buf, ':');
