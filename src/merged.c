@@ -80,6 +80,7 @@ typedef struct MergedSlot
 	const char *status;			/* one of the INV_ status literals, or NULL */
 	bool		has_available;
 	int64		available;
+	int			wake[2];		/* batch mates this caller wakes, or -1 */
 } MergedSlot;
 
 typedef struct MergedQueue
@@ -189,8 +190,8 @@ Unlink(int index)
 }
 
 /*
- * The batch's deductions that got their units: their keys recorded and their
- * movements journalled and queued, in one statement.  Returns the keys it
+ * The batch's deductions that got their units: their keys recorded, their
+ * movements journalled, and one queue row per stock row, in one statement.  Returns the keys it
  * recorded; a key recorded meanwhile (or twice in the batch) is skipped.
  */
 static InvQuery ApplyMany = {
@@ -202,7 +203,8 @@ static InvQuery ApplyMany = {
 	"     l AS (INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta) "
 	"           SELECT 'deduct', i.key, i.sku, i.location, -i.qty FROM i JOIN k USING (key)), "
 	"     p AS (INSERT INTO inventory.pending (sku, location, on_hand_delta) "
-	"           SELECT i.sku, i.location, -i.qty FROM i JOIN k USING (key)) "
+	"           SELECT i.sku, i.location, -sum(i.qty) FROM i JOIN k USING (key) "
+	"           GROUP BY i.sku, i.location) "
 	"SELECT key FROM k",
 	5, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID}
 };
@@ -347,6 +349,7 @@ InvMergedDeduct(const char *sku, const char *location, int64 qty,
 	MergedSlot *slot = &Queue->slots[me];
 	Latch	   *committer;
 	SlotState	state;
+	int			wake[2] = {-1, -1};
 
 	slot->latch = MyLatch;
 	slot->qty = qty;
@@ -354,6 +357,7 @@ InvMergedDeduct(const char *sku, const char *location, int64 qty,
 	strlcpy(slot->location, location, sizeof(slot->location));
 	strlcpy(slot->key, key, sizeof(slot->key));
 	slot->next = -1;
+	slot->wake[0] = slot->wake[1] = -1;
 
 	SpinLockAcquire(&Queue->mutex);
 	committer = Queue->committer;
@@ -386,8 +390,16 @@ InvMergedDeduct(const char *sku, const char *location, int64 qty,
 			state = SLOT_FALLBACK;
 		}
 		if (state == SLOT_DONE || state == SLOT_FALLBACK)
+		{
 			slot->state = SLOT_IDLE;
+			memcpy(wake, slot->wake, sizeof(wake));
+		}
 		SpinLockRelease(&Queue->mutex);
+
+		/* pass the wake-up on first: batch mates wait for it */
+		for (int i = 0; i < 2; i++)
+			if (wake[i] >= 0)
+				SetLatch(Queue->slots[wake[i]].latch);
 
 		if (state == SLOT_DONE)
 		{
@@ -407,12 +419,18 @@ InvMergedDeduct(const char *sku, const char *location, int64 qty,
 /*
  * When the committer's transaction ends: publish the batch's outcomes
  * (commit, after making sure the commit is flushed) or send its callers to
- * the transactional path (abort).  Wakes each caller.
+ * the transactional path (abort).  The callers wake each other as a binary
+ * tree: the committer sets the first one's latch, and the caller at batch
+ * position p wakes those at 2p + 1 and 2p + 2 as soon as it is up, so the
+ * committer makes one wake-up call per batch, not one per caller.  A caller
+ * that died before passing it on only delays its subtree: each caller also
+ * looks at its slot every second.
  */
 static void
 MergedXactCallback(XactEvent event, void *arg)
 {
 	bool		commit;
+	Latch	   *first;
 
 	if (BatchSize == 0)
 		return;
@@ -425,17 +443,18 @@ MergedXactCallback(XactEvent event, void *arg)
 
 	if (commit)
 		XLogFlush(XactLastCommitEnd);
+	SpinLockAcquire(&Queue->mutex);
 	for (int i = 0; i < BatchSize; i++)
 	{
 		MergedSlot *slot = &Queue->slots[Batch[i]];
-		Latch	   *latch;
 
-		SpinLockAcquire(&Queue->mutex);
 		slot->state = (commit && slot->status != NULL) ? SLOT_DONE : SLOT_FALLBACK;
-		latch = slot->latch;
-		SpinLockRelease(&Queue->mutex);
-		SetLatch(latch);
+		slot->wake[0] = 2 * i + 1 < BatchSize ? Batch[2 * i + 1] : -1;
+		slot->wake[1] = 2 * i + 2 < BatchSize ? Batch[2 * i + 2] : -1;
 	}
+	first = Queue->slots[Batch[0]].latch;
+	SpinLockRelease(&Queue->mutex);
+	SetLatch(first);
 	BatchSize = 0;
 }
 

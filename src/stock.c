@@ -165,6 +165,15 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 			out->available = HotAvailable(entry);
 			return;
 		}
+
+		/*
+		 * Outside a transaction block, hand the deduct to a merged-mode batch
+		 * (merged.c).  The committer locks the row and takes the units; this
+		 * backend takes no lock.  If it sends us back, go the usual way.
+		 */
+		if (entry && HotIsLoaded(entry) && InvMergedEligible() &&
+			InvMergedDeduct(lines[0].sku, lines[0].location, lines[0].qty, key, out))
+			return;
 	}
 
 	for (int i = 0; i < n; i++)
@@ -181,15 +190,6 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 		}
 	}
 	hot_path = single && targets[0].hot != NULL;
-
-	/*
-	 * Outside a transaction block, hand the deduct to a merged-mode batch
-	 * (merged.c), unless the counter says at once that it is short.
-	 */
-	if (hot_path && InvMergedEligible() &&
-		HotAvailable(targets[0].hot) >= lines[0].qty &&
-		InvMergedDeduct(lines[0].sku, lines[0].location, lines[0].qty, key, out))
-		return;
 
 	if (!hot_path && InvKeyCheck(key, op, args.data) == INV_KEY_DUPLICATE)
 	{
