@@ -26,9 +26,10 @@ void
 _PG_init(void)
 {
 	InvShmemInit();
+	/* callbacks run newest first: the hot path's must run before merged mode's */
+	InvMergedCallbacks();
 	HotInit();
 	InvMergedInit();
-	InvMergedCallbacks();
 	InvWorkerInit();
 	MarkGUCPrefixReserved("inventory");
 }

@@ -13,9 +13,10 @@
  *		it works (up to inventory.merged_max_batch), and applies each exactly
  *		as the transactional hot path would (escrow counter, key, ledger and
  *		queue rows) in one transaction, which it commits durably.
- *	 3. Its commit callback publishes each caller's outcome and sets its
- *		latch.  If the transaction aborts instead, the callers are told to
- *		fall back: each then runs its deduct on the transactional hot path.
+ *	 3. Its commit callback publishes each caller's outcome and wakes the
+ *		callers (they pass the wake-up on to each other).  If the transaction
+ *		aborts instead, the callers are told to fall back: each then runs its
+ *		deduct on the transactional hot path.
  *
  * So no caller ever sees "ok" for a deduction that is not durable, a batch
  * forms only from callers already waiting (the committer starts as soon as a
@@ -36,6 +37,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -190,9 +192,10 @@ Unlink(int index)
 }
 
 /*
- * The batch's deductions that got their units: their keys recorded, their
- * movements journalled, and one queue row per stock row, in one statement.  Returns the keys it
- * recorded; a key recorded meanwhile (or twice in the batch) is skipped.
+ * A round's deductions that got their units (their keys are distinct): their
+ * keys recorded, their movements journalled, and one queue row per stock row,
+ * in one statement.  Returns the keys it recorded; a key recorded meanwhile
+ * (by another call, or an earlier round) is skipped.
  */
 static InvQuery ApplyMany = {
 	"WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) "
@@ -216,6 +219,8 @@ typedef struct Work
 	InvTarget	target;
 	char	   *args;
 	bool		took;			/* units taken from the counter */
+	bool		duplicate;		/* an earlier request of the round has its key */
+	uint32		keyhash;		/* to compare keys quickly */
 } Work;
 
 /* Settle a request that was not applied: duplicate, insufficient or neither. */
@@ -267,6 +272,18 @@ ApplyBatch(int from, int to)
 		w->slot = slot;
 		slot->status = NULL;
 		slot->has_available = false;
+
+		/*
+		 * A key already taken in this round (a client's retry on another
+		 * connection) is not taken again: one statement could not tell the
+		 * two apart.  It goes the transactional way, after this commit.
+		 */
+		w->keyhash = hash_bytes((const unsigned char *) slot->key, strlen(slot->key));
+		for (int j = 0; j < i && !w->duplicate; j++)
+			w->duplicate = work[j].took && work[j].keyhash == w->keyhash &&
+				strcmp(work[j].slot->key, slot->key) == 0;
+		if (w->duplicate)
+			continue;
 		InvArgsBegin(&args);
 		InvArgsText(&args, "sku", slot->sku);
 		InvArgsText(&args, "location", slot->location);
@@ -305,10 +322,7 @@ ApplyBatch(int from, int to)
 		InvRun(&ApplyMany, values, NULL, 0);
 	}
 
-	/*
-	 * Mark the requests whose key was recorded.  A key may be in the batch
-	 * twice (a client's retry): the first one of them is the applied one.
-	 */
+	/* Mark the requests whose key was recorded (keys in a round are distinct). */
 	for (uint64 r = 0; r < (m > 0 ? SPI_processed : 0); r++)
 	{
 		char	   *key = InvResultText((int) r, 1);
@@ -430,7 +444,7 @@ static void
 MergedXactCallback(XactEvent event, void *arg)
 {
 	bool		commit;
-	Latch	   *first;
+	Latch	   *first = NULL;
 
 	if (BatchSize == 0)
 		return;
@@ -443,17 +457,18 @@ MergedXactCallback(XactEvent event, void *arg)
 
 	if (commit)
 		XLogFlush(XactLastCommitEnd);
-	SpinLockAcquire(&Queue->mutex);
-	for (int i = 0; i < BatchSize; i++)
+	/* children before parents: a caller up early finds its children final */
+	for (int i = BatchSize - 1; i >= 0; i--)
 	{
 		MergedSlot *slot = &Queue->slots[Batch[i]];
 
+		SpinLockAcquire(&Queue->mutex);
 		slot->state = (commit && slot->status != NULL) ? SLOT_DONE : SLOT_FALLBACK;
 		slot->wake[0] = 2 * i + 1 < BatchSize ? Batch[2 * i + 1] : -1;
 		slot->wake[1] = 2 * i + 2 < BatchSize ? Batch[2 * i + 2] : -1;
+		first = slot->latch;
+		SpinLockRelease(&Queue->mutex);
 	}
-	first = Queue->slots[Batch[0]].latch;
-	SpinLockRelease(&Queue->mutex);
 	SetLatch(first);
 	BatchSize = 0;
 }
@@ -554,8 +569,15 @@ InvCommitterMain(Datum main_arg)
 	BackgroundWorkerInitializeConnection(InvWorkerDatabase, NULL, 0);
 	pgstat_report_appname("inventory committer");
 
-	/* every batch commits durably, whatever the server's default */
+	/*
+	 * Every batch commits durably, whatever the server's default; and no
+	 * batch waits long for a lock: a key being inserted by an open
+	 * transaction would hold up every caller of the batch, who cannot be
+	 * cancelled while it runs.  On the timeout the batch aborts and its
+	 * callers take the transactional path, where they wait cancellably.
+	 */
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", "1s", PGC_SUSET, PGC_S_OVERRIDE);
 	Batch = MemoryContextAlloc(TopMemoryContext, sizeof(int) * Queue->nslots);
 
 	before_shmem_exit(CommitterExit, (Datum) 0);

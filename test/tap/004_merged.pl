@@ -82,6 +82,43 @@ is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM inventory.ledger WHERE key LIKE 'm%' AND op = 'deduct'}),
 	16 * 300, 'one ledger row per deduct');
 
+# The same key from many clients in one round of a batch (retries on other
+# connections): an open transaction holds key 'blocker', so the batch that
+# carries a merged 'blocker' request waits for it; meanwhile 8 clients send
+# 'pile', and the next round takes them all at once.  One ok, 7 duplicates,
+# one ledger row, and the counter stays in step with the tables.
+sub psql_bg
+{
+	my ($sql) = @_;
+	my $out = '';
+	my $h = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres'),
+		'-c', $sql ], '>', \$out, '2>', \my $err);
+	return [ $h, \$out ];
+}
+my $holder = psql_bg("BEGIN; SELECT status FROM inventory.deduct('hot', 1, 'blocker'); SELECT pg_sleep(3); ROLLBACK;");
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND wait_event = 'PgSleep'")
+  or die 'no holder';
+my $blocked = psql_bg("SELECT status FROM inventory.deduct('hot', 1, 'blocker')");
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'inventory committer' AND wait_event_type = 'Lock'")
+  or die 'the committer did not wait';
+my @pile = map { psql_bg("SELECT status FROM inventory.deduct('hot', 1, 'pile')") } 1 .. 8;
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 8 FROM pg_stat_activity WHERE query LIKE '%''pile''%' AND wait_event = 'Extension'")
+  or die 'the pile did not queue';
+$_->[0]->finish for $holder, $blocked, @pile;
+my %answers;
+$answers{${ $_->[1] } =~ s/\s+$//r}++ for @pile;
+is($answers{ok}, 1, 'one of 8 requests with one key in one round is ok');
+is($answers{duplicate}, 7, 'the other 7 are duplicates');
+is(${ $blocked->[1] } =~ s/\s+$//r, 'ok', 'the request that waited for the open transaction is ok');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM inventory.ledger WHERE key = 'pile'}), '1', 'one ledger row for the key');
+$node->safe_psql('postgres', 'SELECT inventory.merge()');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM inventory.reconcile()'),
+	'0', 'the counter matches the tables');
+
 # the committer dies: callers fall back, nothing is lost or doubled
 my $committer = $node->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'inventory committer'");
@@ -102,7 +139,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM inventory.reconcile()'),
 	'0', 'reconcile() is empty');
 is($node->safe_psql('postgres', q{
 	SELECT on_hand FROM inventory.stock WHERE sku = 'hot'}),
-	100000 - 1 - 2 - 1 - 16 * 300 - 2, 'on_hand accounts for every deduct once');
+	100000 - 1 - 2 - 1 - 16 * 300 - 1 - 1 - 2, 'on_hand accounts for every deduct once');
 
 $node->stop;
 done_testing();
