@@ -75,6 +75,11 @@ SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "x", "lines":
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "ok-1", "lines": [{"sku": "nut", "delta": 1}]}, {"key": "x", "lines": [{"sku": "nut", "delta": 1}, 7]}]')$$);
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "x", "lines": [{"sku": "nut", "delta": 9223372036854775807}, {"sku": "nut", "delta": 1}]}]')$$);
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('not json')$$);
+-- unknown members are refused, not ignored; the context names the bill and line
+SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "x", "lines": [{"sku": "nut", "delta": -1, "locaton": "w2"}]}]')$$);
+SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "x", "note": "rush", "lines": [{"sku": "nut", "delta": -1}]}]')$$);
+SELECT * FROM inventory.apply_bills('[{"key": "x", "lines": [{"sku": "nut", "delta": 1}]}, {"key": "y", "lines": [{"sku": "nut", "delta": 1}, {"sku": "", "delta": 1}]}]');
+SELECT * FROM inventory.apply_bills('[{"key": "x", "lines": [{"sku": "nut", "delta": 1}]}, {"key": "y", "lines": [{"sku": "nut", "delta": 99999999999999999999}]}]');
 -- a bill key used by another call, or with other lines
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "po-1", "lines": [{"sku": "nut", "delta": 1}]}]')$$);
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "b1", "lines": [{"sku": "nut", "delta": 1}]}]')$$);

@@ -6,7 +6,8 @@
  * several lines, many for the same promoted SKU.  One document at a time,
  * each line takes the row's lock and writes the row.  Here:
  *
- *	 1. The whole JSON is parsed and checked first; bad input is an error and
+ *	 1. The whole JSON is parsed and checked first; bad input (unknown members
+ *		included) is an error, whose context names the bill and line, and
  *		nothing is applied.  Lines of one row within a bill are summed.
  *	 2. Every touched row is opened once, in the canonical (lock key) order:
  *		ordinary rows are locked for the rest of the transaction, so nobody
@@ -104,27 +105,61 @@ static InvQuery PendingInsert = {
 	3, {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID}
 };
 
-/* The error for a malformed document. */
+/* The error for a malformed document (the position comes from ParseContext). */
 static void
-BadBills(const char *message, int bill, int line)
+BadBills(const char *message)
 {
-	if (line >= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid bills: %s", message),
-				 errdetail("In bill %d, line %d.", bill + 1, line + 1),
-				 errhint("Bills are [{\"key\": \"b1\", \"lines\": [{\"sku\": \"a\", \"delta\": -2, \"location\": \"w1\"}]}].")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid bills: %s", message),
-			 bill >= 0 ? errdetail("In bill %d.", bill + 1) : 0,
 			 errhint("Bills are [{\"key\": \"b1\", \"lines\": [{\"sku\": \"a\", \"delta\": -2, \"location\": \"w1\"}]}].")));
+}
+
+/* Where in the document the parser is, for the context of any error. */
+typedef struct ParsePosition
+{
+	int			bill;			/* 0-based, or -1 */
+	int			line;			/* 0-based, or -1 */
+} ParsePosition;
+
+/* Error context: the bill and line being read. */
+static void
+ParseContext(void *arg)
+{
+	ParsePosition *pos = (ParsePosition *) arg;
+
+	if (pos->line >= 0)
+		errcontext("bill %d, line %d of the document", pos->bill + 1, pos->line + 1);
+	else if (pos->bill >= 0)
+		errcontext("bill %d of the document", pos->bill + 1);
+}
+
+/* Refuse members other than the allowed ones (a typo must not be ignored). */
+static void
+CheckMembers(JsonbContainer *object, const char *const *allowed)
+{
+	JsonbIterator *it = JsonbIteratorInit(object);
+	JsonbValue	v;
+	JsonbIteratorToken token;
+
+	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		bool		known = false;
+
+		if (token != WJB_KEY)
+			continue;
+		for (int i = 0; allowed[i] != NULL && !known; i++)
+			known = strlen(allowed[i]) == (size_t) v.val.string.len &&
+				memcmp(allowed[i], v.val.string.val, v.val.string.len) == 0;
+		if (!known)
+			BadBills(psprintf("unknown member \"%s\"",
+							  pnstrdup(v.val.string.val, v.val.string.len)));
+	}
 }
 
 /* A string member of an object, checked as a name; NULL if absent. */
 static char *
-NameMember(JsonbContainer *object, const char *member, const char *what,
-		   int bill, int line)
+NameMember(JsonbContainer *object, const char *member, const char *what)
 {
 	JsonbValue	value;
 	char	   *s;
@@ -132,7 +167,7 @@ NameMember(JsonbContainer *object, const char *member, const char *what,
 	if (getKeyJsonValueFromContainer(object, member, strlen(member), &value) == NULL)
 		return NULL;
 	if (value.type != jbvString)
-		BadBills(psprintf("\"%s\" must be a string", member), bill, line);
+		BadBills(psprintf("\"%s\" must be a string", member));
 	s = pnstrdup(value.val.string.val, value.val.string.len);
 	InvCheckName(s, value.val.string.len, what);
 	return s;
@@ -140,21 +175,21 @@ NameMember(JsonbContainer *object, const char *member, const char *what,
 
 /* The integer delta of a line. */
 static int64
-DeltaMember(JsonbContainer *object, int bill, int line)
+DeltaMember(JsonbContainer *object)
 {
 	JsonbValue	value;
 	Datum		delta;
 
 	if (getKeyJsonValueFromContainer(object, "delta", 5, &value) == NULL)
-		BadBills("a line has no \"delta\"", bill, line);
+		BadBills("a line has no \"delta\"");
 	if (value.type != jbvNumeric)
-		BadBills("\"delta\" must be a number", bill, line);
+		BadBills("\"delta\" must be a number");
 	delta = DirectFunctionCall1(numeric_int8, NumericGetDatum(value.val.numeric));
 	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(value.val.numeric),
 										  NumericGetDatum(int64_to_numeric(DatumGetInt64(delta))))))
-		BadBills("\"delta\" must be a whole number", bill, line);
+		BadBills("\"delta\" must be a whole number");
 	if (DatumGetInt64(delta) == 0)
-		BadBills("\"delta\" must not be zero", bill, line);
+		BadBills("\"delta\" must not be zero");
 	return DatumGetInt64(delta);
 }
 
@@ -213,12 +248,17 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 	BillRow    *rows = palloc(sizeof(BillRow) * maxrows);
 	int		   *order;
 	StringInfoData buf;
+	static const char *const bill_members[] = {"key", "lines", NULL};
+	static const char *const line_members[] = {"sku", "delta", "location", NULL};
+	ParsePosition pos = {-1, -1};
+	ErrorContextCallback context = {error_context_stack, ParseContext, &pos};
 
+	error_context_stack = &context;
 	if (!JsonContainerIsArray(root) || JB_ROOT_IS_SCALAR(json))
-		BadBills("the document must be a JSON array of bills", -1, -1);
+		BadBills("the document must be a JSON array of bills");
 	nbills = JsonContainerSize(root);
 	if (nbills == 0)
-		BadBills("there are no bills", -1, -1);
+		BadBills("there are no bills");
 	bills = palloc0(sizeof(Bill) * nbills);
 
 	for (int b = 0; b < nbills; b++)
@@ -228,18 +268,21 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 		JsonbContainer *obj;
 		int			n;
 
+		pos.bill = b;
+		pos.line = -1;
 		if (bill->type != jbvBinary || !JsonContainerIsObject(bill->val.binary.data))
-			BadBills("a bill must be a JSON object", b, -1);
+			BadBills("a bill must be a JSON object");
 		obj = bill->val.binary.data;
-		bills[b].key = NameMember(obj, "key", "key", b, -1);
+		CheckMembers(obj, bill_members);
+		bills[b].key = NameMember(obj, "key", "key");
 		if (bills[b].key == NULL)
-			BadBills("a bill has no \"key\"", b, -1);
+			BadBills("a bill has no \"key\"");
 		if (getKeyJsonValueFromContainer(obj, "lines", 5, &lines) == NULL ||
 			lines.type != jbvBinary || !JsonContainerIsArray(lines.val.binary.data))
-			BadBills("a bill must have an array of \"lines\"", b, -1);
+			BadBills("a bill must have an array of \"lines\"");
 		n = JsonContainerSize(lines.val.binary.data);
 		if (n == 0)
-			BadBills("a bill must have at least one line", b, -1);
+			BadBills("a bill must have at least one line");
 		bills[b].lines = palloc(sizeof(BillLine) * n);
 		for (int l = 0; l < n; l++)
 		{
@@ -251,14 +294,16 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 			int			row;
 			int			k;
 
+			pos.line = l;
 			if (line->type != jbvBinary || !JsonContainerIsObject(line->val.binary.data))
-				BadBills("a line must be a JSON object", b, l);
+				BadBills("a line must be a JSON object");
 			lo = line->val.binary.data;
-			sku = NameMember(lo, "sku", "sku", b, l);
+			CheckMembers(lo, line_members);
+			sku = NameMember(lo, "sku", "sku");
 			if (sku == NULL)
-				BadBills("a line has no \"sku\"", b, l);
-			location = NameMember(lo, "location", "location", b, l);
-			delta = DeltaMember(lo, b, l);
+				BadBills("a line has no \"sku\"");
+			location = NameMember(lo, "location", "location");
+			delta = DeltaMember(lo);
 			row = RowIndex(&rows, &nrows, &maxrows, sku, location ? location : "default");
 			for (k = 0; k < bills[b].nlines; k++)
 				if (bills[b].lines[k].row == row)
@@ -272,6 +317,7 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 			bills[b].lines[k].delta = InvAddQty(bills[b].lines[k].delta, delta);
 		}
 	}
+	error_context_stack = context.previous;
 
 	/* sort the rows canonically and renumber the lines */
 	order = palloc(sizeof(int) * nrows);
@@ -296,18 +342,20 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 
 		/* the canonical arguments: {"lines":[{"sku":..,"location":..,"delta":..},..]} */
 		resetStringInfo(&buf);
-		appendStringInfoString(&buf, "{\"lines\":[");
+		appendStringInfoChar(&buf, '{');
+		InvArgsArray(&buf, "lines");
 		for (int k = 0; k < bills[b].nlines; k++)
 		{
 			BillRow    *row = &rows[bills[b].lines[k].row];
 
-			appendStringInfoString(&buf, k > 0 ? ",{" : "{");
+			InvArgsItem(&buf);
 			InvArgsText(&buf, "sku", row->sku);
 			InvArgsText(&buf, "location", row->location);
 			InvArgsInt8(&buf, "delta", bills[b].lines[k].delta);
 			InvArgsEnd(&buf);
 		}
-		appendStringInfoString(&buf, "]}");
+		appendStringInfoChar(&buf, ']');
+		InvArgsEnd(&buf);
 		bills[b].args = pnstrdup(buf.data, buf.len);
 	}
 	*bills_out = bills;

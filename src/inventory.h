@@ -105,7 +105,8 @@ typedef enum InvKeyState
 extern void InvArgsBegin(StringInfo buf);
 extern void InvArgsText(StringInfo buf, const char *name, const char *value);
 extern void InvArgsInt8(StringInfo buf, const char *name, int64 value);
-extern void InvArgsRaw(StringInfo buf, const char *name, const char *json);
+extern void InvArgsArray(StringInfo buf, const char *name);
+extern void InvArgsItem(StringInfo buf);
 extern void InvArgsEnd(StringInfo buf);
 extern InvKeyState InvKeyClassify(const char *key, const char *op, const char *args);
 extern InvKeyState InvKeyCheck(const char *key, const char *op, const char *args);

@@ -71,12 +71,21 @@ InvArgsInt8(StringInfo buf, const char *name, int64 value)
 	appendStringInfo(buf, INT64_FORMAT, value);
 }
 
-/* Append a member whose value is already JSON. */
+/* Open a member whose value is an array of objects: "name":[ */
 void
-InvArgsRaw(StringInfo buf, const char *name, const char *json)
+InvArgsArray(StringInfo buf, const char *name)
 {
 	ArgsMember(buf, name);
-	appendStringInfoString(buf, json);
+	appendStringInfoChar(buf, '[');
+}
+
+/* Open the next object of that array (close it with InvArgsEnd). */
+void
+InvArgsItem(StringInfo buf)
+{
+	if (buf->data[buf->len - 1] != '[')
+		appendStringInfoChar(buf, ',');
+	appendStringInfoChar(buf, '{');
 }
 
 /* Close the argument object. */

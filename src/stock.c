@@ -123,21 +123,14 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 		LineArgs(&args, &lines[0]);
 	else
 	{
-		StringInfoData list;
-
-		initStringInfo(&list);
-		appendStringInfoChar(&list, '[');
+		InvArgsArray(&args, "lines");
 		for (int i = 0; i < n; i++)
 		{
-			StringInfoData one;
-
-			InvArgsBegin(&one);
-			LineArgs(&one, &lines[i]);
-			InvArgsEnd(&one);
-			appendStringInfo(&list, "%s%s", i > 0 ? "," : "", one.data);
+			InvArgsItem(&args);
+			LineArgs(&args, &lines[i]);
+			InvArgsEnd(&args);
 		}
-		appendStringInfoChar(&list, ']');
-		InvArgsRaw(&args, "lines", list.data);
+		appendStringInfoChar(&args, ']');
 	}
 	InvArgsEnd(&args);
 
