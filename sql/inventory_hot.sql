@@ -18,7 +18,7 @@ SELECT * FROM inventory.deduct('gpu', 8, 'o-2');
 SELECT * FROM inventory.deduct('gpu', 1, 'o-3', 'nowhere');
 SELECT sku, on_hand, reserved, pending, available FROM inventory.stock_levels WHERE sku = 'gpu';
 SELECT sku, location, on_hand_delta, reserved_delta FROM inventory.pending;
-SELECT sku, loaded, available, transactions FROM inventory.hot_counters();
+SELECT sku, loaded, available, transactions, units_taken, refusals FROM inventory.hot_counters();
 -- a retry of an applied deduct on a sold-out hot row is still a duplicate
 SELECT * FROM inventory.deduct('gpu', 7, 'o-4');
 SELECT * FROM inventory.deduct('gpu', 7, 'o-4');

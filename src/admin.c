@@ -135,6 +135,7 @@ hot_counters(PG_FUNCTION_ARGS)
 		SpinLockAcquire(&entry->mutex);
 		values[2] = BoolGetDatum(entry->loaded);
 		values[3] = Int64GetDatum(entry->available);
+		nulls[3] = !entry->loaded;	/* an unloaded counter holds no figure */
 		values[4] = Int32GetDatum(entry->uses);
 		values[5] = Int64GetDatum(entry->takes);
 		values[6] = Int64GetDatum(entry->refusals);

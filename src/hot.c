@@ -315,6 +315,15 @@ HotAvailable(HotEntry *entry)
 	return available + (use ? use->arriving : 0);
 }
 
+/* Count a request the counter could not serve without taking from it. */
+void
+HotRefused(HotEntry *entry)
+{
+	SpinLockAcquire(&entry->mutex);
+	entry->refusals++;
+	SpinLockRelease(&entry->mutex);
+}
+
 /* May a held reservation of this row be past its expiry by now? */
 bool
 HotExpiryDue(HotEntry *entry)

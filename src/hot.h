@@ -71,6 +71,7 @@ extern void HotLoad(HotEntry *entry, int64 available, TimestampTz next_expiry);
 extern bool HotTake(HotEntry *entry, int64 qty, int64 *available);
 extern void HotUntake(HotEntry *entry, int64 qty);
 extern void HotArrive(HotEntry *entry, int64 qty);
+extern void HotRefused(HotEntry *entry);
 extern int64 HotAvailable(HotEntry *entry);
 extern bool HotExpiryDue(HotEntry *entry);
 extern void HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry);

@@ -153,7 +153,10 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 			if (InvKeyCheck(key, op, args.data) == INV_KEY_DUPLICATE)
 				out->status = INV_DUPLICATE;
 			else
+			{
 				out->status = INV_INSUFFICIENT;
+				HotRefused(entry);
+			}
 			out->has_available = true;
 			out->available = HotAvailable(entry);
 			return;
