@@ -610,11 +610,21 @@ InvCommitterMain(Datum main_arg)
 			}
 			PG_CATCH();
 			{
+				ErrorData  *edata;
+
 				/* the abort callback sends the batch's callers away */
 				MemoryContextSwitchTo(cxt);
-				EmitErrorReport();
+				edata = CopyErrorData();
+				if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+					EmitErrorReport();
 				FlushErrorState();
 				AbortCurrentTransaction();
+
+				/* a lock wait given up is expected: say so plainly */
+				if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+					ereport(LOG,
+							(errmsg("inventory committer: a batch gave up waiting for a lock after lock_timeout; its callers take the transactional path")));
+				FreeErrorData(edata);
 			}
 			PG_END_TRY();
 			continue;
