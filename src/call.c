@@ -108,13 +108,23 @@ InvIntervalText(const Interval *interval)
 	int64		days = (int64) interval->month * DAYS_PER_MONTH + interval->day +
 		interval->time / USECS_PER_DAY;
 	int64		usecs = interval->time % USECS_PER_DAY;
+	int			secs;
 
 	if (usecs < 0)
 	{
 		usecs += USECS_PER_DAY;
 		days--;
 	}
-	return psprintf(INT64_FORMAT " days " INT64_FORMAT " microseconds", days, usecs);
+	secs = (int) (usecs / USECS_PER_SEC);
+	usecs %= USECS_PER_SEC;
+	/* e.g. "0 days 00:15:00", which reads back as the same interval */
+	if (usecs == 0)
+		return psprintf(INT64_FORMAT " days %02d:%02d:%02d", days,
+						secs / SECS_PER_HOUR, secs / SECS_PER_MINUTE % MINS_PER_HOUR,
+						secs % SECS_PER_MINUTE);
+	return psprintf(INT64_FORMAT " days %02d:%02d:%02d.%06d", days,
+					secs / SECS_PER_HOUR, secs / SECS_PER_MINUTE % MINS_PER_HOUR,
+					secs % SECS_PER_MINUTE, (int) usecs);
 }
 
 /* Fill an outcome whose available figure is not known yet. */
