@@ -109,22 +109,22 @@ InvIntervalText(const Interval *interval)
 		interval->time / USECS_PER_DAY;
 	int64		usecs = interval->time % USECS_PER_DAY;
 	int			secs;
+	StringInfoData buf;
 
 	if (usecs < 0)
 	{
 		usecs += USECS_PER_DAY;
 		days--;
 	}
-	secs = (int) (usecs / USECS_PER_SEC);
-	usecs %= USECS_PER_SEC;
 	/* e.g. "0 days 00:15:00", which reads back as the same interval */
-	if (usecs == 0)
-		return psprintf(INT64_FORMAT " days %02d:%02d:%02d", days,
-						secs / SECS_PER_HOUR, secs / SECS_PER_MINUTE % MINS_PER_HOUR,
-						secs % SECS_PER_MINUTE);
-	return psprintf(INT64_FORMAT " days %02d:%02d:%02d.%06d", days,
-					secs / SECS_PER_HOUR, secs / SECS_PER_MINUTE % MINS_PER_HOUR,
-					secs % SECS_PER_MINUTE, (int) usecs);
+	secs = (int) (usecs / USECS_PER_SEC);
+	initStringInfo(&buf);
+	appendStringInfo(&buf, INT64_FORMAT " days %02d:%02d:%02d", days,
+					 secs / SECS_PER_HOUR, secs / SECS_PER_MINUTE % MINS_PER_HOUR,
+					 secs % SECS_PER_MINUTE);
+	if (usecs % USECS_PER_SEC != 0)
+		appendStringInfo(&buf, ".%06d", (int) (usecs % USECS_PER_SEC));
+	return buf.data;
 }
 
 /* Fill an outcome whose available figure is not known yet. */

@@ -611,20 +611,22 @@ InvCommitterMain(Datum main_arg)
 			PG_CATCH();
 			{
 				ErrorData  *edata;
+				bool		lock_wait;
 
 				/* the abort callback sends the batch's callers away */
 				MemoryContextSwitchTo(cxt);
 				edata = CopyErrorData();
-				if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+				lock_wait = edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+				FreeErrorData(edata);
+				if (!lock_wait)
 					EmitErrorReport();
 				FlushErrorState();
 				AbortCurrentTransaction();
 
 				/* a lock wait given up is expected: say so plainly */
-				if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+				if (lock_wait)
 					ereport(LOG,
 							(errmsg("inventory committer: a batch gave up waiting for a lock after lock_timeout; its callers take the transactional path")));
-				FreeErrorData(edata);
 			}
 			PG_END_TRY();
 			continue;

@@ -146,9 +146,10 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 	if (single)
 	{
 		HotEntry   *entry = HotFind(lines[0].sku, lines[0].location, false);
+		bool		loaded = entry && HotIsLoaded(entry);
+		int64		left = loaded ? HotAvailable(entry) : 0;
 
-		if (entry && HotIsLoaded(entry) && HotAvailable(entry) < lines[0].qty &&
-			!HotExpiryDue(entry))
+		if (loaded && left < lines[0].qty && !HotExpiryDue(entry))
 		{
 			if (InvKeyCheck(key, op, args.data) == INV_KEY_DUPLICATE)
 				out->status = INV_DUPLICATE;
@@ -158,7 +159,7 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 				HotRefused(entry);
 			}
 			out->has_available = true;
-			out->available = HotAvailable(entry);
+			out->available = left;
 			return;
 		}
 
@@ -167,7 +168,7 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 		 * (merged.c).  The committer locks the row and takes the units; this
 		 * backend takes no lock.  If it sends us back, go the usual way.
 		 */
-		if (entry && HotIsLoaded(entry) && InvMergedEligible() &&
+		if (loaded && InvMergedEligible() &&
 			InvMergedDeduct(lines[0].sku, lines[0].location, lines[0].qty, key, out))
 			return;
 	}
