@@ -4,15 +4,12 @@
 # hold, and clients that retry with the same keys apply nothing twice.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
+use InvNode;
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'inventory'\n");
-$node->start;
+my $node = inventory_node('crash');
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION inventory;
 	SELECT inventory.restock('flash', 3000, 'po-1');

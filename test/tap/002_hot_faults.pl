@@ -5,22 +5,18 @@
 # worker is back and merges the queue; retries apply nothing twice.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
+use InvNode;
 
 my $stock = 100000;
 my $scarce = 500;    # sells out during the faults
-my $node = PostgreSQL::Test::Cluster->new('hot');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'inventory'
+my $node = inventory_node('hot', qq{
 restart_after_crash = on
 inventory.merge_interval = '100ms'
 max_connections = 50
 });
-$node->start;
 $node->safe_psql('postgres', qq{
 	CREATE EXTENSION inventory;
 	SELECT inventory.restock('flash', $stock, 'po-1');

@@ -4,19 +4,15 @@
 # committer dies, callers fall back to the transactional path.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
+use InvNode;
 
-my $node = PostgreSQL::Test::Cluster->new('merged');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'inventory'
+my $node = inventory_node('merged', qq{
 restart_after_crash = on
 max_connections = 60
 });
-$node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION inventory;
 	SELECT inventory.restock('hot', 100000, 'po-1');

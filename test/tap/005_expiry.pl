@@ -3,20 +3,16 @@
 # longer than a batch, and finishes the job after being killed.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
+use InvNode;
 
-my $node = PostgreSQL::Test::Cluster->new('expiry');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'inventory'
+my $node = inventory_node('expiry', qq{
 restart_after_crash = on
 inventory.expire_interval = '200ms'
 inventory.expire_batch = 50
 });
-$node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION inventory;
 	SELECT inventory.restock('quick', 10, 'po-1');

@@ -4,18 +4,14 @@
 # downtime.  After each: nothing half-done, invariants intact.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
+use InvNode;
 
-my $node = PostgreSQL::Test::Cluster->new('faults');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'inventory'
+my $node = inventory_node('faults', qq{
 inventory.expire_interval = '200ms'
 });
-$node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION inventory;
 	SELECT inventory.restock('row', 100, 'po-1');

@@ -6,20 +6,16 @@
 # (default 2000, about 20 s; `scripts/test --long` uses 50000).
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use InvNode;
 
 my $queries = $ENV{INVENTORY_SQLSMITH_QUERIES} || 2000;
 my $seed = $ENV{INVENTORY_SQLSMITH_SEED} || 1;
 
-my $node = PostgreSQL::Test::Cluster->new('smith');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'inventory'
+my $node = inventory_node('smith', qq{
 restart_after_crash = on
 });
-$node->start;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION inventory;
 CREATE ROLE smith LOGIN;

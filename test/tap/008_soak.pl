@@ -7,24 +7,20 @@
 # figures are printed for the README's reliability section.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 use Test::More;
+use InvNode;
 
 my $seconds = $ENV{INVENTORY_SOAK_SECONDS} || 30;
 my $clients = 64;
 
-my $node = PostgreSQL::Test::Cluster->new('soak');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'inventory'
+my $node = inventory_node('soak', qq{
 max_connections = 100
 shared_buffers = 128MB
 autovacuum_naptime = 5s
 });
-$node->start;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION inventory;
 CREATE SCHEMA soak;
