@@ -108,6 +108,8 @@ extern void InvArgsInt8(StringInfo buf, const char *name, int64 value);
 extern void InvArgsArray(StringInfo buf, const char *name);
 extern void InvArgsItem(StringInfo buf);
 extern void InvArgsEnd(StringInfo buf);
+extern char *InvRowArgs(const char *sku, const char *location,
+						const char *name, int64 value);
 extern InvKeyState InvKeyClassify(const char *key, const char *op, const char *args);
 extern InvKeyState InvKeyCheck(const char *key, const char *op, const char *args);
 extern InvKeyState InvKeyRecord(const char *key, const char *op, const char *args);

@@ -95,6 +95,23 @@ InvArgsEnd(StringInfo buf)
 	appendStringInfoChar(buf, '}');
 }
 
+/*
+ * The canonical arguments of a call on one row: {"sku", "location", and one
+ * number member}, e.g. a deduct's or a restock's (name "qty").
+ */
+char *
+InvRowArgs(const char *sku, const char *location, const char *name, int64 value)
+{
+	StringInfoData buf;
+
+	InvArgsBegin(&buf);
+	InvArgsText(&buf, "sku", sku);
+	InvArgsText(&buf, "location", location);
+	InvArgsInt8(&buf, name, value);
+	InvArgsEnd(&buf);
+	return buf.data;
+}
+
 /* Fetch the recorded call of a key; false when the key is unknown. */
 bool
 InvKeyLookup(const char *key, char **op, char **args)

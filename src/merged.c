@@ -266,7 +266,6 @@ ApplyBatch(int from, int to)
 	{
 		Work	   *w = &work[i];
 		MergedSlot *slot = &Queue->slots[Batch[from + i]];
-		StringInfoData args;
 		int64		available;
 
 		w->slot = slot;
@@ -284,12 +283,7 @@ ApplyBatch(int from, int to)
 				strcmp(work[j].slot->key, slot->key) == 0;
 		if (w->duplicate)
 			continue;
-		InvArgsBegin(&args);
-		InvArgsText(&args, "sku", slot->sku);
-		InvArgsText(&args, "location", slot->location);
-		InvArgsInt8(&args, "qty", slot->qty);
-		InvArgsEnd(&args);
-		w->args = args.data;
+		w->args = InvRowArgs(slot->sku, slot->location, "qty", slot->qty);
 
 		/* rows that stopped being hot meanwhile go the transactional way */
 		if (!InvOpen(&w->target, slot->sku, slot->location, INV_NOWAIT))

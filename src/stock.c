@@ -76,13 +76,30 @@ CanonicalLines(DeductLine *lines, int n)
 	return out;
 }
 
-/* The canonical JSON of one line's row and quantity. */
-static void
-LineArgs(StringInfo buf, const DeductLine *line)
+/*
+ * The canonical arguments of a deduct ({"sku", "location", "qty"}) or of a
+ * cart ({"lines": [one such object per line]}).
+ */
+static char *
+DeductArgs(const DeductLine *lines, int n, bool single)
 {
-	InvArgsText(buf, "sku", line->sku);
-	InvArgsText(buf, "location", line->location);
-	InvArgsInt8(buf, "qty", line->qty);
+	StringInfoData buf;
+
+	if (single)
+		return InvRowArgs(lines[0].sku, lines[0].location, "qty", lines[0].qty);
+	InvArgsBegin(&buf);
+	InvArgsArray(&buf, "lines");
+	for (int i = 0; i < n; i++)
+	{
+		InvArgsItem(&buf);
+		InvArgsText(&buf, "sku", lines[i].sku);
+		InvArgsText(&buf, "location", lines[i].location);
+		InvArgsInt8(&buf, "qty", lines[i].qty);
+		InvArgsEnd(&buf);
+	}
+	appendStringInfoChar(&buf, ']');
+	InvArgsEnd(&buf);
+	return buf.data;
 }
 
 /* Return the units taken from hot rows' counters for lines not applied. */
@@ -112,27 +129,11 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 	bool		single = strcmp(op, "deduct") == 0;
 	InvTarget  *targets = palloc(sizeof(InvTarget) * n);
 	bool	   *taken = palloc0(sizeof(bool) * n);
-	StringInfoData args;
+	char	   *args;
 	int			failed = -1;
 	bool		short_of_units = false;
 	int64		available = 0;
 	bool		hot_path;
-
-	InvArgsBegin(&args);
-	if (single)
-		LineArgs(&args, &lines[0]);
-	else
-	{
-		InvArgsArray(&args, "lines");
-		for (int i = 0; i < n; i++)
-		{
-			InvArgsItem(&args);
-			LineArgs(&args, &lines[i]);
-			InvArgsEnd(&args);
-		}
-		appendStringInfoChar(&args, ']');
-	}
-	InvArgsEnd(&args);
 
 	InvSetOutcome(out, INV_OK, single ? lines[0].sku : NULL,
 				  single ? lines[0].location : NULL);
@@ -151,7 +152,7 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 
 		if (loaded && left < lines[0].qty && !HotExpiryDue(entry))
 		{
-			if (InvKeyCheck(key, op, args.data) == INV_KEY_DUPLICATE)
+			if (InvKeyCheck(key, op, DeductArgs(lines, n, single)) == INV_KEY_DUPLICATE)
 				out->status = INV_DUPLICATE;
 			else
 			{
@@ -173,6 +174,8 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 			return;
 	}
 
+	/* built only now: a merged-mode deduct never needs them here */
+	args = DeductArgs(lines, n, single);
 	for (int i = 0; i < n; i++)
 	{
 		if (!InvOpen(&targets[i], lines[i].sku, lines[i].location,
@@ -188,7 +191,7 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 	}
 	hot_path = single && targets[0].hot != NULL;
 
-	if (!hot_path && InvKeyCheck(key, op, args.data) == INV_KEY_DUPLICATE)
+	if (!hot_path && InvKeyCheck(key, op, args) == INV_KEY_DUPLICATE)
 	{
 		out->status = INV_DUPLICATE;
 		InvReadAvailable(out);
@@ -208,7 +211,7 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 	if (failed >= 0)
 	{
 		GiveBack(targets, lines, taken, n);
-		if (hot_path && InvKeyCheck(key, op, args.data) == INV_KEY_DUPLICATE)
+		if (hot_path && InvKeyCheck(key, op, args) == INV_KEY_DUPLICATE)
 		{
 			out->status = INV_DUPLICATE;
 			InvReadAvailable(out);
@@ -223,12 +226,12 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 
 	if (hot_path)
 	{
-		if (!InvHotApply("deduct", key, op, args.data, &targets[0],
+		if (!InvHotApply("deduct", key, op, args, &targets[0],
 						 -lines[0].qty, 0, NULL))
 		{
 			/* the key was applied meanwhile: by this very call, or an error */
 			HotUntake(targets[0].hot, lines[0].qty);
-			(void) InvKeyCheck(key, op, args.data);
+			(void) InvKeyCheck(key, op, args);
 			out->status = INV_DUPLICATE;
 			InvReadAvailable(out);
 			return;
@@ -240,7 +243,7 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 		return;
 	}
 
-	if (InvKeyRecord(key, op, args.data) != INV_KEY_NEW)
+	if (InvKeyRecord(key, op, args) != INV_KEY_NEW)
 	{
 		GiveBack(targets, lines, taken, n);
 		out->status = INV_DUPLICATE;
@@ -392,28 +395,23 @@ restock(PG_FUNCTION_ARGS)
 	int64		qty = InvArgQty(fcinfo, 1, "qty");
 	char	   *key = InvArgName(fcinfo, 2, "key");
 	char	   *location = InvArgName(fcinfo, 3, "location");
-	StringInfoData args;
+	char	   *args = InvRowArgs(sku, location, "qty", qty);
 	InvOutcome	out;
 	InvRow		row;
 	InvTarget	target;
 
-	InvArgsBegin(&args);
-	InvArgsText(&args, "sku", sku);
-	InvArgsText(&args, "location", location);
-	InvArgsInt8(&args, "qty", qty);
-	InvArgsEnd(&args);
 	InvSetOutcome(&out, INV_OK, sku, location);
 
 	InvCheckPreloaded();
 	SPI_connect();
 	(void) InvOpen(&target, sku, location, 0);
-	if (InvKeyCheck(key, "restock", args.data) == INV_KEY_DUPLICATE)
+	if (InvKeyCheck(key, "restock", args) == INV_KEY_DUPLICATE)
 		out.status = INV_DUPLICATE;
 	else
 	{
 		if (InvRowRead(sku, location, &row))
 			(void) InvAddQty(row.on_hand, qty);
-		if (InvKeyRecord(key, "restock", args.data) != INV_KEY_NEW)
+		if (InvKeyRecord(key, "restock", args) != INV_KEY_NEW)
 			out.status = INV_DUPLICATE;
 		else
 		{
@@ -443,7 +441,7 @@ adjust(PG_FUNCTION_ARGS)
 	int64		counted;
 	char	   *key = InvArgName(fcinfo, 2, "key");
 	char	   *location = InvArgName(fcinfo, 3, "location");
-	StringInfoData args;
+	char	   *args;
 	InvOutcome	out;
 	InvTarget	target;
 
@@ -458,17 +456,13 @@ adjust(PG_FUNCTION_ARGS)
 				 errmsg("on_hand must not be negative"),
 				 errdetail("The value given was " INT64_FORMAT ".", counted)));
 
-	InvArgsBegin(&args);
-	InvArgsText(&args, "sku", sku);
-	InvArgsText(&args, "location", location);
-	InvArgsInt8(&args, "on_hand", counted);
-	InvArgsEnd(&args);
+	args = InvRowArgs(sku, location, "on_hand", counted);
 	InvSetOutcome(&out, INV_OK, sku, location);
 
 	InvCheckPreloaded();
 	SPI_connect();
 	(void) InvOpen(&target, sku, location, INV_LOCK);
-	if (InvKeyCheck(key, "adjust", args.data) == INV_KEY_DUPLICATE)
+	if (InvKeyCheck(key, "adjust", args) == INV_KEY_DUPLICATE)
 		out.status = INV_DUPLICATE;
 	else if (!target.found)
 		out.status = INV_NOT_FOUND;
@@ -490,7 +484,7 @@ adjust(PG_FUNCTION_ARGS)
 		if (target.hot ? (change < 0 && !HotTake(target.hot, -change, &left))
 			: counted < target.row.reserved)
 			out.status = INV_CONFLICT;
-		else if (InvKeyRecord(key, "adjust", args.data) != INV_KEY_NEW)
+		else if (InvKeyRecord(key, "adjust", args) != INV_KEY_NEW)
 		{
 			if (target.hot && change < 0)
 				HotUntake(target.hot, -change);
