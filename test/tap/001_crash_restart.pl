@@ -38,8 +38,10 @@ for my $c (1 .. $clients)
 		'>', \$out, '2>', \my $err);
 }
 
-# let the load run, then crash the server under it
-sleep 2;
+# let the load run (until many deductions are in), then crash the server
+$node->poll_query_until('postgres',
+	"SELECT count(*) > 1000 FROM inventory.ledger WHERE op = 'deduct'")
+  or die 'the load did not start';
 $node->stop('immediate');
 $_->finish for @handles;
 

