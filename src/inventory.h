@@ -90,7 +90,7 @@ typedef struct InvRowRef
 extern int64 InvRowLockKey(const char *sku, const char *location);
 extern bool InvLockRow(const char *sku, const char *location, bool nowait);
 extern bool InvLockRowShared(const char *sku, const char *location, bool nowait);
-extern void InvUnlockRow(const char *sku, const char *location);
+extern void InvUnlockRow(const char *sku, const char *location, bool shared);
 extern InvRowRef *InvRowsInLockOrder(InvQuery *query, int *n);
 
 /* keys.c */
@@ -142,7 +142,7 @@ typedef struct InvTarget
 } InvTarget;
 
 #define INV_NOWAIT	0x01		/* answer busy rather than wait for the lock */
-#define INV_LOCK	0x02		/* take the row lock in hot mode too */
+#define INV_LOCK	0x02		/* hold the row lock exclusively, in hot mode too */
 
 extern bool InvRowRead(const char *sku, const char *location, InvRow *row);
 extern int64 InvRowAvailable(const InvRow *row);

@@ -17,6 +17,9 @@
  *		callers (they pass the wake-up on to each other).  If the transaction
  *		aborts instead, the callers are told to fall back: each then runs its
  *		deduct on the transactional hot path.
+ *	 4. A caller whose deduction was applied waits, in its own backend, for
+ *		synchronous standbys to confirm the batch's commit record, exactly
+ *		as its own commit would have.
  *
  * So no caller ever sees "ok" for a deduction that is not durable, a batch
  * forms only from callers already waiting (the committer starts as soon as a
@@ -42,6 +45,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/syncrep.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -82,6 +86,7 @@ typedef struct MergedSlot
 	const char *status;			/* one of the INV_ status literals, or NULL */
 	bool		has_available;
 	int64		available;
+	XLogRecPtr	commit_lsn;		/* where the batch's commit record ends */
 	int			wake[2];		/* batch mates this caller wakes, or -1 */
 } MergedSlot;
 
@@ -290,7 +295,7 @@ ApplyBatch(int from, int to)
 			continue;
 		if (w->target.hot == NULL)
 		{
-			InvUnlockRow(slot->sku, slot->location);
+			InvUnlockRow(slot->sku, slot->location, false);
 			continue;
 		}
 		w->took = InvTake(&w->target, slot->qty, &available);
@@ -414,6 +419,20 @@ InvMergedDeduct(const char *sku, const char *location, int64 qty,
 			InvSetOutcome(out, slot->status, sku, location);
 			out->has_available = slot->has_available;
 			out->available = slot->available;
+
+			/*
+			 * The batch is flushed locally; wait for synchronous standbys
+			 * as this backend's own commit would (its synchronous_commit
+			 * and synchronous_standby_names), with PostgreSQL's own
+			 * behaviour when cancelled (a warning) or terminated (no
+			 * answer at all), whatever happens to the committer.
+			 */
+			if (strcmp(out->status, INV_OK) == 0)
+			{
+				HOLD_INTERRUPTS();
+				SyncRepWaitForLSN(slot->commit_lsn, true);
+				RESUME_INTERRUPTS();
+			}
 			return true;
 		}
 		if (state == SLOT_FALLBACK)
@@ -450,7 +469,7 @@ MergedXactCallback(XactEvent event, void *arg)
 		return;
 
 	if (commit)
-		XLogFlush(XactLastCommitEnd);
+		XLogFlush(XactLastCommitEnd);	/* durable here; standbys: callers wait */
 	/* children before parents: a caller up early finds its children final */
 	for (int i = BatchSize - 1; i >= 0; i--)
 	{
@@ -458,6 +477,7 @@ MergedXactCallback(XactEvent event, void *arg)
 
 		SpinLockAcquire(&Queue->mutex);
 		slot->state = (commit && slot->status != NULL) ? SLOT_DONE : SLOT_FALLBACK;
+		slot->commit_lsn = XactLastCommitEnd;
 		slot->wake[0] = 2 * i + 1 < BatchSize ? Batch[2 * i + 1] : -1;
 		slot->wake[1] = 2 * i + 2 < BatchSize ? Batch[2 * i + 2] : -1;
 		first = slot->latch;
@@ -564,13 +584,17 @@ InvCommitterMain(Datum main_arg)
 	pgstat_report_appname("inventory committer");
 
 	/*
-	 * Every batch commits durably, whatever the server's default; and no
-	 * batch waits long for a lock: a key being inserted by an open
+	 * Every batch is flushed to the local WAL before it commits, whatever
+	 * the server's default, but the committer does not wait for synchronous
+	 * standbys: each caller waits for its batch's commit record itself (see
+	 * InvMergedDeduct), so that a committer cancelled or terminated during
+	 * that wait can never make a caller answer "ok" early, and the next
+	 * batch need not wait for the standbys.  No batch waits long for a lock: a key being inserted by an open
 	 * transaction would hold up every caller of the batch, who cannot be
 	 * cancelled while it runs.  On the timeout the batch aborts and its
 	 * callers take the transactional path, where they wait cancellably.
 	 */
-	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("synchronous_commit", "local", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("lock_timeout", "1s", PGC_SUSET, PGC_S_OVERRIDE);
 	Batch = MemoryContextAlloc(TopMemoryContext, sizeof(int) * Queue->nslots);
 

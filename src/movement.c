@@ -138,8 +138,8 @@ InvRowAvailable(const InvRow *row)
 
 /*
  * Open a stock row for writing (see the file header).  Hot mode sets
- * target->hot, registered for this transaction, and takes the row lock only
- * with INV_LOCK.  Cold mode takes the lock and reads the row into
+ * target->hot, registered for this transaction, and holds the row lock in
+ * share mode, or exclusively with INV_LOCK.  Cold mode takes the lock and reads the row into
  * target->row (target->found).  With INV_NOWAIT, returns false instead of
  * waiting for the lock.
  */
@@ -148,6 +148,7 @@ InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 {
 	HotEntry   *entry = HotFind(sku, location, false);
 	bool		nowait = (flags & INV_NOWAIT) != 0;
+	bool		exclusive = (flags & INV_LOCK) != 0;
 
 	target->sku = sku;
 	target->location = location;
@@ -156,20 +157,24 @@ InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 	target->prepared = false;
 
 	/*
-	 * Hot: the share lock first, then the counter, which cannot be unloaded
-	 * or reloaded while we hold it.  If it was unloaded meanwhile, go cold
-	 * (the exclusive request below upgrades our share lock).
+	 * Hot: the lock first (share mode, or exclusive if asked for), then the
+	 * counter, which cannot be unloaded or reloaded while we hold it.  If it
+	 * was unloaded meanwhile, go cold; a share lock is given back first, so
+	 * that two callers never both hold it shared while asking for it
+	 * exclusively (each would wait for the other).
 	 */
 	if (entry && HotIsLoaded(entry))
 	{
-		if (!InvLockRowShared(sku, location, nowait))
+		if (!(exclusive ? InvLockRow(sku, location, nowait)
+			  : InvLockRowShared(sku, location, nowait)))
 			return false;
 		if (HotBegin(entry))
 		{
 			target->hot = entry;
 			target->found = true;
-			return !(flags & INV_LOCK) || InvLockRow(sku, location, nowait);
+			return true;
 		}
+		InvUnlockRow(sku, location, !exclusive);
 	}
 	if (!InvLockRow(sku, location, nowait))
 		return false;
@@ -197,9 +202,11 @@ InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 		 * the rest of this transaction does not hold up the row's other
 		 * writers (a lock this transaction held before stays held).
 		 */
-		(void) InvLockRowShared(sku, location, false);
-		if (!(flags & INV_LOCK))
-			InvUnlockRow(sku, location);
+		if (!exclusive)
+		{
+			(void) InvLockRowShared(sku, location, false);
+			InvUnlockRow(sku, location, false);
+		}
 	}
 	return true;
 }

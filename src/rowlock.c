@@ -15,6 +15,10 @@
  * ascending key order, so they can never deadlock on each other.
  *
  * Writers of a hot row take the same lock in share mode (InvLockRowShared).
+ * No call ever asks for the lock exclusively while it holds it in share mode
+ * (two such callers would wait for each other): a call that may need the row
+ * exclusively asks for that first, and one whose share lock turns out not to
+ * be enough gives it back before asking again (see InvOpen).
  */
 #include "postgres.h"
 
@@ -79,15 +83,18 @@ InvLockRowShared(const char *sku, const char *location, bool nowait)
 	return LockRow(sku, location, ShareLock, nowait);
 }
 
-/* Give back a row lock taken by this transaction before it ends. */
+/*
+ * Give back one acquisition of the row's lock (exclusive, or share with
+ * shared) before the transaction ends; a lock taken more often stays held.
+ */
 void
-InvUnlockRow(const char *sku, const char *location)
+InvUnlockRow(const char *sku, const char *location, bool shared)
 {
 	LOCKTAG		tag;
 	int64		key = InvRowLockKey(sku, location);
 
 	INV_SET_LOCKTAG_INT64(tag, key);
-	LockRelease(&tag, ExclusiveLock, false);
+	LockRelease(&tag, shared ? ShareLock : ExclusiveLock, false);
 }
 
 /* Order rows by lock key, then by name: the canonical locking order. */

@@ -183,8 +183,10 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 		{
 			while (--i >= 0)
 				if (targets[i].hot == NULL)
-					InvUnlockRow(lines[i].sku, lines[i].location);
-			out->status = INV_BUSY;
+					InvUnlockRow(lines[i].sku, lines[i].location, false);
+			/* an applied key says so, rather than "busy" */
+			out->status = InvKeyCheck(key, op, args) == INV_KEY_DUPLICATE ?
+				INV_DUPLICATE : INV_BUSY;
 			InvReadAvailable(out);
 			return;
 		}
