@@ -74,6 +74,8 @@ SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "x", "lines":
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "x", "lines": [{"sku": "nut", "delta": 1, "location": ""}]}]')$$);
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "ok-1", "lines": [{"sku": "nut", "delta": 1}]}, {"key": "x", "lines": [{"sku": "nut", "delta": 1}, 7]}]')$$);
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "x", "lines": [{"sku": "nut", "delta": 9223372036854775807}, {"sku": "nut", "delta": 1}]}]')$$);
+SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "x", "lines": [{"sku": "nut", "delta": -9223372036854775808}]}]')$$);
+SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "x", "lines": [{"sku": "nut", "delta": -4611686018427387904}, {"sku": "nut", "delta": -4611686018427387904}]}]')$$);
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('not json')$$);
 -- unknown members are refused, not ignored; the context names the bill and line
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "x", "lines": [{"sku": "nut", "delta": -1, "locaton": "w2"}]}]')$$);

@@ -116,3 +116,40 @@ COMMIT;
 SELECT status FROM inventory.deduct('cable', 1, 'o-13');
 SELECT count(*) AS queued FROM inventory.pending;
 SELECT * FROM inventory.reconcile();
+
+-- quantities that would overflow a hot row: errors, and the row stays exact
+CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SELECT status FROM inventory.restock('ov', 10, 'ov-1');
+SELECT status FROM inventory.set_hot('ov');
+SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "ov-b", "lines": [{"sku": "ov", "delta": -9223372036854775808}]}]')$$);
+SELECT pg_temp.err($$SELECT * FROM inventory.restock('ov', 9223372036854775800, 'ov-2')$$);
+SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "ov-c", "lines": [{"sku": "ov", "delta": 9223372036854775800}]}]')$$);
+SELECT status FROM inventory.restock('ov', 9223372036854775797, 'ov-3');
+SELECT status, available FROM inventory.deduct('ov', 7, 'ov-d');
+SELECT status, available FROM inventory.refund('ov-d', 7, 'ov-5');
+SELECT status, available FROM inventory.deduct('ov', 1, 'ov-e');
+SELECT status, available FROM inventory.restock('ov', 1, 'ov-6');
+SELECT pg_temp.err($$SELECT * FROM inventory.refund('ov-e', 1, 'ov-7')$$);
+SELECT inventory.merge() > 0 AS merged;
+SELECT sku, on_hand, available FROM inventory.stock_levels WHERE sku = 'ov';
+SELECT * FROM inventory.reconcile();
+
+-- one row whose queue cannot be merged holds up no other: its merge fails
+-- alone, with a warning, and its movements stay queued
+SELECT status FROM inventory.deduct('ov', 1, 'ov-f');
+SELECT status FROM inventory.restock('good', 5, 'good-1');
+SELECT status FROM inventory.set_hot('good');
+SELECT status FROM inventory.deduct('good', 2, 'good-2');
+INSERT INTO inventory.pending (sku, location, on_hand_delta) VALUES ('ov', 'default', -9223372036854775807);
+SELECT inventory.merge() AS merged;
+SELECT sku, count(*) AS queued FROM inventory.pending GROUP BY sku ORDER BY sku;
+SELECT sku, on_hand FROM inventory.stock WHERE sku IN ('good', 'ov') ORDER BY sku;
+DELETE FROM inventory.pending WHERE on_hand_delta = -9223372036854775807;
+SELECT inventory.merge() AS merged;
+SELECT * FROM inventory.reconcile();

@@ -52,6 +52,7 @@ typedef struct BillRow
 	int64		on_hand;		/* simulated, for the overflow check */
 	int64		applied;		/* cold: net change of the applied bills */
 	int64		start;			/* available when opened */
+	bool		receives;		/* a bill adds units to it */
 	bool		create;			/* cold: the row did not exist */
 	bool		exists;			/* it exists, or a receipt of this call made it */
 } BillRow;
@@ -190,7 +191,7 @@ DeltaMember(JsonbContainer *object)
 		BadBills("\"delta\" must be a whole number");
 	if (DatumGetInt64(delta) == 0)
 		BadBills("\"delta\" must not be zero");
-	return DatumGetInt64(delta);
+	return InvCheckDelta(DatumGetInt64(delta));
 }
 
 /* Find or add a row of the call. */
@@ -314,7 +315,7 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 				bills[b].lines[k].delta = 0;
 				bills[b].nlines++;
 			}
-			bills[b].lines[k].delta = InvAddQty(bills[b].lines[k].delta, delta);
+			bills[b].lines[k].delta = InvCheckDelta(InvAddQty(bills[b].lines[k].delta, delta));
 		}
 	}
 	error_context_stack = context.previous;
@@ -337,7 +338,11 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 	for (int b = 0; b < nbills; b++)
 	{
 		for (int k = 0; k < bills[b].nlines; k++)
+		{
 			bills[b].lines[k].row = order[bills[b].lines[k].row];
+			if (bills[b].lines[k].delta > 0)
+				rows[bills[b].lines[k].row].receives = true;
+		}
 		qsort(bills[b].lines, bills[b].nlines, sizeof(BillLine), CompareLines);
 
 		/* the canonical arguments: {"lines":[{"sku":..,"location":..,"delta":..},..]} */
@@ -432,7 +437,8 @@ Simulate(Bill *bills, int nbills, BillRow *rows)
 			}
 			else if (delta < 0 && row->target.hot)
 			{
-				if (HotTake(row->target.hot, -delta, &left))
+				/* as InvTake: overdue holds are expired when units fall short */
+				if (InvTake(&row->target, -delta, &left))
 					taken = k + 1;
 				else
 					ok = false;
@@ -504,7 +510,9 @@ apply_bills(PG_FUNCTION_ARGS)
 		BillRow    *row = &rows[i];
 		InvRow		now;
 
-		(void) InvOpen(&row->target, row->sku, row->location, 0);
+		/* a hot row that receives units: exclusively, for an exact on_hand */
+		(void) InvOpen(&row->target, row->sku, row->location,
+					   row->receives ? INV_LOCK : 0);
 		row->exists = row->target.found;
 		if (row->target.hot)
 		{
@@ -529,7 +537,7 @@ apply_bills(PG_FUNCTION_ARGS)
 	for (int b = 0; b < nbills; b++)
 		keys[b] = bills[b].key;
 	values[0] = TextArray(keys, nbills);
-	InvRun(&KeysLookup, values, NULL, 0);
+	InvRunLatest(&KeysLookup, values, NULL, 0);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		char	   *key = InvResultText((int) r, 1);

@@ -99,6 +99,21 @@ InvAddQty(int64 a, int64 b)
 }
 
 /*
+ * A signed quantity (a delta), refused when its negation would not fit in a
+ * bigint: the units it takes must be a quantity too.
+ */
+int64
+InvCheckDelta(int64 delta)
+{
+	if (delta == PG_INT64_MIN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("quantity out of range"),
+				 errdetail("A delta must lie between -9223372036854775807 and 9223372036854775807.")));
+	return delta;
+}
+
+/*
  * An interval as canonical text, equal for intervals that PostgreSQL's "="
  * calls equal (a month is 30 days, a day 24 hours), whatever IntervalStyle.
  */

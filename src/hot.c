@@ -38,6 +38,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "common/int.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/lsyscache.h"
@@ -295,11 +296,28 @@ HotUntake(HotEntry *entry, int64 qty)
 	SpinLockRelease(&entry->mutex);
 }
 
-/* Units that become available when this transaction commits. */
+/*
+ * Units that become available when this transaction commits.  Refused when
+ * the counter could not hold them: callers that raise a hot row's units hold
+ * its lock exclusively and check on_hand first, so this is the last guard.
+ */
 void
 HotArrive(HotEntry *entry, int64 qty)
 {
-	CurrentUse(entry)->arriving += qty;
+	HotUse	   *use = CurrentUse(entry);
+	int64		total;
+	bool		overflow;
+
+	SpinLockAcquire(&entry->mutex);
+	overflow = pg_add_s64_overflow(entry->available, use->arriving, &total) ||
+		pg_add_s64_overflow(total, qty, &total);
+	SpinLockRelease(&entry->mutex);
+	if (overflow)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("quantity out of range"),
+				 errdetail("The row's available units would not fit in a bigint.")));
+	use->arriving += qty;
 }
 
 /* Units available now, as this transaction sees them. */

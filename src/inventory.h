@@ -52,10 +52,12 @@ typedef struct InvQuery
 } InvQuery;
 
 extern int	InvRun(InvQuery *query, Datum *values, const char *nulls, long tcount);
+extern int	InvRunLatest(InvQuery *query, Datum *values, const char *nulls, long tcount);
 extern bool InvResultIsNull(int row, int col);
 extern int64 InvResultInt8(int row, int col);
 extern bool InvResultBool(int row, int col);
 extern char *InvResultText(int row, int col);
+extern char *InvTryInSubxact(void (*fn) (void *arg), void *arg);
 
 /* call.c */
 typedef struct InvOutcome
@@ -73,6 +75,7 @@ extern bool InvArgBool(FunctionCallInfo fcinfo, int argno, const char *what);
 extern void InvCheckName(const char *value, int len, const char *what);
 extern void InvCheckQty(int64 qty, const char *what);
 extern int64 InvAddQty(int64 a, int64 b);
+extern int64 InvCheckDelta(int64 delta);
 extern void InvSetOutcome(InvOutcome *out, const char *status,
 						  const char *sku, const char *location);
 extern Datum InvReturnOutcome(FunctionCallInfo fcinfo, const InvOutcome *out);
@@ -167,7 +170,17 @@ extern void InvShmemInit(void);
 extern void InvCheckPreloaded(void);
 extern void InvWorkerInit(void);
 extern void InvRegisterWorker(const char *name, const char *function);
-extern int64 InvMergePass(bool nowait, int64 *rows);
+extern void InvWorkerStart(const char *name);
+/* What a merge pass did: rows merged, movements folded, rows that failed. */
+typedef struct InvMergeResult
+{
+	int64		rows;
+	int64		moved;
+	int64		failed;
+	char	   *last_error;		/* the last failure's message, or NULL */
+} InvMergeResult;
+
+extern void InvMergePass(bool nowait, InvMergeResult *result);
 extern int	InvExpireBatch;
 extern char *InvWorkerDatabase;
 

@@ -118,7 +118,7 @@ InvKeyLookup(const char *key, char **op, char **args)
 {
 	Datum		values[1] = {CStringGetTextDatum(key)};
 
-	InvRun(&KeyLookup, values, NULL, 1);
+	InvRunLatest(&KeyLookup, values, NULL, 1);
 	if (SPI_processed == 0)
 		return false;
 	*op = InvResultText(0, 1);

@@ -577,11 +577,7 @@ CommitterExit(int code, Datum arg)
 void
 InvCommitterMain(Datum main_arg)
 {
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(InvWorkerDatabase, NULL, 0);
-	pgstat_report_appname("inventory committer");
+	InvWorkerStart("inventory committer");
 
 	/*
 	 * Every batch is flushed to the local WAL before it commits, whatever

@@ -107,14 +107,17 @@ static InvQuery MergeRow = {
 	2, {TEXTOID, TEXTOID}
 };
 
-/* Read a stock row, queued movements included; false if it does not exist. */
+/*
+ * Read a stock row, queued movements included, as the latest commits left it
+ * (whatever the isolation level); false if it does not exist.
+ */
 bool
 InvRowRead(const char *sku, const char *location, InvRow *row)
 {
 	Datum		values[2] = {CStringGetTextDatum(sku), CStringGetTextDatum(location)};
 	bool		isnull;
 
-	InvRun(&RowRead, values, NULL, 1);
+	InvRunLatest(&RowRead, values, NULL, 1);
 	if (SPI_processed == 0)
 		return false;
 	row->on_hand = InvResultInt8(0, 1);

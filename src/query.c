@@ -14,27 +14,20 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "inventory.h"
 
 static OverrideSearchPath SafeSearchPath = {NIL, true, false, 0};
 
-/*
- * Run a statement with the safe search path, preparing it on first use.
- * Returns the SPI result code; any SPI failure is an internal error.
- */
-int
-InvRun(InvQuery *query, Datum *values, const char *nulls, long tcount)
+/* Prepare a statement on first use, with the safe search path. */
+static SPIPlanPtr
+Prepared(InvQuery *query)
 {
-	int			rc;
-
-	/* callers copy what they need from a result before the next statement */
-	if (SPI_tuptable != NULL)
-		SPI_freetuptable(SPI_tuptable);
-	PushOverrideSearchPath(&SafeSearchPath);
 	if (query->plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(query->sql, query->nargs, query->argtypes);
@@ -46,13 +39,58 @@ InvRun(InvQuery *query, Datum *values, const char *nulls, long tcount)
 			elog(ERROR, "inventory: SPI_keepplan failed");
 		query->plan = plan;
 	}
-	rc = SPI_execute_plan(query->plan, values, nulls, false, tcount);
+	return query->plan;
+}
+
+/*
+ * Run a statement with the safe search path, preparing it on first use;
+ * with latest, it reads with a fresh snapshot even where the transaction's
+ * isolation level would use an older one.  Returns the SPI result code; any
+ * SPI failure is an internal error.
+ */
+static int
+Run(InvQuery *query, Datum *values, const char *nulls, long tcount, bool latest)
+{
+	int			rc;
+
+	/* callers copy what they need from a result before the next statement */
+	if (SPI_tuptable != NULL)
+		SPI_freetuptable(SPI_tuptable);
+	PushOverrideSearchPath(&SafeSearchPath);
+	if (latest)
+		rc = SPI_execute_snapshot(Prepared(query), values, nulls,
+								  GetLatestSnapshot(), InvalidSnapshot,
+								  false, false, tcount);
+	else
+		rc = SPI_execute_plan(Prepared(query), values, nulls, false, tcount);
 	PopOverrideSearchPath();
 
 	if (rc < 0)
 		elog(ERROR, "inventory: SPI_execute_plan failed: %s",
 			 SPI_result_code_string(rc));
 	return rc;
+}
+
+/* Run a statement (see Run). */
+int
+InvRun(InvQuery *query, Datum *values, const char *nulls, long tcount)
+{
+	return Run(query, values, nulls, tcount, false);
+}
+
+/*
+ * Run a statement that reads with the latest snapshot.  A call decides from
+ * a row it holds locked, so it must see every commit made before it got the
+ * lock: under READ COMMITTED each statement's snapshot does, but under
+ * REPEATABLE READ and SERIALIZABLE the transaction's snapshot may be older
+ * than the lock (and a hot row's counter loaded from it would promise units
+ * already sold).  Writes still use the transaction's snapshot, so a stale
+ * one still fails with a serialization error where PostgreSQL would raise it.
+ */
+int
+InvRunLatest(InvQuery *query, Datum *values, const char *nulls, long tcount)
+{
+	return Run(query, values, nulls, tcount, true);
 }
 
 /* Fetch a column of the last result as a Datum. */
@@ -103,4 +141,41 @@ InvResultText(int row, int col)
 	Datum		d = ResultDatum(row, col, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * Run fn(arg) in a subtransaction of its own, so that its failure undoes
+ * only its own work: on an error the subtransaction is rolled back and the
+ * error's message, copied into the caller's memory context, is returned;
+ * NULL when fn succeeded.  Used where one bad row must not stop the others.
+ */
+char *
+InvTryInSubxact(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	char	   *volatile message = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		message = pstrdup(edata->message ? edata->message : "");
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return message;
 }

@@ -63,7 +63,7 @@ refund(PG_FUNCTION_ARGS)
 	InvSetOutcome(&out, INV_OK, NULL, NULL);
 
 	SPI_connect();
-	InvRun(&Sale, values, NULL, 1);
+	InvRunLatest(&Sale, values, NULL, 1);
 	op = SPI_processed ? InvResultText(0, 1) : "";
 	if (strcmp(op, "deduct") != 0 && strcmp(op, "deduct_cart") != 0 &&
 		strcmp(op, "reserve") != 0)
@@ -95,7 +95,7 @@ refund(PG_FUNCTION_ARGS)
 		out.status = INV_CONFLICT;	/* a reservation that was never sold */
 	else
 	{
-		InvRun(&Refunded, values, NULL, 1);
+		InvRunLatest(&Refunded, values, NULL, 1);
 		refunded = InvResultInt8(0, 1);
 		if (qty > sold - refunded)
 			out.status = INV_INSUFFICIENT;

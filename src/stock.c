@@ -406,7 +406,8 @@ restock(PG_FUNCTION_ARGS)
 
 	InvCheckPreloaded();
 	SPI_connect();
-	(void) InvOpen(&target, sku, location, 0);
+	/* exclusively, also a hot row: the on_hand check below must be exact */
+	(void) InvOpen(&target, sku, location, INV_LOCK);
 	if (InvKeyCheck(key, "restock", args) == INV_KEY_DUPLICATE)
 		out.status = INV_DUPLICATE;
 	else

@@ -100,6 +100,25 @@ InvRegisterWorker(const char *name, const char *function)
 	RegisterBackgroundWorker(&worker);
 }
 
+/*
+ * The start of every worker of this library: signal handlers, a connection
+ * to inventory.database, and transactions of the kind every call is written
+ * for (read committed, read-write), whatever the database's defaults say.
+ */
+void
+InvWorkerStart(const char *name)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(InvWorkerDatabase, NULL, 0);
+	pgstat_report_appname(name);
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off",
+					PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 /* Start a pass: a transaction, SPI, a snapshot; false if no extension. */
 static bool
 BeginPass(void)
@@ -122,23 +141,30 @@ EndPass(void)
 	pgstat_report_stat(false);
 }
 
-/* One merge pass, in one transaction. */
+/* One merge pass, in one transaction; a row that fails is counted alone. */
 static void
 MergePass(void)
 {
-	int64		rows = 0;
-	int64		moved = 0;
+	InvMergeResult result;
+	char		last_error[sizeof(InvState->worker.last_error)] = "";
 
 	pgstat_report_activity(STATE_RUNNING, "merge");
+	memset(&result, 0, sizeof(result));
 	if (BeginPass())
-		moved = InvMergePass(true, &rows);
+		InvMergePass(true, &result);
+	if (result.last_error)
+		strlcpy(last_error, result.last_error, sizeof(last_error));
 	EndPass();
 
 	SpinLockAcquire(&InvState->mutex);
 	InvState->worker.last_merge_at = GetCurrentTimestamp();
 	InvState->worker.merge_passes++;
-	InvState->worker.rows_merged += rows;
-	InvState->worker.movements_merged += moved;
+	InvState->worker.rows_merged += result.rows;
+	InvState->worker.movements_merged += result.moved;
+	InvState->worker.errors += result.failed;
+	if (last_error[0] != '\0')
+		strlcpy(InvState->worker.last_error, last_error,
+				sizeof(InvState->worker.last_error));
 	SpinLockRelease(&InvState->mutex);
 }
 
@@ -219,11 +245,7 @@ InvWorkerMain(Datum main_arg)
 	TimestampTz last_merge = 0;
 	TimestampTz last_expire = 0;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(InvWorkerDatabase, NULL, 0);
-	pgstat_report_appname("inventory worker");
+	InvWorkerStart("inventory worker");
 
 	SpinLockAcquire(&InvState->mutex);
 	InvState->worker.pid = MyProcPid;
