@@ -51,6 +51,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -164,16 +165,24 @@ InvMergedInit(void)
 	InvRegisterWorker("inventory committer", "InvCommitterMain");
 }
 
-/* May this call be merged? */
+/*
+ * May this call be merged?  Only when the caller's own transaction could
+ * commit the same work right now: outside a transaction block, a read-write
+ * transaction that has written nothing yet, in a plain SELECT (not a CALL
+ * or DO, whose procedure could roll back after the call), not after other
+ * statements of an extended-protocol pipeline's transaction.
+ */
 bool
 InvMergedEligible(void)
 {
 	return MergedMode && Queue != NULL && MyProc != NULL &&
 		MyProc->pgprocno < Queue->nslots &&
 		Queue->committer != NULL && Queue->dbid == MyDatabaseId &&
-		!IsTransactionBlock() && !IsInParallelMode() &&
+		!IsTransactionBlock() && !IsInParallelMode() && !XactReadOnly &&
 		GetCurrentTransactionNestLevel() == 1 &&
-		!TransactionIdIsValid(GetTopTransactionIdIfAny());
+		!TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
+		!(MyXactFlags & XACT_FLAGS_PIPELINING) &&
+		ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_SELECT;
 }
 
 /* Unlink a slot from the queue; the caller holds the mutex. */
@@ -416,6 +425,13 @@ InvMergedDeduct(const char *sku, const char *location, int64 qty,
 
 		if (state == SLOT_DONE)
 		{
+			/*
+			 * The deduction is committed: so is, as far as the client can
+			 * tell, the statement that asked for it.  In a pipeline the
+			 * server ends the transaction right after it (as for VACUUM),
+			 * so a later error of the pipeline cannot seem to undo it.
+			 */
+			MyXactFlags |= XACT_FLAGS_NEEDIMMEDIATECOMMIT;
 			InvSetOutcome(out, slot->status, sku, location);
 			out->has_available = slot->has_available;
 			out->available = slot->available;

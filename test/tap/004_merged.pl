@@ -56,6 +56,52 @@ $node->safe_psql('postgres', q{
 });
 is(merged() - $before, 0, 'inventory.merged_mode = off is not merged');
 
+# Only a caller whose own transaction could commit the same work is merged:
+# not a procedure that may roll back, not a read-only transaction
+sub ledger_rows
+{
+	my ($key) = @_;
+	return $node->safe_psql('postgres', "SELECT count(*) FROM inventory.ledger WHERE key = '$key'");
+}
+$node->safe_psql('postgres', q{
+	CREATE PROCEDURE take_then_rollback() LANGUAGE plpgsql AS $$
+	BEGIN
+		PERFORM inventory.deduct('hot', 1, 'proc-1');
+		ROLLBACK;
+	END $$;
+	CALL take_then_rollback();
+});
+is(merged() - $before, 0, 'a call inside a procedure is not merged');
+is(ledger_rows('proc-1'), '0', "the procedure's ROLLBACK undid it");
+my ($ret, $stdout, $stderr) = $node->psql('postgres', q{
+	SET default_transaction_read_only = on;
+	SELECT inventory.deduct('hot', 1, 'ro-1');
+});
+like($stderr, qr/read-only transaction/, 'a read-only transaction is refused, on a hot row too');
+is(ledger_rows('ro-1'), '0', 'and nothing was applied');
+
+# Extended-protocol pipelines (pgbench): a merged deduct ends the pipeline's
+# transaction at once, as VACUUM would, so what a client learns is what was
+# committed; a deduct after another statement of the transaction is not
+# merged, and the pipeline's error rolls it back
+sub pipeline
+{
+	my ($name, @statements) = @_;
+	my $file = "${PostgreSQL::Test::Utils::tmp_check}/$name.sql";
+	open my $fh, '>', $file or die $!;
+	print $fh join("\n", '\startpipeline', @statements, '\endpipeline'), "\n";
+	close $fh;
+	IPC::Run::run([ 'pgbench', '-n', '-M', 'extended', '-t', '1', '-f', $file,
+		$node->connstr('postgres') ], '>', \my $out, '2>', \my $err);
+	return $err;
+}
+pipeline('pipe1', q{SELECT inventory.deduct('hot', 1, 'pipe-1');}, 'SELECT 1/0;');
+is(ledger_rows('pipe-1'), '1', 'a merged deduct first in a pipeline is committed at once');
+is(merged() - $before, 1, 'through the committer');
+pipeline('pipe2', 'SELECT 1;', q{SELECT inventory.deduct('hot', 1, 'pipe-2');}, 'SELECT 1/0;');
+is(ledger_rows('pipe-2'), '0', "a deduct later in a pipeline's transaction is undone with it");
+is(merged() - $before, 1, 'it was not merged');
+
 # many clients: the batches grow, every status is right
 my @clients;
 for my $c (1 .. 16)
@@ -135,7 +181,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM inventory.reconcile()'),
 	'0', 'reconcile() is empty');
 is($node->safe_psql('postgres', q{
 	SELECT on_hand FROM inventory.stock WHERE sku = 'hot'}),
-	100000 - 1 - 2 - 1 - 16 * 300 - 1 - 1 - 2, 'on_hand accounts for every deduct once');
+	100000 - 1 - 2 - 1 - 1 - 16 * 300 - 1 - 1 - 2, 'on_hand accounts for every deduct once');
 
 $node->stop;
 done_testing();
