@@ -153,3 +153,20 @@ SELECT sku, on_hand FROM inventory.stock WHERE sku IN ('good', 'ov') ORDER BY sk
 DELETE FROM inventory.pending WHERE on_hand_delta = -9223372036854775807;
 SELECT inventory.merge() AS merged;
 SELECT * FROM inventory.reconcile();
+
+-- DROP and CREATE EXTENSION in one transaction: the new tables start empty,
+-- and no counter or statistic of the dropped ones carries over
+BEGIN;
+SELECT status FROM inventory.deduct('good', 1, 'drop-1');
+DROP EXTENSION inventory;
+CREATE EXTENSION inventory;
+SELECT * FROM inventory.restock('good', 5, 'drop-2');
+SELECT sku, on_hand, hot FROM inventory.stock;
+SELECT count(*) AS queued FROM inventory.pending;
+SELECT * FROM inventory.reconcile();
+COMMIT;
+SELECT count(*) AS counters FROM inventory.hot_counters();
+SELECT status FROM inventory.set_hot('good');
+SELECT status, available FROM inventory.deduct('good', 2, 'drop-3');
+SELECT sku, loaded, available, units_taken, refusals FROM inventory.hot_counters();
+SELECT * FROM inventory.reconcile();

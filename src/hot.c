@@ -41,6 +41,7 @@
 #include "common/int.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -91,6 +92,7 @@ HotFind(const char *sku, const char *location, bool create)
 	LocalEntry *local;
 	HotEntry   *entry;
 	bool		found;
+	Oid			relid;
 
 	if (LocalEntries == NULL)
 	{
@@ -108,6 +110,7 @@ HotFind(const char *sku, const char *location, bool create)
 	if (local)
 		return local->entry;
 
+	relid = InvStockRelid();	/* no catalog lookup under the lock */
 	LWLockAcquire(InvState->lock, create ? LW_EXCLUSIVE : LW_SHARED);
 	entry = hash_search(InvHotTable, &key, HASH_FIND, NULL);
 	if (entry == NULL && create)
@@ -124,7 +127,7 @@ HotFind(const char *sku, const char *location, bool create)
 		entry = hash_search(InvHotTable, &key, HASH_ENTER, &found);
 		SpinLockInit(&entry->mutex);
 		entry->loaded = false;
-		entry->stock_relid = InvStockRelid();
+		entry->stock_relid = relid;
 		entry->available = 0;
 		entry->uses = 0;
 		entry->changes = 0;
@@ -152,24 +155,40 @@ FindUse(HotEntry *entry, int level)
 	return NULL;
 }
 
+/* The OID of inventory.stock, cached until a relcache invalidation. */
+static Oid	CachedStockRelid = InvalidOid;
+
+/* Relcache invalidation: forget the cached OID if it may be stale. */
+static void
+StockRelidInvalidate(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == CachedStockRelid)
+		CachedStockRelid = InvalidOid;
+}
+
 /*
  * The OID of inventory.stock.  A counter is valid only for the table it was
  * loaded from: entries outlive DROP EXTENSION, and must not outlive the rows.
+ * Dropping the table invalidates its relcache entry, also within the
+ * transaction that drops it, so a DROP and CREATE EXTENSION in one
+ * transaction are seen at once.
  */
 Oid
 InvStockRelid(void)
 {
-	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
-	static Oid	cached = InvalidOid;
+	static bool registered = false;
 	Oid			nsp;
 
-	/* looked up once per transaction: DDL is not interleaved with calls */
-	if (MyProc->lxid == cached_lxid && OidIsValid(cached))
-		return cached;
+	if (OidIsValid(CachedStockRelid))
+		return CachedStockRelid;
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(StockRelidInvalidate, (Datum) 0);
+		registered = true;
+	}
 	nsp = get_namespace_oid("inventory", true);
-	cached = OidIsValid(nsp) ? get_relname_relid("stock", nsp) : InvalidOid;
-	cached_lxid = MyProc->lxid;
-	return cached;
+	CachedStockRelid = OidIsValid(nsp) ? get_relname_relid("stock", nsp) : InvalidOid;
+	return CachedStockRelid;
 }
 
 /*
@@ -233,14 +252,24 @@ CurrentUse(HotEntry *entry)
 	return use;
 }
 
-/* Set a counter from the tables; the caller holds the row's advisory lock. */
+/*
+ * Set a counter from the tables; the caller holds the row's advisory lock.
+ * A counter loaded for a new inventory.stock starts new statistics.
+ */
 void
 HotLoad(HotEntry *entry, int64 available, TimestampTz next_expiry)
 {
+	Oid			relid = InvStockRelid();
+
 	SpinLockAcquire(&entry->mutex);
+	if (entry->stock_relid != relid)
+	{
+		entry->takes = 0;
+		entry->refusals = 0;
+	}
 	entry->available = available;
 	entry->next_expiry = next_expiry;
-	entry->stock_relid = InvStockRelid();
+	entry->stock_relid = relid;
 	entry->loaded = true;
 	entry->changes++;
 	SpinLockRelease(&entry->mutex);

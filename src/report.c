@@ -81,8 +81,10 @@ typedef struct CounterState
 static void
 ReadCounter(HotEntry *entry, CounterState *state)
 {
+	Oid			relid = InvStockRelid();	/* no catalog lookup under a spinlock */
+
 	SpinLockAcquire(&entry->mutex);
-	state->loaded = entry->loaded && entry->stock_relid == InvStockRelid();
+	state->loaded = entry->loaded && entry->stock_relid == relid;
 	state->available = entry->available;
 	state->uses = entry->uses;
 	state->changes = entry->changes;
