@@ -56,6 +56,7 @@ typedef struct HotUse
 	int			level;			/* transaction nest level */
 	int64		taken;			/* units taken from the counter */
 	int64		arriving;		/* units to add to the counter at commit */
+	TimestampTz expiry;			/* earliest expiry of the holds it made */
 } HotUse;
 
 static HotUse *Uses = NULL;
@@ -132,6 +133,7 @@ HotFind(const char *sku, const char *location, bool create)
 		entry->uses = 0;
 		entry->changes = 0;
 		entry->next_expiry = DT_NOEND;
+		entry->expiry_notes = 0;
 		entry->takes = 0;
 		entry->refusals = 0;
 	}
@@ -224,6 +226,7 @@ HotBegin(HotEntry *entry)
 	Uses[NumUses].level = level;
 	Uses[NumUses].taken = 0;
 	Uses[NumUses].arriving = 0;
+	Uses[NumUses].expiry = DT_NOEND;
 	NumUses++;
 	return true;
 }
@@ -383,22 +386,59 @@ HotExpiryDue(HotEntry *entry)
 	return next <= GetCurrentStatementStartTimestamp();
 }
 
-/* Record that no held reservation of the row expires before next_expiry. */
+/*
+ * The row's expiry notes so far: read before a statement finds the next
+ * expiry among the holds it can see, and handed to HotSetNextExpiry.
+ */
+uint64
+HotExpiryNotes(HotEntry *entry)
+{
+	uint64		notes;
+
+	SpinLockAcquire(&entry->mutex);
+	notes = entry->expiry_notes;
+	SpinLockRelease(&entry->mutex);
+	return notes;
+}
+
+/*
+ * Record that no held reservation of the row expires before next_expiry, as
+ * a statement found after HotExpiryNotes returned notes.  A hold noted since
+ * (one whose transaction had not committed when the statement looked) keeps
+ * its earlier time: it may be invisible to that statement.
+ */
 void
-HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry)
+HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry, uint64 notes)
 {
 	SpinLockAcquire(&entry->mutex);
-	entry->next_expiry = next_expiry;
+	if (entry->expiry_notes == notes || next_expiry < entry->next_expiry)
+		entry->next_expiry = next_expiry;
 	SpinLockRelease(&entry->mutex);
 }
 
-/* A reservation of the row now expires at expires_at. */
+/* Lower the row's next expiry to expires_at; the caller holds the mutex. */
+static void
+NoteExpiry(HotEntry *entry, TimestampTz expires_at)
+{
+	if (expires_at < entry->next_expiry)
+		entry->next_expiry = expires_at;
+	entry->expiry_notes++;
+}
+
+/*
+ * A reservation of the row, made by this transaction, expires at
+ * expires_at.  Noted now, and again when the transaction commits (when the
+ * hold becomes visible to everyone), so that no expiry pass that ran in
+ * between can have overwritten it.
+ */
 void
 HotNoteExpiry(HotEntry *entry, TimestampTz expires_at)
 {
+	HotUse	   *use = CurrentUse(entry);
+
+	use->expiry = Min(use->expiry, expires_at);
 	SpinLockAcquire(&entry->mutex);
-	if (expires_at < entry->next_expiry)
-		entry->next_expiry = expires_at;
+	NoteExpiry(entry, expires_at);
 	SpinLockRelease(&entry->mutex);
 }
 
@@ -423,6 +463,8 @@ SettleUse(HotUse *use, bool commit)
 
 	SpinLockAcquire(&entry->mutex);
 	entry->available += commit ? use->arriving : use->taken;
+	if (commit && use->expiry != DT_NOEND)
+		NoteExpiry(entry, use->expiry);
 	entry->uses--;
 	entry->changes++;
 	SpinLockRelease(&entry->mutex);
@@ -483,6 +525,7 @@ HotSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 				{
 					Uses[j].taken += use.taken;
 					Uses[j].arriving += use.arriving;
+					Uses[j].expiry = Min(Uses[j].expiry, use.expiry);
 					SpinLockAcquire(&use.entry->mutex);
 					use.entry->uses--;
 					SpinLockRelease(&use.entry->mutex);

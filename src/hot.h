@@ -31,6 +31,7 @@ typedef struct HotEntry
 	int64		available;		/* units that can be taken now */
 	int			uses;			/* live transaction records on this entry */
 	TimestampTz next_expiry;	/* no held reservation expires before this */
+	uint64		expiry_notes;	/* bumped whenever next_expiry is lowered */
 	uint64		changes;		/* bumped by every change of available */
 	int64		takes;			/* statistics: units taken, refusals */
 	int64		refusals;
@@ -74,7 +75,8 @@ extern void HotArrive(HotEntry *entry, int64 qty);
 extern void HotRefused(HotEntry *entry);
 extern int64 HotAvailable(HotEntry *entry);
 extern bool HotExpiryDue(HotEntry *entry);
-extern void HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry);
+extern uint64 HotExpiryNotes(HotEntry *entry);
+extern void HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry, uint64 notes);
 extern void HotNoteExpiry(HotEntry *entry, TimestampTz expires_at);
 extern void HotUnload(HotEntry *entry);
 extern void HotInit(void);

@@ -96,6 +96,7 @@ InvExpireOverdue(InvTarget *target, int64 limit, int64 *count)
 		CStringGetTextDatum(target->location),
 	Int64GetDatum(limit)};
 	int64		units;
+	uint64		notes = target->hot ? HotExpiryNotes(target->hot) : 0;
 
 	InvRun(target->hot ? &ExpireHot : &ExpireCold, values, NULL, 0);
 	if (count)
@@ -113,7 +114,7 @@ InvExpireOverdue(InvTarget *target, int64 limit, int64 *count)
 		/* the next expiry among the holds left (all overdue ones done) */
 		if (InvResultInt8(0, 1) < limit)
 			HotSetNextExpiry(target->hot, InvResultIsNull(0, 3) ? DT_NOEND
-							 : InvResultInt8(0, 3));
+							 : InvResultInt8(0, 3), notes);
 	}
 	return units;
 }
