@@ -549,12 +549,7 @@ apply_bills(PG_FUNCTION_ARGS)
 			if (strcmp(bills[b].key, key) != 0)
 				continue;
 			if (strcmp(op, "bill") != 0 || old == NULL || strcmp(old, bills[b].args) != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_UNIQUE_VIOLATION),
-						 errmsg("idempotency key \"%s\" was already used by another call", key),
-						 errdetail("It was used by %s(%s); this call is bill(%s).",
-								   op, old ? old : "", bills[b].args),
-						 errhint("Use a new key for every distinct call; retry only with the same arguments.")));
+				InvKeyReusedError(key, "bill", bills[b].args, op, old);
 			bills[b].status = INV_DUPLICATE;
 		}
 	}

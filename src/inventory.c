@@ -31,5 +31,6 @@ _PG_init(void)
 	HotInit();
 	InvMergedInit();
 	InvWorkerInit();
+	InvEventsInit();
 	MarkGUCPrefixReserved("inventory");
 }

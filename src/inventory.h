@@ -113,6 +113,8 @@ extern void InvArgsItem(StringInfo buf);
 extern void InvArgsEnd(StringInfo buf);
 extern char *InvRowArgs(const char *sku, const char *location,
 						const char *name, int64 value);
+extern void InvKeyReusedError(const char *key, const char *op, const char *args,
+							  const char *old_op, const char *old_args) pg_attribute_noreturn();
 extern InvKeyState InvKeyClassify(const char *key, const char *op, const char *args);
 extern InvKeyState InvKeyCheck(const char *key, const char *op, const char *args);
 extern InvKeyState InvKeyRecord(const char *key, const char *op, const char *args);
@@ -185,6 +187,7 @@ extern int	InvExpireBatch;
 extern char *InvWorkerDatabase;
 
 /* events.c */
+extern void InvEventsInit(void);
 extern void InvNotifyLevel(const char *sku, const char *location,
 						   int64 before, int64 after);
 extern void InvNotifyExpired(int64 count);

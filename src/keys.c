@@ -20,9 +20,13 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 
 #include "inventory.h"
 
@@ -126,17 +130,28 @@ InvKeyLookup(const char *key, char **op, char **args)
 	return true;
 }
 
-/* The error for a key that an earlier call used with other arguments. */
-static void
-KeyReused(const char *key, const char *op, const char *args,
-		  const char *old_op, const char *old_args)
+/*
+ * The error for a key that an earlier call used with other arguments.  The
+ * detail names both calls only to a role that may read inventory.request
+ * (checked for the role outside this SECURITY DEFINER function): an earlier
+ * call's arguments are another caller's business.
+ */
+void
+InvKeyReusedError(const char *key, const char *op, const char *args,
+				  const char *old_op, const char *old_args)
 {
+	Oid			nsp = get_namespace_oid("inventory", false);
+	Oid			relid = get_relname_relid("request", nsp);
+	bool		may_read = OidIsValid(relid) &&
+		pg_class_aclcheck(relid, GetOuterUserId(), ACL_SELECT) == ACLCHECK_OK;
+
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("idempotency key \"%s\" was already used by another call", key),
+			 may_read ?
 			 errdetail("It was used by %s(%s); this call is %s(%s).",
-					   old_op, old_args ? old_args : "",
-					   op, args ? args : ""),
+					   old_op, old_args ? old_args : "", op, args ? args : "") :
+			 errdetail("It was applied before by another call or with other arguments."),
 			 errhint("Use a new key for every distinct call; retry only with the same arguments.")));
 }
 
@@ -171,7 +186,7 @@ InvKeyCheck(const char *key, const char *op, const char *args)
 	char	   *old_args;
 
 	if (state == INV_KEY_REUSED && InvKeyLookup(key, &old_op, &old_args))
-		KeyReused(key, op, args, old_op, old_args);
+		InvKeyReusedError(key, op, args, old_op, old_args);
 	return state;
 }
 

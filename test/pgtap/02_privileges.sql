@@ -1,11 +1,13 @@
 -- Least privilege: nothing for PUBLIC; the README's recipe for an application
 -- role (sale calls only) and an admin role (everything) works as documented.
 BEGIN;
-SELECT plan(21);
+SELECT plan(27);
 
 CREATE ROLE tap_nobody;
 CREATE ROLE tap_app;
 CREATE ROLE tap_admin;
+CREATE TEMP TABLE tap_detail (detail text);
+GRANT ALL ON tap_detail TO tap_app, tap_admin;
 
 -- the README's recipe
 GRANT USAGE ON SCHEMA inventory TO tap_app;
@@ -59,6 +61,24 @@ SELECT throws_ok($$UPDATE inventory.stock SET on_hand = 1000$$, '42501', NULL,
                  'app cannot write stock directly');
 SELECT throws_ok($$DELETE FROM inventory.ledger$$, '42501', NULL,
                  'app cannot rewrite the ledger');
+-- a key reused by the app: the error does not show another call's arguments
+SELECT throws_like($$SELECT inventory.deduct('tap-sku', 1, 'tap-po-1')$$,
+                   '%already used by another call%',
+                   'app reusing an admin''s key gets the key-reuse error');
+DO $$ BEGIN
+    PERFORM inventory.deduct('tap-sku', 1, 'tap-po-1');
+EXCEPTION WHEN unique_violation THEN
+    DECLARE d text; BEGIN
+        GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+        INSERT INTO tap_detail VALUES (d);
+    END;
+END $$;
+SELECT is((SELECT detail FROM tap_detail),
+          'It was applied before by another call or with other arguments.',
+          'the detail does not show the admin''s restock to the app');
+-- events: only superusers turn them on and know their channel
+SELECT throws_ok($$SET inventory.events = on$$, '42501', NULL, 'app cannot turn events on');
+SELECT throws_ok($$SHOW inventory.events_channel$$, '42501', NULL, 'app cannot read the events channel');
 RESET ROLE;
 
 -- the admin role: every call, read access, still no direct writes
@@ -68,7 +88,20 @@ SELECT is((inventory.refund('tap-a1', 1, 'tap-m2')).status, 'ok', 'admin can ref
 SELECT is_empty($$SELECT * FROM inventory.reconcile()$$, 'admin can reconcile');
 SELECT throws_ok($$UPDATE inventory.stock SET on_hand = 1000$$, '42501', NULL,
                  'admin cannot bypass the ledger');
+-- a role that may read the keys sees both calls in the key-reuse error
+DELETE FROM tap_detail;
+DO $$ BEGIN
+    PERFORM inventory.deduct('tap-sku', 1, 'tap-po-1');
+EXCEPTION WHEN unique_violation THEN
+    DECLARE d text; BEGIN
+        GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+        INSERT INTO tap_detail VALUES (d);
+    END;
+END $$;
+SELECT alike((SELECT detail FROM tap_detail), 'It was used by restock(%); this call is deduct(%).',
+            'the admin sees both calls in the detail');
 RESET ROLE;
+SELECT is(current_setting('inventory.events'), 'off', 'events are off by default');
 
 SELECT * FROM finish();
 ROLLBACK;
