@@ -88,3 +88,18 @@ SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "b1", "lines"
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "y", "lines": [{"sku": "nut", "delta": 1}]}, {"key": "y", "lines": [{"sku": "nut", "delta": 2}]}]')$$);
 SELECT count(*) AS ledger_rows_after FROM inventory.ledger;
 SELECT * FROM inventory.reconcile();
+
+-- a large document: its work is linear in its lines and can be interrupted
+CREATE TEMP TABLE big_doc AS
+SELECT jsonb_build_array(jsonb_build_object('key', 'big-1', 'lines',
+         jsonb_agg(jsonb_build_object('sku', 'big-' || i, 'delta', 1)))) AS d
+  FROM generate_series(1, 20000) i;
+\set VERBOSITY terse
+SET statement_timeout = '1ms';
+SELECT count(*) FROM inventory.apply_bills((SELECT d FROM big_doc));
+RESET statement_timeout;
+\set VERBOSITY default
+SELECT count(*) AS big_rows_before FROM inventory.stock WHERE sku LIKE 'big-%';
+SELECT * FROM inventory.apply_bills((SELECT d FROM big_doc));
+SELECT count(*) AS big_rows_after FROM inventory.stock WHERE sku LIKE 'big-%';
+SELECT * FROM inventory.reconcile();

@@ -31,9 +31,12 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 #include "utils/tuplestore.h"
@@ -50,7 +53,7 @@ typedef struct BillRow
 	InvTarget	target;
 	int64		available;		/* cold: units available, simulated */
 	int64		on_hand;		/* simulated, for the overflow check */
-	int64		applied;		/* cold: net change of the applied bills */
+	int64		applied;		/* net change of the applied bills */
 	int64		start;			/* available when opened */
 	bool		receives;		/* a bill adds units to it */
 	bool		create;			/* cold: the row did not exist */
@@ -72,7 +75,15 @@ typedef struct Bill
 	int			nlines;
 	const char *status;
 	bool		applied;		/* status is ok */
+	int			same_key;		/* the previous bill with this key, or -1 */
 } Bill;
+
+/* The last bill of the call with a given key. */
+typedef struct KeyEntry
+{
+	char		key[INV_MAX_NAME_BYTES + 1];
+	int			last;
+} KeyEntry;
 
 static InvQuery KeysLookup = {
 	"SELECT key, op, args::text FROM inventory.request WHERE key = ANY($1)",
@@ -194,22 +205,66 @@ DeltaMember(JsonbContainer *object)
 	return InvCheckDelta(DatumGetInt64(delta));
 }
 
+/* The rows of a call by name, so that finding a line's row is O(1). */
+typedef struct RowName
+{
+	const char *sku;
+	const char *location;
+} RowName;
+
+typedef struct RowNameEntry
+{
+	RowName		name;			/* the hash key */
+	int			index;			/* into the call's rows */
+} RowNameEntry;
+
+/* Hash a row's names. */
+static uint32
+RowNameHash(const void *key, Size keysize)
+{
+	const RowName *name = (const RowName *) key;
+
+	return hash_combine(string_hash(name->sku, strlen(name->sku) + 1),
+						string_hash(name->location, strlen(name->location) + 1));
+}
+
+/* Compare two rows' names (0 when equal). */
+static int
+RowNameMatch(const void *a, const void *b, Size keysize)
+{
+	const RowName *na = (const RowName *) a;
+	const RowName *nb = (const RowName *) b;
+
+	return strcmp(na->sku, nb->sku) != 0 || strcmp(na->location, nb->location) != 0;
+}
+
 /* Find or add a row of the call. */
 static int
-RowIndex(BillRow **rows, int *nrows, int *maxrows, const char *sku, const char *location)
+RowIndex(HTAB *names, BillRow **rows, int *nrows, int *maxrows,
+		 const char *sku, const char *location)
 {
-	for (int i = 0; i < *nrows; i++)
-		if (strcmp((*rows)[i].sku, sku) == 0 && strcmp((*rows)[i].location, location) == 0)
-			return i;
+	RowName		name = {sku, location};
+	RowNameEntry *entry;
+	bool		found;
+	BillRow    *row;
+
+	entry = hash_search(names, &name, HASH_ENTER, &found);
+	if (found)
+		return entry->index;
 	if (*nrows == *maxrows)
 	{
 		*maxrows *= 2;
-		*rows = repalloc(*rows, sizeof(BillRow) * *maxrows);
+		*rows = repalloc_huge(*rows, sizeof(BillRow) * *maxrows);
 	}
-	memset(&(*rows)[*nrows], 0, sizeof(BillRow));
-	(*rows)[*nrows].sku = pstrdup(sku);
-	(*rows)[*nrows].location = pstrdup(location);
-	(*rows)[*nrows].lock_key = InvRowLockKey(sku, location);
+	row = &(*rows)[*nrows];
+	memset(row, 0, sizeof(BillRow));
+	row->sku = pstrdup(sku);
+	row->location = pstrdup(location);
+	row->lock_key = InvRowLockKey(sku, location);
+	/* the key must point at memory that lives as long as the table */
+	entry->name.sku = row->sku;
+	entry->name.location = row->location;
+	entry->index = *nrows;
 	return (*nrows)++;
 }
 
@@ -234,12 +289,22 @@ CompareLines(const void *a, const void *b)
 	return ((const BillLine *) a)->row - ((const BillLine *) b)->row;
 }
 
+/* Order row indexes by their rows' canonical order (qsort_arg). */
+static int
+CompareRowIndexes(const void *a, const void *b, void *arg)
+{
+	const BillRow *rows = (const BillRow *) arg;
+
+	return CompareRows(&rows[*(const int *) a], &rows[*(const int *) b]);
+}
+
 /*
  * Parse and check the whole document.  Fills bills and the distinct rows
  * (sorted canonically); lines of one row within a bill are summed.
  */
 static int
-ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
+ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out,
+		   HTAB **keys_out)
 {
 	JsonbContainer *root = &json->root;
 	int			nbills;
@@ -247,12 +312,31 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 	int			nrows = 0;
 	int			maxrows = 16;
 	BillRow    *rows = palloc(sizeof(BillRow) * maxrows);
+	BillRow    *sorted;
+	int		   *byorder;
 	int		   *order;
+	HTAB	   *names;
+	HASHCTL		info;
 	StringInfoData buf;
 	static const char *const bill_members[] = {"key", "lines", NULL};
 	static const char *const line_members[] = {"sku", "delta", "location", NULL};
 	ParsePosition pos = {-1, -1};
 	ErrorContextCallback context = {error_context_stack, ParseContext, &pos};
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(RowName);
+	info.entrysize = sizeof(RowNameEntry);
+	info.hash = RowNameHash;
+	info.match = RowNameMatch;
+	info.hcxt = CurrentMemoryContext;
+	names = hash_create("inventory bill rows", 256, &info,
+						HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	memset(&info, 0, sizeof(info));
+	info.keysize = INV_MAX_NAME_BYTES + 1;
+	info.entrysize = sizeof(KeyEntry);
+	info.hcxt = CurrentMemoryContext;
+	*keys_out = hash_create("inventory bill keys", 256, &info,
+							HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
 	error_context_stack = &context;
 	if (!JsonContainerIsArray(root) || JB_ROOT_IS_SCALAR(json))
@@ -278,6 +362,13 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 		bills[b].key = NameMember(obj, "key", "key");
 		if (bills[b].key == NULL)
 			BadBills("a bill has no \"key\"");
+		{
+			bool		found;
+			KeyEntry   *entry = hash_search(*keys_out, bills[b].key, HASH_ENTER, &found);
+
+			bills[b].same_key = found ? entry->last : -1;
+			entry->last = b;
+		}
 		if (getKeyJsonValueFromContainer(obj, "lines", 5, &lines) == NULL ||
 			lines.type != jbvBinary || !JsonContainerIsArray(lines.val.binary.data))
 			BadBills("a bill must have an array of \"lines\"");
@@ -292,9 +383,8 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 			char	   *sku;
 			char	   *location;
 			int64		delta;
-			int			row;
-			int			k;
 
+			CHECK_FOR_INTERRUPTS();
 			pos.line = l;
 			if (line->type != jbvBinary || !JsonContainerIsObject(line->val.binary.data))
 				BadBills("a line must be a JSON object");
@@ -305,45 +395,52 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 				BadBills("a line has no \"sku\"");
 			location = NameMember(lo, "location", "location");
 			delta = DeltaMember(lo);
-			row = RowIndex(&rows, &nrows, &maxrows, sku, location ? location : "default");
-			for (k = 0; k < bills[b].nlines; k++)
-				if (bills[b].lines[k].row == row)
-					break;
-			if (k == bills[b].nlines)
-			{
-				bills[b].lines[k].row = row;
-				bills[b].lines[k].delta = 0;
-				bills[b].nlines++;
-			}
-			bills[b].lines[k].delta = InvCheckDelta(InvAddQty(bills[b].lines[k].delta, delta));
+			bills[b].lines[l].row = RowIndex(names, &rows, &nrows, &maxrows, sku,
+											 location ? location : "default");
+			bills[b].lines[l].delta = delta;
 		}
+		bills[b].nlines = n;
 	}
-	error_context_stack = context.previous;
 
-	/* sort the rows canonically and renumber the lines */
-	order = palloc(sizeof(int) * nrows);
+	/* sort the rows canonically: order[old index] = new index */
+	byorder = palloc(sizeof(int) * Max(nrows, 1));
+	order = palloc(sizeof(int) * Max(nrows, 1));
+	sorted = palloc(sizeof(BillRow) * Max(nrows, 1));
+	for (int i = 0; i < nrows; i++)
+		byorder[i] = i;
+	qsort_arg(byorder, nrows, sizeof(int), CompareRowIndexes, rows);
+	for (int i = 0; i < nrows; i++)
 	{
-		BillRow    *sorted = palloc(sizeof(BillRow) * Max(nrows, 1));
-
-		memcpy(sorted, rows, sizeof(BillRow) * nrows);
-		qsort(sorted, nrows, sizeof(BillRow), CompareRows);
-		for (int i = 0; i < nrows; i++)
-			for (int j = 0; j < nrows; j++)
-				if (strcmp(sorted[j].sku, rows[i].sku) == 0 &&
-					strcmp(sorted[j].location, rows[i].location) == 0)
-					order[i] = j;
-		rows = sorted;
+		sorted[i] = rows[byorder[i]];
+		order[byorder[i]] = i;
 	}
+	rows = sorted;
+
+	/* renumber each bill's lines, sort them, and sum the lines of one row */
 	initStringInfo(&buf);
 	for (int b = 0; b < nbills; b++)
 	{
+		int			kept = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		pos.bill = b;
+		pos.line = -1;
+		for (int k = 0; k < bills[b].nlines; k++)
+			bills[b].lines[k].row = order[bills[b].lines[k].row];
+		qsort(bills[b].lines, bills[b].nlines, sizeof(BillLine), CompareLines);
 		for (int k = 0; k < bills[b].nlines; k++)
 		{
-			bills[b].lines[k].row = order[bills[b].lines[k].row];
+			if (kept > 0 && bills[b].lines[kept - 1].row == bills[b].lines[k].row)
+				bills[b].lines[kept - 1].delta =
+					InvCheckDelta(InvAddQty(bills[b].lines[kept - 1].delta,
+											bills[b].lines[k].delta));
+			else
+				bills[b].lines[kept++] = bills[b].lines[k];
+		}
+		bills[b].nlines = kept;
+		for (int k = 0; k < kept; k++)
 			if (bills[b].lines[k].delta > 0)
 				rows[bills[b].lines[k].row].receives = true;
-		}
-		qsort(bills[b].lines, bills[b].nlines, sizeof(BillLine), CompareLines);
 
 		/* the canonical arguments: {"lines":[{"sku":..,"location":..,"delta":..},..]} */
 		resetStringInfo(&buf);
@@ -363,6 +460,7 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out)
 		InvArgsEnd(&buf);
 		bills[b].args = pnstrdup(buf.data, buf.len);
 	}
+	error_context_stack = context.previous;
 	*bills_out = bills;
 	*rows_out = rows;
 	*nrows_out = nrows;
@@ -409,9 +507,10 @@ Simulate(Bill *bills, int nbills, BillRow *rows)
 		if (bill->status != NULL)
 			continue;			/* duplicate, decided from the keys */
 
+		CHECK_FOR_INTERRUPTS();
 		/* an identical bill applied earlier in this call */
-		for (int e = 0; e < b; e++)
-			if (bills[e].applied && strcmp(bills[e].key, bill->key) == 0)
+		for (int e = bill->same_key; e >= 0; e = bills[e].same_key)
+			if (bills[e].applied)
 			{
 				if (strcmp(bills[e].args, bill->args) != 0)
 					ereport(ERROR,
@@ -463,16 +562,14 @@ Simulate(Bill *bills, int nbills, BillRow *rows)
 
 			row->on_hand = InvAddQty(row->on_hand, delta);
 			row->exists = true;
+			row->applied += delta;
 			if (row->target.hot)
 			{
 				if (delta > 0)
 					HotArrive(row->target.hot, delta);
 			}
 			else
-			{
 				row->available += delta;
-				row->applied += delta;
-			}
 		}
 		bill->status = INV_OK;
 		bill->applied = true;
@@ -494,13 +591,14 @@ apply_bills(PG_FUNCTION_ARGS)
 	char	  **args;
 	int			nkeys = 0;
 	Datum		values[4];
+	HTAB	   *keyindex;
 
 	InvCheckPreloaded();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("bills must not be null")));
-	nbills = ParseBills(PG_GETARG_JSONB_P(0), &bills, &rows, &nrows);
+	nbills = ParseBills(PG_GETARG_JSONB_P(0), &bills, &rows, &nrows, &keyindex);
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 
@@ -509,6 +607,8 @@ apply_bills(PG_FUNCTION_ARGS)
 	{
 		BillRow    *row = &rows[i];
 		InvRow		now;
+
+		CHECK_FOR_INTERRUPTS();
 
 		/* a hot row that receives units: exclusively, for an exact on_hand */
 		(void) InvOpen(&row->target, row->sku, row->location,
@@ -543,11 +643,10 @@ apply_bills(PG_FUNCTION_ARGS)
 		char	   *key = InvResultText((int) r, 1);
 		char	   *op = InvResultText((int) r, 2);
 		char	   *old = InvResultText((int) r, 3);
+		KeyEntry   *entry = hash_search(keyindex, key, HASH_FIND, NULL);
 
-		for (int b = 0; b < nbills; b++)
+		for (int b = entry ? entry->last : -1; b >= 0; b = bills[b].same_key)
 		{
-			if (strcmp(bills[b].key, key) != 0)
-				continue;
 			if (strcmp(op, "bill") != 0 || old == NULL || strcmp(old, bills[b].args) != 0)
 				InvKeyReusedError(key, "bill", bills[b].args, op, old);
 			bills[b].status = INV_DUPLICATE;
@@ -614,24 +713,11 @@ apply_bills(PG_FUNCTION_ARGS)
 
 			for (int i = 0; i < nrows; i++)
 			{
-				int64		net = 0;
-
-				if ((rows[i].target.hot != NULL) != hot)
-					continue;
-				if (hot)
-				{
-					for (int b = 0; b < nbills; b++)
-						for (int k = 0; bills[b].applied && k < bills[b].nlines; k++)
-							if (bills[b].lines[k].row == i)
-								net += bills[b].lines[k].delta;
-				}
-				else
-					net = rows[i].applied;
-				if (net == 0)
+				if ((rows[i].target.hot != NULL) != hot || rows[i].applied == 0)
 					continue;
 				lskus[n] = rows[i].sku;
 				llocs[n] = rows[i].location;
-				ldeltas[n++] = net;
+				ldeltas[n++] = rows[i].applied;
 			}
 			if (n == 0)
 				continue;
