@@ -78,6 +78,7 @@ typedef struct MergedSlot
 {
 	SlotState	state;			/* protected by the queue's mutex */
 	int			next;			/* next queued slot, or -1 */
+	int			prev;			/* previous queued slot, or -1 */
 	Latch	   *latch;
 	int64		qty;
 	char		sku[INV_MAX_NAME_BYTES + 1];
@@ -112,6 +113,9 @@ static int	MaxBatch = 1000;
 /* The committer's current batch, settled when its transaction ends. */
 static int *Batch = NULL;
 static int	BatchSize = 0;
+
+/* Room for the slots the committer sends away when it exits. */
+static int *Away = NULL;
 
 /* Shared memory needed for the queue. */
 Size
@@ -185,24 +189,30 @@ InvMergedEligible(void)
 		ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_SELECT;
 }
 
-/* Unlink a slot from the queue; the caller holds the mutex. */
+/* Unlink a queued slot from the queue; the caller holds the mutex. */
 static void
 Unlink(int index)
 {
-	int			prev = -1;
+	MergedSlot *slot = &Queue->slots[index];
 
-	for (int i = Queue->head; i >= 0; prev = i, i = Queue->slots[i].next)
-	{
-		if (i != index)
-			continue;
-		if (prev < 0)
-			Queue->head = Queue->slots[i].next;
-		else
-			Queue->slots[prev].next = Queue->slots[i].next;
-		if (Queue->tail == index)
-			Queue->tail = prev;
-		return;
-	}
+	if (slot->prev >= 0)
+		Queue->slots[slot->prev].next = slot->next;
+	else
+		Queue->head = slot->next;
+	if (slot->next >= 0)
+		Queue->slots[slot->next].prev = slot->prev;
+	else
+		Queue->tail = slot->prev;
+}
+
+/* Take the first queued slot off the queue; the caller holds the mutex. */
+static int
+PopHead(void)
+{
+	int			i = Queue->head;
+
+	Unlink(i);
+	return i;
 }
 
 /*
@@ -379,6 +389,7 @@ InvMergedDeduct(const char *sku, const char *location, int64 qty,
 	strlcpy(slot->location, location, sizeof(slot->location));
 	strlcpy(slot->key, key, sizeof(slot->key));
 	slot->next = -1;
+	slot->prev = -1;
 	slot->wake[0] = slot->wake[1] = -1;
 
 	SpinLockAcquire(&Queue->mutex);
@@ -386,6 +397,7 @@ InvMergedDeduct(const char *sku, const char *location, int64 qty,
 	if (committer != NULL)
 	{
 		slot->state = SLOT_QUEUED;
+		slot->prev = Queue->tail;
 		if (Queue->tail >= 0)
 			Queue->slots[Queue->tail].next = me;
 		else
@@ -533,11 +545,8 @@ TakeQueued(int room)
 	SpinLockAcquire(&Queue->mutex);
 	while (Queue->head >= 0 && n < room)
 	{
-		int			i = Queue->head;
+		int			i = PopHead();
 
-		Queue->head = Queue->slots[i].next;
-		if (Queue->head < 0)
-			Queue->tail = -1;
 		Queue->slots[i].state = SLOT_TAKEN;
 		Batch[BatchSize + n++] = i;
 	}
@@ -575,18 +584,21 @@ CommitBatch(void)
 static void
 CommitterExit(int code, Datum arg)
 {
+	int			n = 0;
+
 	SpinLockAcquire(&Queue->mutex);
 	Queue->committer = NULL;
 	while (Queue->head >= 0)
 	{
-		int			i = Queue->head;
+		int			i = PopHead();
 
-		Queue->head = Queue->slots[i].next;
 		Queue->slots[i].state = SLOT_FALLBACK;
-		SetLatch(Queue->slots[i].latch);
+		Away[n++] = i;
 	}
-	Queue->tail = -1;
 	SpinLockRelease(&Queue->mutex);
+	/* no system call under a spinlock: wake them now */
+	for (int i = 0; i < n; i++)
+		SetLatch(Queue->slots[Away[i]].latch);
 }
 
 /* Entry point of the committer. */
@@ -609,6 +621,7 @@ InvCommitterMain(Datum main_arg)
 	SetConfigOption("synchronous_commit", "local", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("lock_timeout", "1s", PGC_SUSET, PGC_S_OVERRIDE);
 	Batch = MemoryContextAlloc(TopMemoryContext, sizeof(int) * Queue->nslots);
+	Away = MemoryContextAlloc(TopMemoryContext, sizeof(int) * Queue->nslots);
 
 	before_shmem_exit(CommitterExit, (Datum) 0);
 	SpinLockAcquire(&Queue->mutex);
