@@ -7,6 +7,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -189,8 +190,9 @@ worker_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	InvWorkerStats s;
-	Datum		values[14];
-	bool		nulls[14] = {0};
+	Datum		values[15];
+	bool		nulls[15] = {0};
+	char	   *database;
 	int64		batches;
 	int64		requests;
 	int64		largest;
@@ -222,6 +224,17 @@ worker_status(PG_FUNCTION_ARGS)
 	values[11] = Int64GetDatum(batches);
 	values[12] = Int64GetDatum(requests);
 	values[13] = Int64GetDatum(largest);
+	database = OidIsValid(s.dbid) ? get_database_name(s.dbid) : NULL;
+	values[14] = database ? DirectFunctionCall1(namein, CStringGetDatum(database)) : (Datum) 0;
+	nulls[14] = database == NULL;
+
+	/* the figures are the workers', and they serve one database */
+	if (OidIsValid(s.dbid) && s.dbid != MyDatabaseId)
+		ereport(WARNING,
+				(errmsg("the inventory workers serve database \"%s\", not this one",
+						database ? database : "?"),
+				 errdetail("Hot-row queues of this database are merged only by merge(), and its reservations expire only lazily or by expire(); merged mode does not apply here."),
+				 errhint("Set inventory.database to this database, or run merge() and expire() on a schedule.")));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  values, nulls)));
 }

@@ -40,6 +40,7 @@ typedef struct HotEntry
 /* What the worker did, for inventory.worker_status(). */
 typedef struct InvWorkerStats
 {
+	Oid			dbid;			/* the database the workers serve */
 	int			pid;
 	TimestampTz started_at;
 	TimestampTz last_merge_at;

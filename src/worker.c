@@ -248,6 +248,7 @@ InvWorkerMain(Datum main_arg)
 	InvWorkerStart("inventory worker");
 
 	SpinLockAcquire(&InvState->mutex);
+	InvState->worker.dbid = MyDatabaseId;
 	InvState->worker.pid = MyProcPid;
 	InvState->worker.started_at = GetCurrentTimestamp();
 	SpinLockRelease(&InvState->mutex);

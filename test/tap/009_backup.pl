@@ -127,6 +127,12 @@ for my $db (qw(plain_copy custom_copy))
 		"$db: reconcile() is empty after the new calls");
 }
 
+# the workers serve inventory.database only, and say so elsewhere
+my ($wret, $wout, $werr) = $node->psql('shop', 'SELECT database FROM inventory.worker_status()');
+is($wout, 'postgres', 'worker_status() names the database the workers serve');
+like($werr, qr/WARNING:  the inventory workers serve database "postgres", not this one/,
+	'and warns in a database they do not serve');
+
 # a cluster without the library preloaded: the data comes back, calls refuse
 my $bare = PostgreSQL::Test::Cluster->new('bare');
 $bare->init;
