@@ -170,3 +170,12 @@ SELECT status FROM inventory.set_hot('good');
 SELECT status, available FROM inventory.deduct('good', 2, 'drop-3');
 SELECT sku, loaded, available, units_taken, refusals FROM inventory.hot_counters();
 SELECT * FROM inventory.reconcile();
+
+-- apply_bills on a hot row expires overdue holds before it refuses, as deduct does
+SELECT status FROM inventory.restock('bx', 5, 'bx-1');
+SELECT status FROM inventory.set_hot('bx');
+SELECT status FROM inventory.reserve('bx', 5, 'bx-hold', ttl => '1 millisecond');
+SELECT pg_sleep(0.05);
+SELECT * FROM inventory.apply_bills('[{"key": "bx-bill", "lines": [{"sku": "bx", "delta": -3}]}]');
+SELECT key, state FROM inventory.reservation WHERE key = 'bx-hold';
+SELECT * FROM inventory.reconcile();
