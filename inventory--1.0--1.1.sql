@@ -3,16 +3,6 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "ALTER EXTENSION inventory UPDATE TO '1.1'" to load this file. \quit
 
--- pg_dump dumps the rows of an extension's tables only when the extension
--- marks them: every table here holds user data, and the ledger's identity
--- sequence must restore its position so that new ids follow the old ones.
-SELECT pg_catalog.pg_extension_config_dump('inventory.stock', '');
-SELECT pg_catalog.pg_extension_config_dump('inventory.request', '');
-SELECT pg_catalog.pg_extension_config_dump('inventory.ledger', '');
-SELECT pg_catalog.pg_extension_config_dump('inventory.reservation', '');
-SELECT pg_catalog.pg_extension_config_dump('inventory.pending', '');
-SELECT pg_catalog.pg_extension_config_dump('inventory.ledger_id_seq', '');
-
 -- worker_status() names the database the workers serve
 DROP FUNCTION inventory.worker_status();
 CREATE FUNCTION inventory.worker_status(
@@ -25,3 +15,61 @@ CREATE FUNCTION inventory.worker_status(
     OUT database name)
 AS 'MODULE_PATHNAME', 'worker_status' LANGUAGE C VOLATILE SECURITY DEFINER;
 REVOKE ALL ON FUNCTION inventory.worker_status() FROM PUBLIC;
+
+-- The ordinary path (1.1): one write per movement.  The idempotency record
+-- moves into the ledger: the first row a keyed call writes carries the call's
+-- name (call) and is unique by key; its arguments are the row itself (sku,
+-- location, quantities, ref), plus the counted figure of a stocktake and the
+-- ttl of a reservation.  A tombstone (a release that arrived before its
+-- reservation) is a call row that moves nothing and names no stock row.
+-- (Only the extension writes these tables; no CHECK is added, since every
+-- constraint is evaluated anew by each statement that writes a row.)
+ALTER TABLE inventory.ledger
+    ADD COLUMN call text,
+    ADD COLUMN counted bigint,
+    ALTER COLUMN sku DROP NOT NULL,
+    ALTER COLUMN location DROP NOT NULL;
+ALTER TABLE inventory.reservation ADD COLUMN ttl interval;
+
+-- the earliest expiry of the row's held reservations, or earlier (never
+-- later): a writer that finds it in the future knows no hold of the row is
+-- due without reading the reservations
+ALTER TABLE inventory.stock
+    ADD COLUMN next_expiry timestamptz NOT NULL DEFAULT 'infinity';
+
+-- 1.0's keys: each becomes the call row of the call that applied it
+UPDATE inventory.ledger l SET call = q.op,
+       counted = CASE WHEN q.op = 'adjust' THEN (q.args->>'on_hand')::bigint END
+  FROM inventory.request q
+ WHERE l.key = q.key AND q.args IS NOT NULL
+   AND l.id = (SELECT min(f.id) FROM inventory.ledger f
+                WHERE f.key = q.key
+                  AND f.op = CASE q.op WHEN 'deduct_cart' THEN 'deduct' ELSE q.op END);
+INSERT INTO inventory.ledger (op, key, call, at)
+SELECT 'release', key, 'release', at FROM inventory.request WHERE args IS NULL;
+UPDATE inventory.reservation r SET ttl = (q.args->>'ttl')::interval
+  FROM inventory.request q WHERE q.key = r.key AND q.op = 'reserve';
+UPDATE inventory.stock s SET next_expiry = h.next_expiry
+  FROM (SELECT sku, location, min(expires_at) AS next_expiry
+          FROM inventory.reservation WHERE state = 'held' GROUP BY 1, 2) h
+ WHERE h.sku = s.sku AND h.location = s.location;
+CREATE UNIQUE INDEX ledger_call_key ON inventory.ledger (key) WHERE call IS NOT NULL;
+-- the other lines of a cart or a bill, found by key (a retry compares them)
+CREATE INDEX ledger_call_lines ON inventory.ledger (key)
+    WHERE call IS NULL AND op IN ('deduct', 'bill');
+DROP TABLE inventory.request;
+
+-- Every CHECK is compiled anew by each statement that writes a row, and the
+-- ledger's list of ops cost a sixth of an ordinary deduct; only the
+-- extension writes the ledger (see the README for the ops it writes).
+ALTER TABLE inventory.ledger DROP CONSTRAINT ledger_op_check;
+
+-- pg_dump dumps the rows of an extension's tables only when the extension
+-- marks them: every table here holds user data, and the ledger's identity
+-- sequence must restore its position so that new ids follow the old ones.
+SELECT pg_catalog.pg_extension_config_dump('inventory.stock', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.reservation', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.pending', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.ledger_id_seq', '');
+

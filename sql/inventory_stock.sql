@@ -56,6 +56,7 @@ SELECT * FROM inventory.refund('hold-1', 5, 'rma-7');
 -- the journal: one row per counter change
 SELECT op, key, sku, location, on_hand_delta, reserved_delta, ref
   FROM inventory.ledger ORDER BY id;
-SELECT key, op, args FROM inventory.request ORDER BY at, key;
-SELECT * FROM inventory.stock ORDER BY sku, location;
+SELECT key, call, sku, location, on_hand_delta, reserved_delta, counted
+  FROM inventory.ledger WHERE call IS NOT NULL ORDER BY id;
+SELECT sku, location, on_hand, reserved, hot FROM inventory.stock ORDER BY sku, location;
 SELECT * FROM inventory.reconcile();

@@ -46,7 +46,7 @@ set_hot(PG_FUNCTION_ARGS)
 	BoolGetDatum(hot)};
 	InvOutcome	out;
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	InvSetOutcome(&out, INV_OK, sku, location);
 	SPI_connect();
 	InvLockRow(sku, location, false);
@@ -136,7 +136,7 @@ merge(PG_FUNCTION_ARGS)
 {
 	InvMergeResult result;
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	SPI_connect();
 	InvMergePass(false, &result);
 	SPI_finish();

@@ -85,23 +85,20 @@ typedef struct KeyEntry
 	int			last;
 } KeyEntry;
 
+/* The keys of the call already recorded (looked up one by one when found). */
 static InvQuery KeysLookup = {
-	"SELECT key, op, args::text FROM inventory.request WHERE key = ANY($1)",
+	"SELECT key FROM inventory.ledger WHERE key = ANY($1) AND call IS NOT NULL",
 	1, {TEXTARRAYOID}
 };
 
-static InvQuery KeysInsert = {
-	"INSERT INTO inventory.request (key, op, args) "
-	"SELECT k, 'bill', a::json FROM unnest($1::text[], $2::text[]) AS u(k, a) "
-	"ON CONFLICT (key) DO NOTHING",
-	2, {TEXTARRAYOID, TEXTARRAYOID}
-};
-
+/* The ledger rows of the applied bills; each bill's first records its key. */
 static InvQuery LedgerInsert = {
-	"INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta) "
-	"SELECT 'bill', k, s, l, d FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
-	"AS u(k, s, l, d)",
-	4, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID}
+	"INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta, call) "
+	"SELECT 'bill', k, s, l, d, c "
+	"  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) "
+	"       AS u(k, s, l, d, c) "
+	"ON CONFLICT (key) WHERE call IS NOT NULL DO NOTHING RETURNING call",
+	5, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID}
 };
 
 static InvQuery StockUpdate = {
@@ -467,15 +464,22 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out,
 	return nbills;
 }
 
-/* A text[] of C strings. */
+/* A text[] of C strings (NULL ones are NULL elements). */
 static Datum
 TextArray(char **values, int n)
 {
 	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
 
 	for (int i = 0; i < n; i++)
-		d[i] = CStringGetTextDatum(values[i]);
-	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+	{
+		nulls[i] = values[i] == NULL;
+		d[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(values[i]);
+	}
+	return PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, TEXTOID,
+											  -1, false, TYPALIGN_INT));
 }
 
 /* A bigint[]. */
@@ -588,12 +592,11 @@ apply_bills(PG_FUNCTION_ARGS)
 	int			nrows;
 	int			nbills;
 	char	  **keys;
-	char	  **args;
 	int			nkeys = 0;
-	Datum		values[4];
+	Datum		values[5];
 	HTAB	   *keyindex;
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -633,23 +636,31 @@ apply_bills(PG_FUNCTION_ARGS)
 
 	/* 2. keys applied before this call: duplicates, or the key-reuse error */
 	keys = palloc(sizeof(char *) * nbills);
-	args = palloc(sizeof(char *) * nbills);
 	for (int b = 0; b < nbills; b++)
 		keys[b] = bills[b].key;
 	values[0] = TextArray(keys, nbills);
 	InvRunLatest(&KeysLookup, values, NULL, 0);
-	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		char	   *key = InvResultText((int) r, 1);
-		char	   *op = InvResultText((int) r, 2);
-		char	   *old = InvResultText((int) r, 3);
-		KeyEntry   *entry = hash_search(keyindex, key, HASH_FIND, NULL);
+		int			nfound = (int) SPI_processed;
+		char	  **found = palloc(sizeof(char *) * Max(nfound, 1));
 
-		for (int b = entry ? entry->last : -1; b >= 0; b = bills[b].same_key)
+		for (int r = 0; r < nfound; r++)
+			found[r] = InvResultText(r, 1);
+		for (int r = 0; r < nfound; r++)
 		{
-			if (strcmp(op, "bill") != 0 || old == NULL || strcmp(old, bills[b].args) != 0)
-				InvKeyReusedError(key, "bill", bills[b].args, op, old);
-			bills[b].status = INV_DUPLICATE;
+			KeyEntry   *entry = hash_search(keyindex, found[r], HASH_FIND, NULL);
+			char	   *call;
+			char	   *old;
+
+			CHECK_FOR_INTERRUPTS();
+			if (!InvKeyLookup(found[r], &call, &old))
+				continue;
+			for (int b = entry ? entry->last : -1; b >= 0; b = bills[b].same_key)
+			{
+				if (strcmp(call, "bill") != 0 || old == NULL || strcmp(old, bills[b].args) != 0)
+					InvKeyReusedError(found[r], "bill", bills[b].args, call, old);
+				bills[b].status = INV_DUPLICATE;
+			}
 		}
 	}
 
@@ -658,28 +669,17 @@ apply_bills(PG_FUNCTION_ARGS)
 
 	/* 4. write: keys, new rows, ledger, ordinary rows, hot queues */
 	for (int b = 0; b < nbills; b++)
-		if (bills[b].applied)
-		{
-			keys[nkeys] = bills[b].key;
-			args[nkeys++] = bills[b].args;
-		}
+		nkeys += bills[b].applied;
 	if (nkeys > 0)
 	{
 		int			nlines = 0;
 		char	  **lkeys;
 		char	  **lskus;
 		char	  **llocs;
+		char	  **lcalls;
 		int64	   *ldeltas;
+		int			recorded;
 		int			m = 0;
-
-		values[0] = TextArray(keys, nkeys);
-		values[1] = TextArray(args, nkeys);
-		InvRun(&KeysInsert, values, NULL, 0);
-		if (SPI_processed != (uint64) nkeys)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not apply bills: a key was recorded concurrently"),
-					 errhint("Retry the call unchanged: bills already applied will answer duplicate.")));
 
 		for (int i = 0; i < nrows; i++)
 			if (rows[i].create && rows[i].exists)
@@ -691,6 +691,7 @@ apply_bills(PG_FUNCTION_ARGS)
 		lkeys = palloc(sizeof(char *) * nlines);
 		lskus = palloc(sizeof(char *) * nlines);
 		llocs = palloc(sizeof(char *) * nlines);
+		lcalls = palloc(sizeof(char *) * nlines);
 		ldeltas = palloc(sizeof(int64) * nlines);
 		for (int b = 0; b < nbills; b++)
 			for (int k = 0; bills[b].applied && k < bills[b].nlines; k++)
@@ -698,13 +699,23 @@ apply_bills(PG_FUNCTION_ARGS)
 				lkeys[m] = bills[b].key;
 				lskus[m] = rows[bills[b].lines[k].row].sku;
 				llocs[m] = rows[bills[b].lines[k].row].location;
+				lcalls[m] = k == 0 ? "bill" : NULL;
 				ldeltas[m++] = bills[b].lines[k].delta;
 			}
 		values[0] = TextArray(lkeys, m);
 		values[1] = TextArray(lskus, m);
 		values[2] = TextArray(llocs, m);
 		values[3] = Int8Array(ldeltas, m);
+		values[4] = TextArray(lcalls, m);
 		InvRun(&LedgerInsert, values, NULL, 0);
+		recorded = 0;
+		for (uint64 r = 0; r < SPI_processed; r++)
+			recorded += !InvResultIsNull((int) r, 1);
+		if (recorded != nkeys)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not apply bills: a key was recorded concurrently"),
+					 errhint("Retry the call unchanged: bills already applied will answer duplicate.")));
 
 		/* one change per row: ordinary rows updated, hot rows queued */
 		for (int hot = 0; hot <= 1; hot++)

@@ -41,7 +41,6 @@
 #include "common/int.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -155,42 +154,6 @@ FindUse(HotEntry *entry, int level)
 		if (Uses[i].entry == entry && (level < 0 || Uses[i].level == level))
 			return &Uses[i];
 	return NULL;
-}
-
-/* The OID of inventory.stock, cached until a relcache invalidation. */
-static Oid	CachedStockRelid = InvalidOid;
-
-/* Relcache invalidation: forget the cached OID if it may be stale. */
-static void
-StockRelidInvalidate(Datum arg, Oid relid)
-{
-	if (!OidIsValid(relid) || relid == CachedStockRelid)
-		CachedStockRelid = InvalidOid;
-}
-
-/*
- * The OID of inventory.stock.  A counter is valid only for the table it was
- * loaded from: entries outlive DROP EXTENSION, and must not outlive the rows.
- * Dropping the table invalidates its relcache entry, also within the
- * transaction that drops it, so a DROP and CREATE EXTENSION in one
- * transaction are seen at once.
- */
-Oid
-InvStockRelid(void)
-{
-	static bool registered = false;
-	Oid			nsp;
-
-	if (OidIsValid(CachedStockRelid))
-		return CachedStockRelid;
-	if (!registered)
-	{
-		CacheRegisterRelcacheCallback(StockRelidInvalidate, (Datum) 0);
-		registered = true;
-	}
-	nsp = get_namespace_oid("inventory", true);
-	CachedStockRelid = OidIsValid(nsp) ? get_relname_relid("stock", nsp) : InvalidOid;
-	return CachedStockRelid;
 }
 
 /*

@@ -81,6 +81,5 @@ extern void HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry, uint64 no
 extern void HotNoteExpiry(HotEntry *entry, TimestampTz expires_at);
 extern void HotUnload(HotEntry *entry);
 extern void HotInit(void);
-extern Oid	InvStockRelid(void);
 
 #endif							/* INVENTORY_HOT_H */

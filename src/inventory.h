@@ -41,7 +41,7 @@
 #define INV_BUSY		"busy"
 
 /* query.c */
-#define INV_MAX_QUERY_ARGS 10
+#define INV_MAX_QUERY_ARGS 12
 
 typedef struct InvQuery
 {
@@ -94,6 +94,7 @@ extern int64 InvRowLockKey(const char *sku, const char *location);
 extern bool InvLockRow(const char *sku, const char *location, bool nowait);
 extern bool InvLockRowShared(const char *sku, const char *location, bool nowait);
 extern void InvUnlockRow(const char *sku, const char *location, bool shared);
+extern int	InvRowOrder(const InvRowRef *a, const InvRowRef *b);
 extern InvRowRef *InvRowsInLockOrder(InvQuery *query, int *n);
 
 /* keys.c */
@@ -117,9 +118,9 @@ extern void InvKeyReusedError(const char *key, const char *op, const char *args,
 							  const char *old_op, const char *old_args) pg_attribute_noreturn();
 extern InvKeyState InvKeyClassify(const char *key, const char *op, const char *args);
 extern InvKeyState InvKeyCheck(const char *key, const char *op, const char *args);
-extern InvKeyState InvKeyRecord(const char *key, const char *op, const char *args);
+extern void InvKeyTaken(const char *key, const char *call, const char *args) pg_attribute_noreturn();
 extern bool InvKeyTombstone(const char *key);
-extern bool InvKeyLookup(const char *key, char **op, char **args);
+extern bool InvKeyLookup(const char *key, char **call, char **args);
 
 /* movement.c */
 struct HotEntry;
@@ -131,6 +132,7 @@ typedef struct InvRow
 	int64		overdue;		/* held reservations already past expires_at */
 	int64		queued;			/* queued movements not merged yet */
 	TimestampTz next_expiry;	/* earliest expires_at of a held reservation */
+	TimestampTz noted_expiry;	/* stock.next_expiry: no hold is due before it */
 	bool		hot;
 	bool		mine;			/* this transaction changed the stock row */
 } InvRow;
@@ -151,21 +153,50 @@ typedef struct InvTarget
 
 extern bool InvRowRead(const char *sku, const char *location, InvRow *row);
 extern int64 InvRowAvailable(const InvRow *row);
+extern bool InvHotLoaded(const char *sku, const char *location);
 extern bool InvOpen(InvTarget *target, const char *sku, const char *location, int flags);
 extern void InvPrepare(InvTarget *target);
 extern bool InvTake(InvTarget *target, int64 qty, int64 *available);
+/* A movement of one stock row: what its one ledger row says. */
+typedef struct InvMovement
+{
+	const char *op;				/* the ledger's op */
+	const char *key;
+	int64		on_hand_delta;
+	int64		reserved_delta;
+	const char *ref;			/* a refund's sale, or NULL */
+	const char *call;			/* the call whose key this row records, or NULL */
+	const char *args;			/* that call's canonical arguments (for errors) */
+	bool		has_counted;	/* a stocktake's counted figure: */
+	int64		counted;
+	TimestampTz expires_at;		/* when a hold it makes expires, or DT_NOEND */
+} InvMovement;
+
 extern void InvRowCreate(const char *sku, const char *location);
-extern int64 InvMove(const char *op, const char *key, InvTarget *target,
-					 int64 on_hand_delta, int64 reserved_delta, const char *ref);
-extern bool InvHotApply(const char *op, const char *key, const char *call,
-						const char *args, InvTarget *target, int64 on_hand_delta,
-						int64 reserved_delta, const char *ref);
+extern void InvMovementInit(InvMovement *m, const char *op, const char *key,
+							int64 on_hand_delta, int64 reserved_delta);
+extern int64 InvMove(const InvMovement *m, InvTarget *target);
+extern bool InvMoveRecorded(const InvMovement *m, InvTarget *target, int64 *available);
+typedef enum InvFast
+{
+	INV_FAST_NO,				/* nothing written: the general way decides */
+	INV_FAST_DONE,				/* applied */
+	INV_FAST_TAKEN				/* nothing changed: the key was taken meanwhile */
+} InvFast;
+
+extern InvFast InvFastMove(const InvMovement *m, const char *sku, const char *location,
+						   int64 need, Interval *ttl, int64 *available);
 extern int64 InvMerge(const char *sku, const char *location);
 extern void InvReadAvailable(InvOutcome *out);
 
 /* reservation.c */
 extern int64 InvExpireOverdue(InvTarget *target, int64 limit, int64 *count);
 extern int64 InvExpirePass(int64 batch, bool nowait);
+
+/* schema.c */
+extern Oid	InvStockRelid(void);
+extern bool InvSchemaIsCurrent(void);
+extern void InvCheckReady(void);
 
 /* shmem.c, worker.c */
 extern void InvShmemInit(void);

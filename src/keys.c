@@ -2,18 +2,28 @@
  * keys.c
  *	  Idempotency keys: every applied call is recorded once, by its key.
  *
- * Table inventory.request holds one row per applied call: the key, the call
- * (op) and its arguments as canonical JSON built here, so two calls are "the
- * same" exactly when their JSON texts are equal.  The row is written in the
- * transaction that applies the call, so a key is applied at most once, ever:
+ * The record is the ledger itself: the first ledger row a keyed call writes
+ * names the call (ledger.call), and a partial unique index (ledger_call_key)
+ * allows one such row per key, so recording the key costs no write of its
+ * own.  The call's arguments are what its rows say: sku, location and
+ * quantity of a deduct, restock or reserve (plus the reservation's ttl),
+ * the sale and quantity of a refund (ref), the counted figure of a stocktake
+ * (counted), every line of a cart or a bill (all its rows).  A release that
+ * arrives before its reservation records a tombstone: a call row "release"
+ * that moves nothing and names no stock row.
+ *
+ * Two calls are "the same" when their canonical arguments, built here as
+ * JSON text from either side, are equal; that is only ever computed when a
+ * key is found taken (a retry, or a reuse), never on the way to "ok".
  *
  * - A retry of the same call is serialised behind the first by the stock row
- *	 lock it also needs; once it has the lock, InvKeyCheck sees the first
- *	 call's committed row and answers "duplicate".
+ *	 lock it also needs; once it has the lock, it finds the first call's
+ *	 committed row (InvKeyCheck, or the key probe of a one-statement write)
+ *	 and answers "duplicate".
  * - A concurrent call that reuses the key with other arguments (other rows,
- *	 so no shared row lock) meets the primary key: InvKeyRecord's
- *	 INSERT ... ON CONFLICT DO NOTHING waits for the other transaction and
- *	 then finds its row, which is the key-reuse error.
+ *	 so no shared row lock) meets the unique index: the insert waits for the
+ *	 other transaction and then finds its row (InvKeyTaken), which is the
+ *	 key-reuse error.
  *
  * Statuses that change nothing (insufficient, not_found, ...) record no key,
  * so a retry after a restock can still succeed.
@@ -30,15 +40,24 @@
 
 #include "inventory.h"
 
-static InvQuery KeyLookup = {
-	"SELECT op, args::text FROM inventory.request WHERE key = $1",
+/* The rows of a key's call: its call row, and a cart's or bill's other lines. */
+static InvQuery KeyRows = {
+	"SELECT l.call, l.sku, l.location, l.on_hand_delta, l.reserved_delta, "
+	"       l.ref, l.counted, r.ttl "
+	"FROM inventory.ledger l "
+	"LEFT JOIN inventory.reservation r ON r.key = l.key AND l.call = 'reserve' "
+	"WHERE l.key = $1 AND l.call IS NOT NULL "
+	"UNION ALL "
+	"SELECT NULL, sku, location, on_hand_delta, reserved_delta, NULL, NULL, NULL "
+	"FROM inventory.ledger "
+	"WHERE key = $1 AND call IS NULL AND op IN ('deduct', 'bill')",
 	1, {TEXTOID}
 };
 
-static InvQuery KeyInsert = {
-	"INSERT INTO inventory.request (key, op, args) VALUES ($1, $2, $3::json) "
-	"ON CONFLICT (key) DO NOTHING",
-	3, {TEXTOID, TEXTOID, TEXTOID}
+static InvQuery TombstoneInsert = {
+	"INSERT INTO inventory.ledger (op, key, call) VALUES ('release', $1, 'release') "
+	"ON CONFLICT (key) WHERE call IS NOT NULL DO NOTHING",
+	1, {TEXTOID}
 };
 
 /* Start a canonical argument object. */
@@ -116,23 +135,114 @@ InvRowArgs(const char *sku, const char *location, const char *name, int64 value)
 	return buf.data;
 }
 
-/* Fetch the recorded call of a key; false when the key is unknown. */
+/* One line of a recorded cart or bill, for sorting into canonical order. */
+typedef struct KeyLine
+{
+	InvRowRef	row;
+	int64		value;
+} KeyLine;
+
+/* Order recorded lines canonically (as the calls themselves order them). */
+static int
+CompareKeyLines(const void *a, const void *b)
+{
+	return InvRowOrder(&((const KeyLine *) a)->row, &((const KeyLine *) b)->row);
+}
+
+/*
+ * Fetch the recorded call of a key: its name and canonical arguments (NULL
+ * for a tombstone); false when the key is unknown.  Reads the latest
+ * commits, whatever the isolation level.
+ */
 bool
-InvKeyLookup(const char *key, char **op, char **args)
+InvKeyLookup(const char *key, char **call, char **args)
 {
 	Datum		values[1] = {CStringGetTextDatum(key)};
+	int			n;
+	int			first = -1;
+	KeyLine    *lines;
+	int			nlines = 0;
+	StringInfoData buf;
 
-	InvRunLatest(&KeyLookup, values, NULL, 1);
-	if (SPI_processed == 0)
+	InvRunLatest(&KeyRows, values, NULL, 0);
+	n = (int) SPI_processed;
+	for (int i = 0; i < n && first < 0; i++)
+		if (!InvResultIsNull(i, 1))
+			first = i;
+	if (first < 0)
 		return false;
-	*op = InvResultText(0, 1);
-	*args = InvResultText(0, 2);
+	*call = InvResultText(first, 1);
+	*args = NULL;
+	if (strcmp(*call, "release") == 0)
+		return true;			/* a tombstone */
+
+	if (strcmp(*call, "deduct_cart") == 0 || strcmp(*call, "bill") == 0)
+	{
+		bool		cart = strcmp(*call, "deduct_cart") == 0;
+
+		lines = palloc(sizeof(KeyLine) * n);
+		for (int i = 0; i < n; i++)
+		{
+			lines[nlines].row.sku = InvResultText(i, 2);
+			lines[nlines].row.location = InvResultText(i, 3);
+			lines[nlines].row.lock_key = InvRowLockKey(lines[nlines].row.sku,
+													   lines[nlines].row.location);
+			lines[nlines].value = cart ? -InvResultInt8(i, 4) : InvResultInt8(i, 4);
+			nlines++;
+		}
+		qsort(lines, nlines, sizeof(KeyLine), CompareKeyLines);
+		InvArgsBegin(&buf);
+		InvArgsArray(&buf, "lines");
+		for (int i = 0; i < nlines; i++)
+		{
+			InvArgsItem(&buf);
+			InvArgsText(&buf, "sku", lines[i].row.sku);
+			InvArgsText(&buf, "location", lines[i].row.location);
+			InvArgsInt8(&buf, cart ? "qty" : "delta", lines[i].value);
+			InvArgsEnd(&buf);
+		}
+		appendStringInfoChar(&buf, ']');
+		InvArgsEnd(&buf);
+		*args = buf.data;
+	}
+	else if (strcmp(*call, "refund") == 0)
+	{
+		InvArgsBegin(&buf);
+		InvArgsText(&buf, "original_key", InvResultText(first, 6));
+		InvArgsInt8(&buf, "qty", InvResultInt8(first, 4));
+		InvArgsEnd(&buf);
+		*args = buf.data;
+	}
+	else if (strcmp(*call, "reserve") == 0)
+	{
+		bool		isnull;
+		Datum		ttl = SPI_getbinval(SPI_tuptable->vals[first], SPI_tuptable->tupdesc,
+										8, &isnull);
+
+		InvArgsBegin(&buf);
+		InvArgsText(&buf, "sku", InvResultText(first, 2));
+		InvArgsText(&buf, "location", InvResultText(first, 3));
+		InvArgsInt8(&buf, "qty", InvResultInt8(first, 5));
+		InvArgsText(&buf, "ttl", isnull ? "" : InvIntervalText(DatumGetIntervalP(ttl)));
+		InvArgsEnd(&buf);
+		*args = buf.data;
+	}
+	else
+	{
+		/* deduct, restock, adjust */
+		int64		value = strcmp(*call, "deduct") == 0 ? -InvResultInt8(first, 4)
+			: strcmp(*call, "adjust") == 0 ? InvResultInt8(first, 7)
+			: InvResultInt8(first, 4);
+
+		*args = InvRowArgs(InvResultText(first, 2), InvResultText(first, 3),
+						   strcmp(*call, "adjust") == 0 ? "on_hand" : "qty", value);
+	}
 	return true;
 }
 
 /*
  * The error for a key that an earlier call used with other arguments.  The
- * detail names both calls only to a role that may read inventory.request
+ * detail names both calls only to a role that may read inventory.ledger
  * (checked for the role outside this SECURITY DEFINER function): an earlier
  * call's arguments are another caller's business.
  */
@@ -141,7 +251,7 @@ InvKeyReusedError(const char *key, const char *op, const char *args,
 				  const char *old_op, const char *old_args)
 {
 	Oid			nsp = get_namespace_oid("inventory", false);
-	Oid			relid = get_relname_relid("request", nsp);
+	Oid			relid = get_relname_relid("ledger", nsp);
 	bool		may_read = OidIsValid(relid) &&
 		pg_class_aclcheck(relid, GetOuterUserId(), ACL_SELECT) == ACLCHECK_OK;
 
@@ -191,25 +301,22 @@ InvKeyCheck(const char *key, const char *op, const char *args)
 }
 
 /*
- * Record the key of a call being applied; it must be the call's first write.
- * Returns INV_KEY_NEW when recorded.  If a concurrent transaction recorded
- * the key meanwhile, the answer is InvKeyCheck's for the key as it is now
- * (duplicate, tombstone, or the key-reuse error), and nothing was written.
+ * A call's key could not be recorded with its first movement, although the
+ * key was free when the call looked: another transaction recorded it since.
+ * Raises the key-reuse error for another call or other arguments; for the
+ * same call (a retry whose first attempt this transaction could not see, as
+ * under REPEATABLE READ) a serialization failure, since this call has moved
+ * stock already: retrying the transaction answers "duplicate".
  */
-InvKeyState
-InvKeyRecord(const char *key, const char *op, const char *args)
+void
+InvKeyTaken(const char *key, const char *call, const char *args)
 {
-	Datum		values[3] = {CStringGetTextDatum(key), CStringGetTextDatum(op),
-	CStringGetTextDatum(args)};
-	InvKeyState state;
-
-	InvRun(&KeyInsert, values, NULL, 0);
-	if (SPI_processed == 1)
-		return INV_KEY_NEW;
-	state = InvKeyCheck(key, op, args);
-	if (state == INV_KEY_NEW)
+	if (InvKeyCheck(key, call, args) == INV_KEY_NEW)
 		elog(ERROR, "inventory: key \"%s\" conflicted but cannot be found", key);
-	return state;
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not apply call: key \"%s\" was recorded concurrently", key),
+			 errhint("Retry the transaction: the call will answer duplicate.")));
 }
 
 /*
@@ -219,9 +326,8 @@ InvKeyRecord(const char *key, const char *op, const char *args)
 bool
 InvKeyTombstone(const char *key)
 {
-	Datum		values[3] = {CStringGetTextDatum(key), CStringGetTextDatum("release"), (Datum) 0};
-	char		nulls[3] = {' ', ' ', 'n'};
+	Datum		values[1] = {CStringGetTextDatum(key)};
 
-	InvRun(&KeyInsert, values, nulls, 0);
+	InvRun(&TombstoneInsert, values, NULL, 0);
 	return SPI_processed == 1;
 }

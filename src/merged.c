@@ -222,18 +222,16 @@ PopHead(void)
  * (by another call, or an earlier round) is skipped.
  */
 static InvQuery ApplyMany = {
-	"WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) "
-	"             AS i(key, sku, location, qty, args)), "
-	"     k AS (INSERT INTO inventory.request (key, op, args) "
-	"           SELECT key, 'deduct', args::json FROM i "
-	"           ON CONFLICT (key) DO NOTHING RETURNING key), "
-	"     l AS (INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta) "
-	"           SELECT 'deduct', i.key, i.sku, i.location, -i.qty FROM i JOIN k USING (key)), "
+	"WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
+	"             AS i(key, sku, location, qty)), "
+	"     l AS (INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta, call) "
+	"           SELECT 'deduct', key, sku, location, -qty, 'deduct' FROM i "
+	"           ON CONFLICT (key) WHERE call IS NOT NULL DO NOTHING "
+	"           RETURNING key, sku, location, -on_hand_delta AS qty), "
 	"     p AS (INSERT INTO inventory.pending (sku, location, on_hand_delta) "
-	"           SELECT i.sku, i.location, -sum(i.qty) FROM i JOIN k USING (key) "
-	"           GROUP BY i.sku, i.location) "
-	"SELECT key FROM k",
-	5, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID}
+	"           SELECT sku, location, -sum(qty) FROM l GROUP BY sku, location) "
+	"SELECT key FROM l",
+	4, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID}
 };
 
 /* A request of the batch as the committer works on it. */
@@ -241,7 +239,6 @@ typedef struct Work
 {
 	MergedSlot *slot;
 	InvTarget	target;
-	char	   *args;
 	bool		took;			/* units taken from the counter */
 	bool		duplicate;		/* an earlier request of the round has its key */
 	uint32		keyhash;		/* to compare keys quickly */
@@ -253,7 +250,8 @@ Classify(Work *w)
 {
 	MergedSlot *slot = w->slot;
 
-	switch (InvKeyClassify(slot->key, "deduct", w->args))
+	switch (InvKeyClassify(slot->key, "deduct",
+						   InvRowArgs(slot->sku, slot->location, "qty", slot->qty)))
 	{
 		case INV_KEY_DUPLICATE:
 			slot->status = INV_DUPLICATE;
@@ -282,8 +280,7 @@ ApplyBatch(int from, int to)
 	Datum	   *skus = palloc(sizeof(Datum) * n);
 	Datum	   *locations = palloc(sizeof(Datum) * n);
 	Datum	   *qtys = palloc(sizeof(Datum) * n);
-	Datum	   *argss = palloc(sizeof(Datum) * n);
-	Datum		values[5];
+	Datum		values[4];
 	int			m = 0;
 
 	for (int i = 0; i < n; i++)
@@ -307,7 +304,6 @@ ApplyBatch(int from, int to)
 				strcmp(work[j].slot->key, slot->key) == 0;
 		if (w->duplicate)
 			continue;
-		w->args = InvRowArgs(slot->sku, slot->location, "qty", slot->qty);
 
 		/* rows that stopped being hot meanwhile go the transactional way */
 		if (!InvOpen(&w->target, slot->sku, slot->location, INV_NOWAIT))
@@ -326,7 +322,6 @@ ApplyBatch(int from, int to)
 		skus[m] = CStringGetTextDatum(slot->sku);
 		locations[m] = CStringGetTextDatum(slot->location);
 		qtys[m] = Int64GetDatum(slot->qty);
-		argss[m] = CStringGetTextDatum(w->args);
 		m++;
 	}
 
@@ -336,7 +331,6 @@ ApplyBatch(int from, int to)
 		values[1] = PointerGetDatum(construct_array(skus, m, TEXTOID, -1, false, TYPALIGN_INT));
 		values[2] = PointerGetDatum(construct_array(locations, m, TEXTOID, -1, false, TYPALIGN_INT));
 		values[3] = PointerGetDatum(construct_array(qtys, m, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		values[4] = PointerGetDatum(construct_array(argss, m, TEXTOID, -1, false, TYPALIGN_INT));
 		InvRun(&ApplyMany, values, NULL, 0);
 	}
 

@@ -24,7 +24,17 @@
  *
  * Either way a movement appends exactly one ledger row describing the change,
  * in the same statement that applies it, so the ledger and the counters can
- * never disagree.
+ * never disagree.  The first row a keyed call writes also records its key
+ * (keys.c), so recording a call costs no statement and no row of its own.
+ *
+ * The everyday case, an ordinary row with nothing to tidy up, has a shorter
+ * way (InvFastMove): with the row's lock held, ONE statement updates the
+ * stock row if, and only if, the call can go through as asked (the row is
+ * ordinary, no hold of it is due to expire, it has the units, the key is
+ * free), and journals the movement with the call's key.  It reads nothing
+ * beforehand: whatever it cannot decide (no such row, short of units, a hold
+ * due, a hot row, a retry) makes it write nothing, and the caller takes the
+ * general way above, which reads the row and decides.
  */
 #include "postgres.h"
 
@@ -39,7 +49,7 @@
 
 static InvQuery RowRead = {
 	"SELECT s.on_hand + p.on_hand, s.reserved + p.reserved, s.hot, "
-	"       o.overdue, p.n, o.next_expiry, s.xmin "
+	"       o.overdue, p.n, o.next_expiry, s.xmin, s.next_expiry "
 	"FROM inventory.stock s "
 	"CROSS JOIN LATERAL (SELECT count(*) AS n, "
 	"                           COALESCE(sum(q.on_hand_delta), 0)::bigint AS on_hand, "
@@ -61,47 +71,105 @@ static InvQuery RowCreate = {
 	2, {TEXTOID, TEXTOID}
 };
 
+/*
+ * The parameters every movement statement shares: $1 op, $2 key, $3 sku,
+ * $4 location, $5 on_hand_delta, $6 reserved_delta, $7 ref, $8 call,
+ * $9 counted, $10 the expiry of a hold it makes ('infinity' if none).
+ */
+#define MOVE_ARGS 10
+#define MOVE_TYPES TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, \
+	TEXTOID, INT8OID, TIMESTAMPTZOID
+
+/* The movement's ledger row, from the rows of CTE "u" (one, or none). */
+#define JOURNAL \
+	"     l AS (INSERT INTO inventory.ledger " \
+	"             (op, key, sku, location, on_hand_delta, reserved_delta, ref, call, counted) " \
+	"           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM u " \
+	"           ON CONFLICT (key) WHERE call IS NOT NULL DO NOTHING RETURNING 1) "
+
+/* Cold: update the stock row and journal the movement. */
 static InvQuery Move = {
 	"WITH u AS (UPDATE inventory.stock "
-	"              SET on_hand = on_hand + $5, reserved = reserved + $6 "
+	"              SET on_hand = on_hand + $5, reserved = reserved + $6, "
+	"                  next_expiry = LEAST(next_expiry, $10) "
 	"            WHERE sku = $3 AND location = $4 "
 	"        RETURNING on_hand - reserved AS available), "
-	"     l AS (INSERT INTO inventory.ledger "
-	"             (op, key, sku, location, on_hand_delta, reserved_delta, ref) "
-	"           SELECT $1, $2, $3, $4, $5, $6, $7 FROM u) "
-	"SELECT available FROM u",
-	7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID}
+	JOURNAL
+	"SELECT available, (SELECT count(*) FROM l) FROM u",
+	MOVE_ARGS, {MOVE_TYPES}
 };
 
+/*
+ * Cold, in one statement, only when the call can go through as asked: the
+ * row is ordinary, no hold of it is due, it has $11 units to spare, on_hand
+ * stays within bigint, and the call's key (if it records one) is free.
+ */
+#define FAST_MOVE \
+	"WITH u AS (UPDATE inventory.stock " \
+	"              SET on_hand = on_hand + $5, reserved = reserved + $6, " \
+	"                  next_expiry = LEAST(next_expiry, $10) " \
+	"            WHERE sku = $3 AND location = $4 AND NOT hot " \
+	"              AND next_expiry > statement_timestamp() " \
+	"              AND on_hand - reserved >= $11 " \
+	"              AND on_hand <= 9223372036854775807 - GREATEST($5, 0) " \
+	"              AND ($8 IS NULL OR NOT EXISTS (SELECT FROM inventory.ledger k " \
+	"                                              WHERE k.key = $2 AND k.call IS NOT NULL)) " \
+	"        RETURNING on_hand - reserved AS available), " \
+	JOURNAL
+
+static InvQuery FastMove = {
+	FAST_MOVE
+	"SELECT available, (SELECT count(*) FROM l) FROM u",
+	MOVE_ARGS + 1, {MOVE_TYPES, INT8OID}
+};
+
+/* The same, making the hold of a reserve ($12: its ttl). */
+static InvQuery FastHold = {
+	FAST_MOVE
+	",    r AS (INSERT INTO inventory.reservation "
+	"             (key, sku, location, qty, created_at, expires_at, ttl) "
+	"           SELECT $2, $3, $4, $6, statement_timestamp(), $10, $12 FROM l) "
+	"SELECT available, (SELECT count(*) FROM l) FROM u",
+	MOVE_ARGS + 2, {MOVE_TYPES, INT8OID, INTERVALOID}
+};
+
+/*
+ * Undo a cold movement whose ledger row could not be written (its call's key
+ * was recorded meanwhile by another transaction): the stock row goes back.
+ */
+static InvQuery Unmove = {
+	"UPDATE inventory.stock SET on_hand = on_hand - $3, reserved = reserved - $4 "
+	"WHERE sku = $1 AND location = $2",
+	4, {TEXTOID, TEXTOID, INT8OID, INT8OID}
+};
+
+/* Hot: journal the movement and queue it (if its call row could be recorded). */
 static InvQuery HotMove = {
 	"WITH l AS (INSERT INTO inventory.ledger "
-	"             (op, key, sku, location, on_hand_delta, reserved_delta, ref) "
-	"           VALUES ($1, $2, $3, $4, $5, $6, $7)) "
-	"INSERT INTO inventory.pending (sku, location, on_hand_delta, reserved_delta) "
-	"VALUES ($3, $4, $5, $6)",
-	7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID}
-};
-
-/* The key is recorded and the movement queued in one statement. */
-static InvQuery HotApply = {
-	"WITH k AS (INSERT INTO inventory.request (key, op, args) "
-	"           VALUES ($2, $8, $9::json) ON CONFLICT (key) DO NOTHING RETURNING 1), "
-	"     l AS (INSERT INTO inventory.ledger "
-	"             (op, key, sku, location, on_hand_delta, reserved_delta, ref) "
-	"           SELECT $1, $2, $3, $4, $5, $6, $7 FROM k), "
+	"             (op, key, sku, location, on_hand_delta, reserved_delta, ref, call, counted) "
+	"           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+	"           ON CONFLICT (key) WHERE call IS NOT NULL DO NOTHING RETURNING 1), "
 	"     p AS (INSERT INTO inventory.pending (sku, location, on_hand_delta, reserved_delta) "
-	"           SELECT $3, $4, $5, $6 FROM k) "
-	"SELECT count(*) FROM k",
-	9, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID}
+	"           SELECT $3, $4, $5, $6 FROM l) "
+	"SELECT count(*) FROM l",
+	MOVE_ARGS, {MOVE_TYPES}
 };
 
+/*
+ * Fold a row's committed queued movements into its stock row, and bring its
+ * next expiry down to its held reservations' (holds made while the row was
+ * hot did not lower it).
+ */
 static InvQuery MergeRow = {
 	"WITH d AS (DELETE FROM inventory.pending WHERE sku = $1 AND location = $2 "
 	"           RETURNING on_hand_delta, reserved_delta), "
 	"     t AS (SELECT count(*) AS n, COALESCE(sum(on_hand_delta), 0)::bigint AS on_hand, "
 	"                  COALESCE(sum(reserved_delta), 0)::bigint AS reserved FROM d), "
 	"     u AS (UPDATE inventory.stock s SET on_hand = s.on_hand + t.on_hand, "
-	"                  reserved = s.reserved + t.reserved "
+	"                  reserved = s.reserved + t.reserved, "
+	"                  next_expiry = LEAST(s.next_expiry, "
+	"                      (SELECT min(r.expires_at) FROM inventory.reservation r "
+	"                        WHERE r.sku = $1 AND r.location = $2 AND r.state = 'held')) "
 	"             FROM t WHERE s.sku = $1 AND s.location = $2 AND t.n > 0) "
 	"SELECT n FROM t",
 	2, {TEXTOID, TEXTOID}
@@ -126,6 +194,7 @@ InvRowRead(const char *sku, const char *location, InvRow *row)
 	row->overdue = InvResultInt8(0, 4);
 	row->queued = InvResultInt8(0, 5);
 	row->next_expiry = InvResultIsNull(0, 6) ? DT_NOEND : InvResultInt8(0, 6);
+	row->noted_expiry = InvResultInt8(0, 8);
 	row->mine = TransactionIdIsCurrentTransactionId(
 		DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 7, &isnull)));
@@ -214,6 +283,15 @@ InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 	return true;
 }
 
+/* Is the row hot, its counter loaded (a hot row's writers take the hot way)? */
+bool
+InvHotLoaded(const char *sku, const char *location)
+{
+	HotEntry   *entry = HotFind(sku, location, false);
+
+	return entry != NULL && HotIsLoaded(entry);
+}
+
 /*
  * Before a cold row is written: merge movements left queued from when it was
  * hot, and expire held reservations past their expiry (at most
@@ -232,7 +310,8 @@ InvPrepare(InvTarget *target)
 	target->prepared = true;
 	if (row->queued > 0)
 		InvMerge(target->sku, target->location);
-	if (row->overdue > 0)
+	/* overdue holds, or a noted next expiry that has passed: tidy up */
+	if (row->overdue > 0 || row->noted_expiry <= GetCurrentStatementStartTimestamp())
 		row->reserved -= InvExpireOverdue(target, InvExpireBatch, NULL);
 	row->overdue = 0;
 }
@@ -272,76 +351,144 @@ InvRowCreate(const char *sku, const char *location)
 
 /* Fill the parameters shared by the movement statements. */
 static void
-MoveValues(Datum *values, char *nulls, const char *op, const char *key,
-		   const InvTarget *target, int64 on_hand_delta, int64 reserved_delta,
-		   const char *ref)
+MoveValues(Datum *values, char *nulls, const InvMovement *m,
+		   const char *sku, const char *location)
 {
-	values[0] = CStringGetTextDatum(op);
-	values[1] = CStringGetTextDatum(key);
-	values[2] = CStringGetTextDatum(target->sku);
-	values[3] = CStringGetTextDatum(target->location);
-	values[4] = Int64GetDatum(on_hand_delta);
-	values[5] = Int64GetDatum(reserved_delta);
-	values[6] = ref ? CStringGetTextDatum(ref) : (Datum) 0;
-	memset(nulls, ' ', 7);
-	nulls[6] = ref ? ' ' : 'n';
+	memset(nulls, ' ', MOVE_ARGS);
+	values[0] = CStringGetTextDatum(m->op);
+	values[1] = CStringGetTextDatum(m->key);
+	values[2] = CStringGetTextDatum(sku);
+	values[3] = CStringGetTextDatum(location);
+	values[4] = Int64GetDatum(m->on_hand_delta);
+	values[5] = Int64GetDatum(m->reserved_delta);
+	values[6] = m->ref ? CStringGetTextDatum(m->ref) : (Datum) 0;
+	nulls[6] = m->ref ? ' ' : 'n';
+	values[7] = m->call ? CStringGetTextDatum(m->call) : (Datum) 0;
+	nulls[7] = m->call ? ' ' : 'n';
+	values[8] = Int64GetDatum(m->counted);
+	nulls[8] = m->has_counted ? ' ' : 'n';
+	values[9] = TimestampTzGetDatum(m->expires_at);
+}
+
+/* A movement that moves nothing yet: fill in op, key and the deltas. */
+void
+InvMovementInit(InvMovement *m, const char *op, const char *key,
+				int64 on_hand_delta, int64 reserved_delta)
+{
+	memset(m, 0, sizeof(*m));
+	m->op = op;
+	m->key = key;
+	m->on_hand_delta = on_hand_delta;
+	m->reserved_delta = reserved_delta;
+	m->expires_at = DT_NOEND;
+}
+
+/* Take back a cold movement of the stock row (see Unmove). */
+static void
+UnmoveRow(const InvMovement *m, const char *sku, const char *location)
+{
+	Datum		values[4] = {CStringGetTextDatum(sku), CStringGetTextDatum(location),
+	Int64GetDatum(m->on_hand_delta), Int64GetDatum(m->reserved_delta)};
+
+	InvRun(&Unmove, values, NULL, 0);
 }
 
 /*
  * Apply a movement and journal it.  Cold: update the stock row.  Hot: queue
  * it; units it returns arrive in the counter when the transaction commits
- * (units it takes must have been taken from the counter by the caller).
+ * (units it takes must have been taken from the counter by the caller).  If
+ * it records a call whose key was taken meanwhile, raises the key's error.
  * Returns the row's available units afterwards.
  */
 int64
-InvMove(const char *op, const char *key, InvTarget *target,
-		int64 on_hand_delta, int64 reserved_delta, const char *ref)
+InvMove(const InvMovement *m, InvTarget *target)
 {
-	Datum		values[7];
-	char		nulls[7];
+	int64		available;
 
-	int64		change = on_hand_delta - reserved_delta;
-	int64		after;
-
-	MoveValues(values, nulls, op, key, target, on_hand_delta, reserved_delta, ref);
-	if (target->hot)
-	{
-		InvRun(&HotMove, values, nulls, 0);
-		if (change > 0)
-			HotArrive(target->hot, change);
-		/* units it takes were taken from the counter just before */
-		after = HotAvailable(target->hot);
-		InvNotifyLevel(target->sku, target->location, after - change, after);
-		return after;
-	}
-	InvRun(&Move, values, nulls, 0);
-	if (SPI_processed != 1)
-		elog(ERROR, "inventory: stock row (%s, %s) vanished during %s",
-			 target->sku, target->location, op);
-	after = InvResultInt8(0, 1);
-	InvNotifyLevel(target->sku, target->location, after - change, after);
-	return after;
+	if (!InvMoveRecorded(m, target, &available))
+		InvKeyTaken(m->key, m->call, m->args);
+	return available;
 }
 
 /*
- * Record a call's key and queue its one movement on a hot row, in one
- * statement.  Returns false, writing nothing, if the key was recorded
- * meanwhile.
+ * InvMove, except that a movement whose call's key was recorded meanwhile by
+ * another transaction changes nothing and returns false: the caller answers
+ * from the key (duplicate, conflict for a tombstone, or the key-reuse error).
  */
 bool
-InvHotApply(const char *op, const char *key, const char *call, const char *args,
-			InvTarget *target, int64 on_hand_delta, int64 reserved_delta,
-			const char *ref)
+InvMoveRecorded(const InvMovement *m, InvTarget *target, int64 *available)
 {
-	Datum		values[9];
-	char		nulls[9];
+	Datum		values[MOVE_ARGS];
+	char		nulls[MOVE_ARGS];
+	int64		change = m->on_hand_delta - m->reserved_delta;
 
-	MoveValues(values, nulls, op, key, target, on_hand_delta, reserved_delta, ref);
-	values[7] = CStringGetTextDatum(call);
-	values[8] = CStringGetTextDatum(args);
-	nulls[7] = nulls[8] = ' ';
-	InvRun(&HotApply, values, nulls, 1);
-	return InvResultInt8(0, 1) == 1;
+	MoveValues(values, nulls, m, target->sku, target->location);
+	if (target->hot)
+	{
+		InvRun(&HotMove, values, nulls, 1);
+		if (InvResultInt8(0, 1) == 0)
+			return false;
+		if (change > 0)
+			HotArrive(target->hot, change);
+		if (m->expires_at != DT_NOEND)
+			HotNoteExpiry(target->hot, m->expires_at);
+		/* units it takes were taken from the counter just before */
+		*available = HotAvailable(target->hot);
+		InvNotifyLevel(target->sku, target->location, *available - change, *available);
+		return true;
+	}
+	InvRun(&Move, values, nulls, 1);
+	if (SPI_processed != 1)
+		elog(ERROR, "inventory: stock row (%s, %s) vanished during %s",
+			 target->sku, target->location, m->op);
+	*available = InvResultInt8(0, 1);
+	if (InvResultInt8(0, 2) == 0 && m->call != NULL)
+	{
+		UnmoveRow(m, target->sku, target->location);
+		return false;
+	}
+	InvNotifyLevel(target->sku, target->location, *available - change, *available);
+	return true;
+}
+
+/*
+ * The everyday way (see the file header): apply a movement of an ordinary
+ * row in one statement, if it can go through as asked, keeping need units
+ * available; ttl (not NULL) makes it a reserve's, with its hold.  The caller
+ * holds the row's lock exclusively.  Returns INV_FAST_NO, having written
+ * nothing, when the general way must decide; INV_FAST_DONE with *available
+ * after the move; INV_FAST_TAKEN, having changed nothing, when the key was
+ * recorded meanwhile by another transaction (one this statement could not
+ * yet see): the caller answers from the key.  Only under READ COMMITTED:
+ * under the other levels the general way decides from the latest commits
+ * rather than fail on a row changed since the transaction's snapshot.
+ */
+InvFast
+InvFastMove(const InvMovement *m, const char *sku, const char *location,
+			int64 need, Interval *ttl, int64 *available)
+{
+	Datum		values[MOVE_ARGS + 2];
+	char		nulls[MOVE_ARGS + 2];
+	int64		change = m->on_hand_delta - m->reserved_delta;
+
+	if (IsolationUsesXactSnapshot())
+		return INV_FAST_NO;
+	MoveValues(values, nulls, m, sku, location);
+	values[MOVE_ARGS] = Int64GetDatum(need);
+	nulls[MOVE_ARGS] = ' ';
+	values[MOVE_ARGS + 1] = ttl ? IntervalPGetDatum(ttl) : (Datum) 0;
+	nulls[MOVE_ARGS + 1] = ' ';
+	InvRun(ttl ? &FastHold : &FastMove, values, nulls, 1);
+	if (SPI_processed == 0)
+		return INV_FAST_NO;
+	*available = InvResultInt8(0, 1);
+	if (InvResultInt8(0, 2) == 0 && m->call != NULL)
+	{
+		UnmoveRow(m, sku, location);
+		return INV_FAST_TAKEN;
+	}
+	InvNotifyLevel(sku, location, *available - change, *available);
+	return INV_FAST_DONE;
 }
 
 /* Fold a row's committed queued movements into its stock row. */

@@ -16,6 +16,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -30,7 +31,14 @@ Prepared(InvQuery *query)
 {
 	if (query->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(query->sql, query->nargs, query->argtypes);
+		/*
+		 * Always the generic plan: every statement here finds its rows by
+		 * key, so planning it again for each call's values (a custom plan,
+		 * which the plan cache prefers when an array's length changes the
+		 * estimates) would only cost time.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(query->sql, query->nargs, query->argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "inventory: SPI_prepare failed: %s",

@@ -15,16 +15,17 @@
 
 #include "inventory.h"
 
-/* The sale behind a key: its row, quantity and, for a reservation, state. */
+/* The sale behind a key: its call, row, quantity, lines, reservation state. */
 static InvQuery Sale = {
-	"SELECT q.op, "
-	"       COALESCE(q.args->>'sku', q.args->'lines'->0->>'sku'), "
-	"       COALESCE(q.args->>'location', q.args->'lines'->0->>'location'), "
-	"       COALESCE(q.args->>'qty', q.args->'lines'->0->>'qty')::bigint, "
-	"       COALESCE(json_array_length(q.args->'lines'), 1), "
+	"SELECT l.call, l.sku, l.location, "
+	"       CASE l.call WHEN 'reserve' THEN l.reserved_delta ELSE -l.on_hand_delta END, "
+	"       CASE l.call WHEN 'deduct_cart' THEN 1 + (SELECT count(*) FROM inventory.ledger c "
+	"                                                 WHERE c.key = l.key AND c.call IS NULL "
+	"                                                   AND c.op IN ('deduct', 'bill')) "
+	"                   ELSE 1 END, "
 	"       r.state "
-	"FROM inventory.request q LEFT JOIN inventory.reservation r ON r.key = q.key "
-	"WHERE q.key = $1",
+	"FROM inventory.ledger l LEFT JOIN inventory.reservation r ON r.key = l.key "
+	"WHERE l.key = $1 AND l.call IS NOT NULL",
 	1, {TEXTOID}
 };
 
@@ -55,7 +56,7 @@ refund(PG_FUNCTION_ARGS)
 	InvRow		row;
 	InvTarget	target;
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	InvArgsBegin(&args);
 	InvArgsText(&args, "original_key", original);
 	InvArgsInt8(&args, "qty", qty);
@@ -68,7 +69,7 @@ refund(PG_FUNCTION_ARGS)
 	if (strcmp(op, "deduct") != 0 && strcmp(op, "deduct_cart") != 0 &&
 		strcmp(op, "reserve") != 0)
 	{
-		/* no sale has this key (unknown, or a restock, adjust, tombstone) */
+		/* no sale has this key (unknown, or a restock, adjust, bill, tombstone) */
 		out.status = INV_NOT_FOUND;
 		SPI_finish();
 		return InvReturnOutcome(fcinfo, &out);
@@ -99,15 +100,19 @@ refund(PG_FUNCTION_ARGS)
 		refunded = InvResultInt8(0, 1);
 		if (qty > sold - refunded)
 			out.status = INV_INSUFFICIENT;
-		else if (InvKeyRecord(key, "refund", args.data) != INV_KEY_NEW)
-			out.status = INV_DUPLICATE;
 		else
 		{
+			InvMovement m;
+
 			InvPrepare(&target);
 			if (InvRowRead(sku, location, &row))
 				(void) InvAddQty(row.on_hand, qty);
+			InvMovementInit(&m, "refund", key, qty, 0);
+			m.ref = original;
+			m.call = "refund";
+			m.args = args.data;
 			out.has_available = true;
-			out.available = InvMove("refund", key, &target, qty, 0, original);
+			out.available = InvMove(&m, &target);
 		}
 	}
 	if (!out.has_available)

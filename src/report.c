@@ -10,6 +10,8 @@
  *	 - reserved differs from the units of the row's held reservations;
  *	 - a counter is out of range (negative, or reserved above on_hand);
  *	 - the ledger or the queue moves a row that does not exist;
+ *	 - an ordinary row notes its next expiry (stock.next_expiry) later than a
+ *	   held reservation's, so writers would not see that hold fall due;
  *	 - a loaded escrow counter differs from on_hand - reserved.  Counters are
  *	   compared only while quiescent (no transaction using the counter, and
  *	   no change to it while the tables were read), since a running
@@ -28,11 +30,12 @@
 static InvQuery Breaches = {
 	"WITH l AS (SELECT sku, location, sum(on_hand_delta) AS on_hand, "
 	"                  sum(reserved_delta) AS reserved "
-	"             FROM inventory.ledger GROUP BY sku, location), "
+	"             FROM inventory.ledger WHERE sku IS NOT NULL GROUP BY sku, location), "
 	"     p AS (SELECT sku, location, sum(on_hand_delta) AS on_hand, "
 	"                  sum(reserved_delta) AS reserved "
 	"             FROM inventory.pending GROUP BY sku, location), "
-	"     h AS (SELECT sku, location, sum(qty) AS held FROM inventory.reservation "
+	"     h AS (SELECT sku, location, sum(qty) AS held, min(expires_at) AS next_expiry "
+	"             FROM inventory.reservation "
 	"            WHERE state = 'held' GROUP BY sku, location), "
 	"     s AS (SELECT s.sku, s.location, "
 	"                  s.on_hand + COALESCE(p.on_hand, 0) AS on_hand, "
@@ -64,6 +67,14 @@ static InvQuery Breaches = {
 	"SELECT p.sku, p.location, 'queue moves a missing stock row', 0, p.on_hand::bigint "
 	"  FROM p WHERE NOT EXISTS (SELECT FROM inventory.stock s "
 	"                            WHERE s.sku = p.sku AND s.location = p.location) "
+	"UNION ALL "
+	"SELECT s.sku, s.location, 'next expiry noted after a held reservation''s', "
+	"       extract(epoch FROM h.next_expiry)::bigint, "
+	"       CASE WHEN isfinite(s.next_expiry) THEN extract(epoch FROM s.next_expiry)::bigint END "
+	"  FROM inventory.stock s JOIN h ON h.sku = s.sku AND h.location = s.location "
+	" WHERE NOT s.hot AND s.next_expiry > h.next_expiry "
+	"   AND NOT EXISTS (SELECT FROM inventory.pending q "
+	"                    WHERE q.sku = s.sku AND q.location = s.location) "
 	"ORDER BY 1, 2, 3",
 	0, {InvalidOid}
 };
@@ -147,7 +158,7 @@ reconcile(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	InvRun(&Breaches, NULL, NULL, 0);

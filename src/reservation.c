@@ -28,9 +28,17 @@
 
 static InvQuery Insert = {
 	"INSERT INTO inventory.reservation "
-	"  (key, sku, location, qty, created_at, expires_at) "
-	"VALUES ($1, $2, $3, $4, statement_timestamp(), $5)",
-	5, {TEXTOID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+	"  (key, sku, location, qty, created_at, expires_at, ttl) "
+	"VALUES ($1, $2, $3, $4, statement_timestamp(), $5, $6)",
+	6, {TEXTOID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, INTERVALOID}
+};
+
+/* The everyday confirm or release: a held hold not yet due, settled at once. */
+static InvQuery SettleHeld = {
+	"UPDATE inventory.reservation SET state = $2 "
+	"WHERE key = $1 AND state = 'held' AND expires_at > statement_timestamp() "
+	"RETURNING sku, location, qty",
+	2, {TEXTOID, TEXTOID}
 };
 
 static InvQuery LockOne = {
@@ -56,11 +64,22 @@ static InvQuery SetState = {
 	"     l AS (INSERT INTO inventory.ledger (op, key, sku, location, reserved_delta) " \
 	"           SELECT 'expire', key, $1, $2, -qty FROM e), "
 
-/* Cold row: expire, journal, and lower reserved in the stock row. */
+/* The next expiry among the row's holds other than those just expired. */
+#define NEXT_EXPIRY \
+	"(SELECT min(r.expires_at) FROM inventory.reservation r " \
+	"  WHERE r.sku = $1 AND r.location = $2 AND r.state = 'held' " \
+	"    AND r.key NOT IN (SELECT key FROM e))"
+
+/*
+ * Cold row: expire, journal, lower reserved in the stock row and note its
+ * next expiry there (also when none was due: the noted one had passed).
+ */
 static InvQuery ExpireCold = {
 	OVERDUE_OF_ROW
-	"     u AS (UPDATE inventory.stock SET reserved = reserved - (SELECT sum(qty) FROM e) "
-	"            WHERE sku = $1 AND location = $2 AND EXISTS (SELECT FROM e)) "
+	"     u AS (UPDATE inventory.stock "
+	"              SET reserved = reserved - COALESCE((SELECT sum(qty) FROM e), 0), "
+	"                  next_expiry = COALESCE(" NEXT_EXPIRY ", 'infinity') "
+	"            WHERE sku = $1 AND location = $2) "
 	"SELECT count(*)::bigint, COALESCE(sum(qty), 0)::bigint, NULL::timestamptz FROM e",
 	3, {TEXTOID, TEXTOID, INT8OID}
 };
@@ -70,11 +89,7 @@ static InvQuery ExpireHot = {
 	OVERDUE_OF_ROW
 	"     q AS (INSERT INTO inventory.pending (sku, location, reserved_delta) "
 	"           SELECT $1, $2, -qty FROM e) "
-	"SELECT count(*)::bigint, COALESCE(sum(qty), 0)::bigint, "
-	"       (SELECT min(r.expires_at) FROM inventory.reservation r "
-	"         WHERE r.sku = $1 AND r.location = $2 AND r.state = 'held' "
-	"           AND r.key NOT IN (SELECT key FROM e)) "
-	"FROM e",
+	"SELECT count(*)::bigint, COALESCE(sum(qty), 0)::bigint, " NEXT_EXPIRY " FROM e",
 	3, {TEXTOID, TEXTOID, INT8OID}
 };
 
@@ -140,8 +155,9 @@ reserve(PG_FUNCTION_ARGS)
 	InvKeyState state;
 	InvTarget	target;
 	int64		available;
+	InvMovement m;
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	if (PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -167,8 +183,26 @@ reserve(PG_FUNCTION_ARGS)
 	InvArgsText(&args, "ttl", InvIntervalText(ttl));
 	InvArgsEnd(&args);
 	InvSetOutcome(&out, INV_OK, sku, location);
+	InvMovementInit(&m, "reserve", key, 0, qty);
+	m.call = "reserve";
+	m.args = args.data;
+	m.expires_at = expires_at;
 
 	SPI_connect();
+
+	/* the everyday way: an ordinary row, one statement */
+	if (!InvHotLoaded(sku, location))
+	{
+		InvLockRow(sku, location, false);
+		if (InvFastMove(&m, sku, location, qty, ttl, &out.available) == INV_FAST_DONE)
+		{
+			out.has_available = true;
+			SPI_finish();
+			return InvReturnOutcome(fcinfo, &out);
+		}
+		InvUnlockRow(sku, location, false);
+	}
+
 	(void) InvOpen(&target, sku, location, 0);
 	state = InvKeyCheck(key, "reserve", args.data);
 	if (state == INV_KEY_NEW)
@@ -177,22 +211,23 @@ reserve(PG_FUNCTION_ARGS)
 			out.status = INV_NOT_FOUND;
 		else if (!InvTake(&target, qty, &available))
 			out.status = INV_INSUFFICIENT;
-		else if ((state = InvKeyRecord(key, "reserve", args.data)) != INV_KEY_NEW)
+		else if (!InvMoveRecorded(&m, &target, &available))
 		{
+			/* the key was recorded meanwhile (e.g. a tombstone): answer from it */
 			if (target.hot)
 				HotUntake(target.hot, qty);
+			state = InvKeyCheck(key, "reserve", args.data);
 		}
 		else
 		{
-			Datum		values[5] = {CStringGetTextDatum(key), CStringGetTextDatum(sku),
+			Datum		values[6] = {CStringGetTextDatum(key), CStringGetTextDatum(sku),
 				CStringGetTextDatum(location), Int64GetDatum(qty),
-			TimestampTzGetDatum(expires_at)};
+			TimestampTzGetDatum(expires_at), IntervalPGetDatum(ttl)};
 
+			/* the movement recorded the key; now the hold */
 			InvRun(&Insert, values, NULL, 0);
 			out.has_available = true;
-			out.available = InvMove("reserve", key, &target, 0, qty, NULL);
-			if (target.hot)
-				HotNoteExpiry(target.hot, expires_at);
+			out.available = available;
 		}
 	}
 	if (state == INV_KEY_DUPLICATE)
@@ -205,17 +240,67 @@ reserve(PG_FUNCTION_ARGS)
 	return InvReturnOutcome(fcinfo, &out);
 }
 
+/* The movement that settles a hold of qty units in a final state. */
+static void
+SettleMovement(InvMovement *m, const char *key, int64 qty, const char *state)
+{
+	if (strcmp(state, "confirmed") == 0)
+		InvMovementInit(m, "confirm", key, -qty, -qty);
+	else
+		InvMovementInit(m, strcmp(state, "released") == 0 ? "release" : "expire",
+						key, 0, -qty);
+}
+
 /* Move a held reservation, locked by the caller, to its final state. */
 static int64
 Settle(const char *key, InvTarget *target, int64 qty, const char *state)
 {
 	Datum		values[2] = {CStringGetTextDatum(key), CStringGetTextDatum(state)};
+	InvMovement m;
 
 	InvRun(&SetState, values, NULL, 0);
-	if (strcmp(state, "confirmed") == 0)
-		return InvMove("confirm", key, target, -qty, -qty, NULL);
-	return InvMove(strcmp(state, "released") == 0 ? "release" : "expire",
-				   key, target, 0, -qty, NULL);
+	SettleMovement(&m, key, qty, state);
+	return InvMove(&m, target);
+}
+
+/*
+ * The everyday confirm or release: a hold that is held and not due is
+ * settled by one statement (which also locks it), then its movement applied
+ * to the stock row, in one statement more for an ordinary row.  Returns false,
+ * having changed nothing, for any other hold (the general way decides).
+ */
+static bool
+SettleFast(const char *key, bool confirm, InvOutcome *out)
+{
+	const char *state = confirm ? "confirmed" : "released";
+	Datum		values[2] = {CStringGetTextDatum(key), CStringGetTextDatum(state)};
+	char	   *sku;
+	char	   *location;
+	int64		qty;
+	InvMovement m;
+	InvTarget	target;
+
+	InvRun(&SettleHeld, values, NULL, 1);
+	if (SPI_processed == 0)
+		return false;
+	sku = InvCopyOut(InvResultText(0, 1));
+	location = InvCopyOut(InvResultText(0, 2));
+	qty = InvResultInt8(0, 3);
+	out->sku = sku;
+	out->location = location;
+	out->has_available = true;
+	SettleMovement(&m, key, qty, state);
+
+	if (!InvHotLoaded(sku, location))
+	{
+		InvLockRow(sku, location, false);
+		if (InvFastMove(&m, sku, location, 0, NULL, &out->available) == INV_FAST_DONE)
+			return true;
+	}
+	(void) InvOpen(&target, sku, location, 0);
+	InvPrepare(&target);
+	out->available = InvMove(&m, &target);
+	return true;
 }
 
 /*
@@ -235,6 +320,8 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 	Datum		values[1] = {CStringGetTextDatum(key)};
 
 	InvSetOutcome(out, INV_OK, NULL, NULL);
+	if (SettleFast(key, confirm, out))
+		return;
 	InvRun(&LockOne, values, NULL, 1);
 	if (SPI_processed == 0)
 	{
@@ -310,7 +397,7 @@ confirm(PG_FUNCTION_ARGS)
 	char	   *key;
 	InvOutcome	out;
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	key = InvArgName(fcinfo, 0, "key");
 	SPI_connect();
 	ConfirmOrRelease(key, true, &out);
@@ -327,7 +414,7 @@ release(PG_FUNCTION_ARGS)
 	char	   *key;
 	InvOutcome	out;
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	key = InvArgName(fcinfo, 0, "key");
 	SPI_connect();
 	ConfirmOrRelease(key, false, &out);
@@ -373,7 +460,7 @@ expire(PG_FUNCTION_ARGS)
 {
 	int64		total;
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	SPI_connect();
 	total = InvExpirePass(INT64_MAX, false);
 	SPI_finish();

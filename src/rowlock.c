@@ -98,17 +98,22 @@ InvUnlockRow(const char *sku, const char *location, bool shared)
 }
 
 /* Order rows by lock key, then by name: the canonical locking order. */
+int
+InvRowOrder(const InvRowRef *a, const InvRowRef *b)
+{
+	int			c;
+
+	if (a->lock_key != b->lock_key)
+		return a->lock_key < b->lock_key ? -1 : 1;
+	c = strcmp(a->sku, b->sku);
+	return c != 0 ? c : strcmp(a->location, b->location);
+}
+
+/* InvRowOrder for qsort. */
 static int
 CompareRowRefs(const void *a, const void *b)
 {
-	const InvRowRef *ra = (const InvRowRef *) a;
-	const InvRowRef *rb = (const InvRowRef *) b;
-	int			c;
-
-	if (ra->lock_key != rb->lock_key)
-		return ra->lock_key < rb->lock_key ? -1 : 1;
-	c = strcmp(ra->sku, rb->sku);
-	return c != 0 ? c : strcmp(ra->location, rb->location);
+	return InvRowOrder((const InvRowRef *) a, (const InvRowRef *) b);
 }
 
 /*

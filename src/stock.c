@@ -102,6 +102,137 @@ DeductArgs(const DeductLine *lines, int n, bool single)
 	return buf.data;
 }
 
+/*
+ * A cart of ordinary rows in one statement: every line's row updated if it
+ * can give its units (ordinary, no hold due, enough units, key free), the
+ * ledger rows written only if all could, the first recording the key.
+ * Returns the updated rows; the last column says whether the key row went in.
+ */
+static InvQuery FastCart = {
+	"WITH i AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[]) "
+	"             WITH ORDINALITY AS i(sku, location, qty, n)), "
+	"     u AS (UPDATE inventory.stock s SET on_hand = s.on_hand - i.qty FROM i "
+	"            WHERE s.sku = i.sku AND s.location = i.location AND NOT s.hot "
+	"              AND s.next_expiry > statement_timestamp() "
+	"              AND s.on_hand - s.reserved >= i.qty "
+	"              AND NOT EXISTS (SELECT FROM inventory.ledger k "
+	"                               WHERE k.key = $1 AND k.call IS NOT NULL) "
+	"        RETURNING i.sku, i.location, i.qty, i.n, s.on_hand - s.reserved AS available), "
+	"     l AS (INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta, call) "
+	"           SELECT 'deduct', $1, sku, location, -qty, "
+	"                  CASE WHEN n = 1 THEN 'deduct_cart' END "
+	"             FROM u WHERE (SELECT count(*) FROM u) = $5 ORDER BY n "
+	"           ON CONFLICT (key) WHERE call IS NOT NULL DO NOTHING RETURNING call) "
+	"SELECT sku, location, qty, available, "
+	"       (SELECT count(*) FROM l WHERE call IS NOT NULL) FROM u",
+	5, {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4OID}
+};
+
+/*
+ * Give back units a cart's statement took from rows when not all could, or
+ * when its key turned out to be taken.
+ */
+static InvQuery CartUndo = {
+	"UPDATE inventory.stock s SET on_hand = s.on_hand + u.qty "
+	"FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(sku, location, qty) "
+	"WHERE s.sku = u.sku AND s.location = u.location",
+	3, {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID}
+};
+
+/* A text[] or bigint[] of the lines' skus, locations or quantities. */
+static Datum
+LinesArray(DeductLine *lines, int n, int which)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = which == 0 ? CStringGetTextDatum(lines[i].sku)
+			: which == 1 ? CStringGetTextDatum(lines[i].location)
+			: Int64GetDatum(lines[i].qty);
+	if (which == 2)
+		return PointerGetDatum(construct_array(d, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * The everyday way for ordinary rows (movement.c's header): lock the rows in
+ * canonical order, then one statement applies the call if it can go through
+ * as asked.  Returns false, having written nothing and let go of the locks it
+ * took, when the general way must decide (a hot row, a busy row with nowait,
+ * a missing row, units short, a hold due, a key taken...).
+ */
+static bool
+FastDeduct(const char *op, const char *key, DeductLine *lines, int n,
+		   bool nowait, InvOutcome *out)
+{
+	bool		single = n == 1 && strcmp(op, "deduct") == 0;
+	int			locked = 0;
+	int64		available;
+	bool		done = false;
+
+	for (int i = 0; i < n; i++)
+		if (InvHotLoaded(lines[i].sku, lines[i].location))
+			return false;
+	for (; locked < n; locked++)
+		if (!InvLockRow(lines[locked].sku, lines[locked].location, nowait))
+			break;
+
+	if (locked == n && single)
+	{
+		InvMovement m;
+
+		InvMovementInit(&m, "deduct", key, -lines[0].qty, 0);
+		m.call = op;
+		if (InvFastMove(&m, lines[0].sku, lines[0].location, lines[0].qty,
+						NULL, &available) == INV_FAST_DONE)
+		{
+			out->has_available = true;
+			out->available = available;
+			done = true;
+		}
+	}
+	else if (locked == n)
+	{
+		Datum		values[5] = {CStringGetTextDatum(key), LinesArray(lines, n, 0),
+			LinesArray(lines, n, 1), LinesArray(lines, n, 2), Int32GetDatum(n)};
+		int			updated;
+
+		InvRun(&FastCart, values, NULL, 0);
+		updated = (int) SPI_processed;
+		if (updated == n && InvResultInt8(0, 5) == 1)
+		{
+			for (int i = 0; i < n; i++)
+			{
+				int64		after = InvResultInt8(i, 4);
+
+				InvNotifyLevel(InvResultText(i, 1), InvResultText(i, 2),
+							   after + InvResultInt8(i, 3), after);
+			}
+			done = true;
+		}
+		else if (updated > 0)
+		{
+			/* short somewhere, or the key taken: nothing may stay changed */
+			DeductLine *back = palloc(sizeof(DeductLine) * updated);
+
+			for (int i = 0; i < updated; i++)
+			{
+				back[i].sku = InvResultText(i, 1);
+				back[i].location = InvResultText(i, 2);
+				back[i].qty = InvResultInt8(i, 3);
+			}
+			values[0] = LinesArray(back, updated, 0);
+			values[1] = LinesArray(back, updated, 1);
+			values[2] = LinesArray(back, updated, 2);
+			InvRun(&CartUndo, values, NULL, 0);
+		}
+	}
+	if (!done)
+		while (--locked >= 0)
+			InvUnlockRow(lines[locked].sku, lines[locked].location, false);
+	return done;
+}
+
 /* Return the units taken from hot rows' counters for lines not applied. */
 static void
 GiveBack(InvTarget *targets, DeductLine *lines, bool *taken, int n)
@@ -174,7 +305,10 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 			return;
 	}
 
-	/* built only now: a merged-mode deduct never needs them here */
+	if (FastDeduct(op, key, lines, n, nowait, out))
+		return;
+
+	/* built only now: the everyday ways never need them */
 	args = DeductArgs(lines, n, single);
 	for (int i = 0; i < n; i++)
 	{
@@ -226,35 +360,28 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 		return;
 	}
 
-	if (hot_path)
+	/*
+	 * Write: the first row records the call's key.  If another transaction
+	 * recorded it meanwhile (a concurrent retry on the hot path, which does
+	 * not look the key up first; a call on other rows), that row writes
+	 * nothing, and the answer comes from the key: "duplicate", or the
+	 * key-reuse error.
+	 */
+	for (int i = 0; i < n; i++)
 	{
-		if (!InvHotApply("deduct", key, op, args, &targets[0],
-						 -lines[0].qty, 0, NULL))
+		InvMovement m;
+
+		InvMovementInit(&m, "deduct", key, -lines[i].qty, 0);
+		m.call = i == 0 ? op : NULL;
+		m.args = args;
+		if (!InvMoveRecorded(&m, &targets[i], &available))
 		{
-			/* the key was applied meanwhile: by this very call, or an error */
-			HotUntake(targets[0].hot, lines[0].qty);
+			GiveBack(targets, lines, taken, n);
 			(void) InvKeyCheck(key, op, args);
 			out->status = INV_DUPLICATE;
 			InvReadAvailable(out);
 			return;
 		}
-		out->has_available = true;
-		out->available = HotAvailable(targets[0].hot);
-		InvNotifyLevel(lines[0].sku, lines[0].location,
-					   out->available + lines[0].qty, out->available);
-		return;
-	}
-
-	if (InvKeyRecord(key, op, args) != INV_KEY_NEW)
-	{
-		GiveBack(targets, lines, taken, n);
-		out->status = INV_DUPLICATE;
-		InvReadAvailable(out);
-		return;
-	}
-	for (int i = 0; i < n; i++)
-	{
-		available = InvMove("deduct", key, &targets[i], -lines[i].qty, 0, NULL);
 		if (single)
 		{
 			out->has_available = true;
@@ -281,7 +408,7 @@ deduct(PG_FUNCTION_ARGS)
 	nowait = InvArgBool(fcinfo, 4, "nowait");
 	line.lock_key = InvRowLockKey(line.sku, line.location);
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	SPI_connect();
 	DeductLines("deduct", key, &line, 1, nowait, &out);
 	SPI_finish();
@@ -380,7 +507,7 @@ deduct_cart(PG_FUNCTION_ARGS)
 	}
 	n = CanonicalLines(lines, n);
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	SPI_connect();
 	DeductLines("deduct_cart", key, lines, n, false, &out);
 	SPI_finish();
@@ -397,16 +524,34 @@ restock(PG_FUNCTION_ARGS)
 	int64		qty = InvArgQty(fcinfo, 1, "qty");
 	char	   *key = InvArgName(fcinfo, 2, "key");
 	char	   *location = InvArgName(fcinfo, 3, "location");
-	char	   *args = InvRowArgs(sku, location, "qty", qty);
+	char	   *args;
 	InvOutcome	out;
 	InvRow		row;
 	InvTarget	target;
+	InvMovement m;
 
 	InvSetOutcome(&out, INV_OK, sku, location);
+	InvMovementInit(&m, "restock", key, qty, 0);
+	m.call = "restock";
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	SPI_connect();
+
+	/* the everyday way: an ordinary row, one statement */
+	if (!InvHotLoaded(sku, location))
+	{
+		InvLockRow(sku, location, false);
+		if (InvFastMove(&m, sku, location, 0, NULL, &out.available) == INV_FAST_DONE)
+		{
+			out.has_available = true;
+			SPI_finish();
+			return InvReturnOutcome(fcinfo, &out);
+		}
+	}
+
 	/* exclusively, also a hot row: the on_hand check below must be exact */
+	args = InvRowArgs(sku, location, "qty", qty);
+	m.args = args;
 	(void) InvOpen(&target, sku, location, INV_LOCK);
 	if (InvKeyCheck(key, "restock", args) == INV_KEY_DUPLICATE)
 		out.status = INV_DUPLICATE;
@@ -414,16 +559,11 @@ restock(PG_FUNCTION_ARGS)
 	{
 		if (InvRowRead(sku, location, &row))
 			(void) InvAddQty(row.on_hand, qty);
-		if (InvKeyRecord(key, "restock", args) != INV_KEY_NEW)
-			out.status = INV_DUPLICATE;
-		else
-		{
-			if (!target.found)
-				InvRowCreate(sku, location);
-			InvPrepare(&target);
-			out.has_available = true;
-			out.available = InvMove("restock", key, &target, qty, 0, NULL);
-		}
+		if (!target.found)
+			InvRowCreate(sku, location);
+		InvPrepare(&target);
+		out.has_available = true;
+		out.available = InvMove(&m, &target);
 	}
 	if (!out.has_available)
 		InvReadAvailable(&out);
@@ -462,7 +602,7 @@ adjust(PG_FUNCTION_ARGS)
 	args = InvRowArgs(sku, location, "on_hand", counted);
 	InvSetOutcome(&out, INV_OK, sku, location);
 
-	InvCheckPreloaded();
+	InvCheckReady();
 	SPI_connect();
 	(void) InvOpen(&target, sku, location, INV_LOCK);
 	if (InvKeyCheck(key, "adjust", args) == INV_KEY_DUPLICATE)
@@ -487,16 +627,17 @@ adjust(PG_FUNCTION_ARGS)
 		if (target.hot ? (change < 0 && !HotTake(target.hot, -change, &left))
 			: counted < target.row.reserved)
 			out.status = INV_CONFLICT;
-		else if (InvKeyRecord(key, "adjust", args) != INV_KEY_NEW)
-		{
-			if (target.hot && change < 0)
-				HotUntake(target.hot, -change);
-			out.status = INV_DUPLICATE;
-		}
 		else
 		{
+			InvMovement m;
+
+			InvMovementInit(&m, "adjust", key, change, 0);
+			m.call = "adjust";
+			m.args = args;
+			m.has_counted = true;
+			m.counted = counted;
 			out.has_available = true;
-			out.available = InvMove("adjust", key, &target, change, 0, NULL);
+			out.available = InvMove(&m, &target);
 		}
 	}
 	if (!out.has_available)
@@ -520,7 +661,7 @@ available(PG_FUNCTION_ARGS)
 	int64		result;
 
 	values[0] = CStringGetTextDatum(sku);
-	InvCheckPreloaded();
+	InvCheckReady();
 	SPI_connect();
 	if (PG_ARGISNULL(1))
 		InvRun(&AvailableAll, values, NULL, 1);

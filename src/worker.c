@@ -16,7 +16,6 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -119,7 +118,11 @@ InvWorkerStart(const char *name)
 					PGC_SUSET, PGC_S_OVERRIDE);
 }
 
-/* Start a pass: a transaction, SPI, a snapshot; false if no extension. */
+/*
+ * Start a pass: a transaction, SPI, a snapshot; false if the database has
+ * no extension, or one older than the library (it is left alone until
+ * ALTER EXTENSION inventory UPDATE).
+ */
 static bool
 BeginPass(void)
 {
@@ -128,7 +131,7 @@ BeginPass(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "inventory worker: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	return OidIsValid(get_extension_oid("inventory", true));
+	return InvSchemaIsCurrent();
 }
 
 /* End a pass: commit. */

@@ -6,18 +6,18 @@ SELECT has_schema('inventory');
 SELECT has_table('inventory', 'stock', 'table stock');
 SELECT has_table('inventory', 'ledger', 'table ledger');
 SELECT has_table('inventory', 'reservation', 'table reservation');
-SELECT has_table('inventory', 'request', 'table request (idempotency keys)');
+SELECT has_index('inventory', 'ledger', 'ledger_call_key', 'key', 'the ledger records each call''s key (idempotency)');
 SELECT has_view('inventory', 'stock_levels', 'view stock_levels');
 SELECT has_view('inventory', 'availability', 'view availability');
 SELECT has_type('inventory', 'outcome', 'composite outcome');
 
 SELECT columns_are('inventory', 'stock',
-       ARRAY['sku', 'location', 'on_hand', 'reserved', 'hot']);
+       ARRAY['sku', 'location', 'on_hand', 'reserved', 'hot', 'next_expiry']);
 SELECT col_default_is('inventory', 'stock', 'location', 'default', 'location defaults to ''default''');
 SELECT col_is_pk('inventory', 'stock', ARRAY['sku', 'location'], 'one stock row per (sku, location)');
 SELECT col_type_is('inventory', 'stock', 'on_hand', 'bigint', 'on_hand is bigint');
 SELECT col_type_is('inventory', 'stock', 'reserved', 'bigint', 'reserved is bigint');
-SELECT col_is_pk('inventory', 'request', 'key', 'a key is recorded once');
+SELECT index_is_unique('inventory', 'ledger', 'ledger_call_key', 'a key is recorded once');
 SELECT col_is_pk('inventory', 'reservation', 'key', 'one reservation per key');
 SELECT columns_are('inventory', 'stock_levels',
        ARRAY['sku', 'location', 'on_hand', 'reserved', 'pending', 'available', 'hot']);

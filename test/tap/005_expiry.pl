@@ -41,16 +41,16 @@ is($node->safe_psql('postgres', q{
 $node->safe_psql('postgres', q{
 	SET inventory.merged_mode = off;
 	BEGIN;
-	INSERT INTO inventory.stock (sku, on_hand, reserved) VALUES ('bulk', 200000, 100000);
-	INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta)
-	VALUES ('restock', 'bulk-po', 'bulk', 'default', 200000);
-	INSERT INTO inventory.request (key, op, args)
-	SELECT 'bulk-' || g, 'reserve', '{}' FROM generate_series(1, 100000) g;
-	INSERT INTO inventory.reservation (key, sku, location, qty, created_at, expires_at)
-	SELECT 'bulk-' || g, 'bulk', 'default', 1, now() - interval '1 hour', now() - interval '1 minute'
+	INSERT INTO inventory.stock (sku, on_hand, reserved, next_expiry)
+	VALUES ('bulk', 200000, 100000, now() - interval '1 minute');
+	INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta, call)
+	VALUES ('restock', 'bulk-po', 'bulk', 'default', 200000, 'restock');
+	INSERT INTO inventory.reservation (key, sku, location, qty, created_at, expires_at, ttl)
+	SELECT 'bulk-' || g, 'bulk', 'default', 1, now() - interval '1 hour', now() - interval '1 minute',
+	       interval '59 minutes'
 	  FROM generate_series(1, 100000) g;
-	INSERT INTO inventory.ledger (op, key, sku, location, reserved_delta)
-	SELECT 'reserve', 'bulk-' || g, 'bulk', 'default', 1 FROM generate_series(1, 100000) g;
+	INSERT INTO inventory.ledger (op, key, sku, location, reserved_delta, call)
+	SELECT 'reserve', 'bulk-' || g, 'bulk', 'default', 1, 'reserve' FROM generate_series(1, 100000) g;
 	COMMIT;
 });
 

@@ -71,7 +71,7 @@ $holder = hold_row('hold-2', 3);
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/55P03/, 'lock_timeout gives up waiting (55P03)');
 $holder->finish;
-is($node->safe_psql('postgres', q{SELECT count(*) FROM inventory.request WHERE key = 'lt-1'}),
+is($node->safe_psql('postgres', q{SELECT count(*) FROM inventory.ledger WHERE key = 'lt-1' AND call IS NOT NULL}),
 	'0', 'the timed-out call recorded nothing');
 consistent('lock_timeout');
 
@@ -84,9 +84,9 @@ $node->safe_psql('postgres', q{
 $waiter->finish;
 $holder->finish;
 like($werr, qr/terminat/, 'the waiter was terminated');
-is($node->safe_psql('postgres', q{SELECT count(*) FROM inventory.request WHERE key = 'term-1'}),
+is($node->safe_psql('postgres', q{SELECT count(*) FROM inventory.ledger WHERE key = 'term-1' AND call IS NOT NULL}),
 	'0', 'it recorded nothing');
-is($node->safe_psql('postgres', q{SELECT count(*) FROM inventory.request WHERE key = 'hold-3'}),
+is($node->safe_psql('postgres', q{SELECT count(*) FROM inventory.ledger WHERE key = 'hold-3' AND call IS NOT NULL}),
 	'1', 'the holder committed normally');
 consistent('terminate');
 

@@ -155,7 +155,7 @@ ok($stock1 <= 16 * 1024 * 1024, "the stock table stays bounded: $stock0 -> $stoc
 
 my $ledger = $node->safe_psql('postgres', 'SELECT count(*) FROM inventory.ledger');
 my @sizes = map { my ($b, $l, $d) = table_size($_); "$_ " . int($b / 1024) . " kB ($l live, $d dead)" }
-  qw(stock ledger request reservation pending);
+  qw(stock ledger reservation pending);
 diag("soak: $seconds s, $clients clients, $tx transactions ($tps/s), $ledger ledger rows");
 diag("soak: shared memory $shmem1 bytes; worker memory "
 	  . join(', ', map { "$_ $mem0->{$_} -> $mem1->{$_}" } sort keys %$mem0));

@@ -57,7 +57,7 @@ $node->safe_psql('shop', q{
 is($node->safe_psql('shop', 'SELECT count(*) FROM inventory.pending') > 0, 1,
 	'the source has unmerged hot-row movements');
 
-my @tables = qw(stock ledger request reservation pending);
+my @tables = qw(stock ledger reservation pending);
 my $counts = join(', ', map { "(SELECT count(*) FROM inventory.$_)" } @tables);
 my $source_counts = $node->safe_psql('shop', "SELECT $counts");
 my $source_maxid = $node->safe_psql('shop', 'SELECT max(id) FROM inventory.ledger');
