@@ -72,3 +72,32 @@ SELECT status FROM inventory.reserve('lamp', 1, 'r-ttl', ttl => '24 hours');
 SELECT status FROM inventory.reserve('lamp', 1, 'r-ttl', ttl => '86400 seconds');
 -- a ttl so long that expires_at leaves the timestamp range: 22008
 SELECT inventory.reserve('lamp', 1, 'r-far', ttl => '300000 years');
+
+-- The row remembers its next expiry (stock.next_expiry), so writers know
+-- without reading the reservations that no hold is due; a hold that falls
+-- due makes the next writer take the general way, which expires it and
+-- notes the following one.
+SELECT status FROM inventory.restock('desk', 10, 'po-desk');
+SELECT next_expiry = 'infinity' AS none_held FROM inventory.stock WHERE sku = 'desk';
+SELECT status FROM inventory.reserve('desk', 2, 'r-desk-1', ttl => '1 hour');
+SELECT status FROM inventory.reserve('desk', 3, 'r-desk-2', ttl => '1 millisecond');
+SELECT next_expiry = (SELECT expires_at FROM inventory.reservation WHERE key = 'r-desk-2') AS noted
+  FROM inventory.stock WHERE sku = 'desk';
+SELECT pg_sleep(0.05);
+SELECT status, available FROM inventory.deduct('desk', 8, 'order-desk');
+SELECT key, state FROM inventory.reservation WHERE sku = 'desk' ORDER BY key;
+SELECT next_expiry = (SELECT expires_at FROM inventory.reservation WHERE key = 'r-desk-1') AS next_noted
+  FROM inventory.stock WHERE sku = 'desk';
+-- a confirmed hold leaves the noted expiry early (never late): still right
+SELECT status FROM inventory.confirm('r-desk-1');
+SELECT * FROM inventory.reconcile();
+-- reconcile() catches a row that notes its next expiry later than a hold's
+SELECT status FROM inventory.restock('desk', 5, 'po-desk-2');
+SELECT status FROM inventory.reserve('desk', 1, 'r-desk-3', ttl => '1 hour');
+UPDATE inventory.stock SET next_expiry = 'infinity' WHERE sku = 'desk';
+SELECT sku, problem, expected IS NOT NULL AS expected, actual FROM inventory.reconcile();
+SELECT status FROM inventory.release('r-desk-3');
+UPDATE inventory.stock SET next_expiry = now() WHERE sku = 'desk';
+SELECT status, available FROM inventory.deduct('desk', 1, 'order-desk-2');
+SELECT next_expiry = 'infinity' AS none_held FROM inventory.stock WHERE sku = 'desk';
+SELECT * FROM inventory.reconcile();
