@@ -37,7 +37,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/namespace.h"
+#include "common/hashfn.h"
 #include "common/int.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
@@ -79,6 +79,14 @@ MakeKey(HotKey *key, const char *sku, const char *location)
 	key->dbid = MyDatabaseId;
 	strlcpy(key->sku, sku, sizeof(key->sku));
 	strlcpy(key->location, location, sizeof(key->location));
+}
+
+/* The filter bit of a row of this database. */
+static uint64
+RowBit(const char *sku, const char *location)
+{
+	return hash_combine64((uint64) InvRowLockKey(sku, location), MyDatabaseId) %
+		INV_HOT_BITS;
 }
 
 /*
@@ -125,6 +133,11 @@ HotFind(const char *sku, const char *location, bool create)
 					 errhint("Raise inventory.hot_rows and restart the server.")));
 		}
 		entry = hash_search(InvHotTable, &key, HASH_ENTER, &found);
+		{
+			uint64		bit = RowBit(sku, location);
+
+			pg_atomic_fetch_or_u64(&InvState->hot_bits[bit / 64], UINT64CONST(1) << (bit % 64));
+		}
 		SpinLockInit(&entry->mutex);
 		entry->loaded = false;
 		entry->stock_relid = relid;
@@ -144,6 +157,26 @@ HotFind(const char *sku, const char *location, bool create)
 		local->entry = entry;
 	}
 	return entry;
+}
+
+/*
+ * May the row be hot (its counter loaded)?  A row that never had an entry
+ * since the server started has its bit clear in the shared filter, read
+ * without a lock: then no, at once.  Otherwise the entry is looked up.  The
+ * answer "no" can be stale by the time it is used (the row made hot just
+ * now): callers use this only to choose the everyday way, which checks the
+ * stock row's own "hot" flag as it writes, so it can only ever cost time.
+ */
+bool
+HotMaybeLoaded(const char *sku, const char *location)
+{
+	uint64		bit = RowBit(sku, location);
+	HotEntry   *entry;
+
+	if ((pg_atomic_read_u64(&InvState->hot_bits[bit / 64]) & (UINT64CONST(1) << (bit % 64))) == 0)
+		return false;
+	entry = HotFind(sku, location, false);
+	return entry != NULL && HotIsLoaded(entry);
 }
 
 /* This backend's record for an entry at a level, or NULL. */

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/hsearch.h"
@@ -37,6 +38,9 @@ typedef struct HotEntry
 	int64		refusals;
 } HotEntry;
 
+/* Bits of the shared filter of rows that have an entry (a power of two). */
+#define INV_HOT_BITS (1 << 20)
+
 /* What the worker did, for inventory.worker_status(). */
 typedef struct InvWorkerStats
 {
@@ -57,6 +61,8 @@ typedef struct InvWorkerStats
 typedef struct InvShared
 {
 	LWLock	   *lock;			/* protects the hot-row hash table */
+	/* one bit per hash of a row that has (or had) an entry: see HotMaybeLoaded */
+	pg_atomic_uint64 hot_bits[INV_HOT_BITS / 64];
 	slock_t		mutex;			/* protects worker */
 	InvWorkerStats worker;
 } InvShared;
@@ -67,6 +73,7 @@ extern int	InvHotRows;
 
 /* hot.c */
 extern HotEntry *HotFind(const char *sku, const char *location, bool create);
+extern bool HotMaybeLoaded(const char *sku, const char *location);
 extern bool HotBegin(HotEntry *entry);
 extern bool HotIsLoaded(HotEntry *entry);
 extern void HotLoad(HotEntry *entry, int64 available, TimestampTz next_expiry);

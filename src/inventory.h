@@ -177,15 +177,12 @@ extern void InvMovementInit(InvMovement *m, const char *op, const char *key,
 							int64 on_hand_delta, int64 reserved_delta);
 extern int64 InvMove(const InvMovement *m, InvTarget *target);
 extern bool InvMoveRecorded(const InvMovement *m, InvTarget *target, int64 *available);
-typedef enum InvFast
-{
-	INV_FAST_NO,				/* nothing written: the general way decides */
-	INV_FAST_DONE,				/* applied */
-	INV_FAST_TAKEN				/* nothing changed: the key was taken meanwhile */
-} InvFast;
+extern bool InvFastMove(const InvMovement *m, const char *sku, const char *location,
+						int64 need, Interval *ttl, int64 *available);
 
-extern InvFast InvFastMove(const InvMovement *m, const char *sku, const char *location,
-						   int64 need, Interval *ttl, int64 *available);
+/* tables.c */
+extern bool InvTablesMove(const InvMovement *m, const char *sku, const char *location,
+						  int64 need, Interval *ttl, int64 *available);
 extern int64 InvMerge(const char *sku, const char *location);
 extern void InvReadAvailable(InvOutcome *out);
 
@@ -194,7 +191,45 @@ extern int64 InvExpireOverdue(InvTarget *target, int64 limit, int64 *count);
 extern int64 InvExpirePass(int64 batch, bool nowait);
 
 /* schema.c */
+
+/* The extension's tables, indexes and columns, as this backend knows them. */
+typedef struct InvTables
+{
+	Oid			stock;
+	Oid			stock_pkey;
+	Oid			ledger;
+	Oid			ledger_call_key;
+	Oid			ledger_seq;
+	Oid			reservation;
+	AttrNumber	st_sku,
+				st_location,
+				st_on_hand,
+				st_reserved,
+				st_hot,
+				st_next_expiry;
+	AttrNumber	lg_id,
+				lg_op,
+				lg_key,
+				lg_sku,
+				lg_location,
+				lg_on_hand_delta,
+				lg_reserved_delta,
+				lg_ref,
+				lg_at,
+				lg_call,
+				lg_counted;
+	AttrNumber	rs_key,
+				rs_sku,
+				rs_location,
+				rs_qty,
+				rs_state,
+				rs_created_at,
+				rs_expires_at,
+				rs_ttl;
+} InvTables;
+
 extern Oid	InvStockRelid(void);
+extern const InvTables *InvGetTables(void);
 extern bool InvSchemaIsCurrent(void);
 extern void InvCheckReady(void);
 

@@ -28,13 +28,13 @@
  * (keys.c), so recording a call costs no statement and no row of its own.
  *
  * The everyday case, an ordinary row with nothing to tidy up, has a shorter
- * way (InvFastMove): with the row's lock held, ONE statement updates the
- * stock row if, and only if, the call can go through as asked (the row is
+ * way (InvFastMove, tables.c): with the row's lock held, the stock row is
+ * updated if, and only if, the call can go through as asked (the row is
  * ordinary, no hold of it is due to expire, it has the units, the key is
- * free), and journals the movement with the call's key.  It reads nothing
- * beforehand: whatever it cannot decide (no such row, short of units, a hold
- * due, a hot row, a retry) makes it write nothing, and the caller takes the
- * general way above, which reads the row and decides.
+ * free), and the movement journalled with the call's key, directly, without
+ * a statement.  Whatever it cannot decide (no such row, short of units, a
+ * hold due, a hot row, a retry) makes it write nothing, and the caller takes
+ * the general way above, which reads the row and decides.
  */
 #include "postgres.h"
 
@@ -97,40 +97,6 @@ static InvQuery Move = {
 	JOURNAL
 	"SELECT available, (SELECT count(*) FROM l) FROM u",
 	MOVE_ARGS, {MOVE_TYPES}
-};
-
-/*
- * Cold, in one statement, only when the call can go through as asked: the
- * row is ordinary, no hold of it is due, it has $11 units to spare, on_hand
- * stays within bigint, and the call's key (if it records one) is free.
- */
-#define FAST_MOVE \
-	"WITH u AS (UPDATE inventory.stock " \
-	"              SET on_hand = on_hand + $5, reserved = reserved + $6, " \
-	"                  next_expiry = LEAST(next_expiry, $10) " \
-	"            WHERE sku = $3 AND location = $4 AND NOT hot " \
-	"              AND next_expiry > statement_timestamp() " \
-	"              AND on_hand - reserved >= $11 " \
-	"              AND on_hand <= 9223372036854775807 - GREATEST($5, 0) " \
-	"              AND ($8 IS NULL OR NOT EXISTS (SELECT FROM inventory.ledger k " \
-	"                                              WHERE k.key = $2 AND k.call IS NOT NULL)) " \
-	"        RETURNING on_hand - reserved AS available), " \
-	JOURNAL
-
-static InvQuery FastMove = {
-	FAST_MOVE
-	"SELECT available, (SELECT count(*) FROM l) FROM u",
-	MOVE_ARGS + 1, {MOVE_TYPES, INT8OID}
-};
-
-/* The same, making the hold of a reserve ($12: its ttl). */
-static InvQuery FastHold = {
-	FAST_MOVE
-	",    r AS (INSERT INTO inventory.reservation "
-	"             (key, sku, location, qty, created_at, expires_at, ttl) "
-	"           SELECT $2, $3, $4, $6, statement_timestamp(), $10, $12 FROM l) "
-	"SELECT available, (SELECT count(*) FROM l) FROM u",
-	MOVE_ARGS + 2, {MOVE_TYPES, INT8OID, INTERVALOID}
 };
 
 /*
@@ -283,13 +249,14 @@ InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 	return true;
 }
 
-/* Is the row hot, its counter loaded (a hot row's writers take the hot way)? */
+/*
+ * Is the row hot, its counter loaded (a hot row's writers take the hot way)?
+ * For choosing the everyday way only: see HotMaybeLoaded.
+ */
 bool
 InvHotLoaded(const char *sku, const char *location)
 {
-	HotEntry   *entry = HotFind(sku, location, false);
-
-	return entry != NULL && HotIsLoaded(entry);
+	return HotMaybeLoaded(sku, location);
 }
 
 /*
@@ -453,42 +420,25 @@ InvMoveRecorded(const InvMovement *m, InvTarget *target, int64 *available)
 
 /*
  * The everyday way (see the file header): apply a movement of an ordinary
- * row in one statement, if it can go through as asked, keeping need units
- * available; ttl (not NULL) makes it a reserve's, with its hold.  The caller
- * holds the row's lock exclusively.  Returns INV_FAST_NO, having written
- * nothing, when the general way must decide; INV_FAST_DONE with *available
- * after the move; INV_FAST_TAKEN, having changed nothing, when the key was
- * recorded meanwhile by another transaction (one this statement could not
- * yet see): the caller answers from the key.  Only under READ COMMITTED:
- * under the other levels the general way decides from the latest commits
- * rather than fail on a row changed since the transaction's snapshot.
+ * row at once, if it can go through as asked, keeping need units available;
+ * ttl (not NULL) makes it a reserve's, with its hold.  The caller holds the
+ * row's lock exclusively.  Returns false, having written nothing, when the
+ * general way must decide (also always under REPEATABLE READ and
+ * SERIALIZABLE: the general way decides from the latest commits rather than
+ * fail on a row changed since the transaction's snapshot); true with
+ * *available after the move.
  */
-InvFast
+bool
 InvFastMove(const InvMovement *m, const char *sku, const char *location,
 			int64 need, Interval *ttl, int64 *available)
 {
-	Datum		values[MOVE_ARGS + 2];
-	char		nulls[MOVE_ARGS + 2];
 	int64		change = m->on_hand_delta - m->reserved_delta;
 
-	if (IsolationUsesXactSnapshot())
-		return INV_FAST_NO;
-	MoveValues(values, nulls, m, sku, location);
-	values[MOVE_ARGS] = Int64GetDatum(need);
-	nulls[MOVE_ARGS] = ' ';
-	values[MOVE_ARGS + 1] = ttl ? IntervalPGetDatum(ttl) : (Datum) 0;
-	nulls[MOVE_ARGS + 1] = ' ';
-	InvRun(ttl ? &FastHold : &FastMove, values, nulls, 1);
-	if (SPI_processed == 0)
-		return INV_FAST_NO;
-	*available = InvResultInt8(0, 1);
-	if (InvResultInt8(0, 2) == 0 && m->call != NULL)
-	{
-		UnmoveRow(m, sku, location);
-		return INV_FAST_TAKEN;
-	}
+	if (IsolationUsesXactSnapshot() ||
+		!InvTablesMove(m, sku, location, need, ttl, available))
+		return false;
 	InvNotifyLevel(sku, location, *available - change, *available);
-	return INV_FAST_DONE;
+	return true;
 }
 
 /* Fold a row's committed queued movements into its stock row. */

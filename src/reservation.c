@@ -194,7 +194,7 @@ reserve(PG_FUNCTION_ARGS)
 	if (!InvHotLoaded(sku, location))
 	{
 		InvLockRow(sku, location, false);
-		if (InvFastMove(&m, sku, location, qty, ttl, &out.available) == INV_FAST_DONE)
+		if (InvFastMove(&m, sku, location, qty, ttl, &out.available))
 		{
 			out.has_available = true;
 			SPI_finish();
@@ -294,7 +294,7 @@ SettleFast(const char *key, bool confirm, InvOutcome *out)
 	if (!InvHotLoaded(sku, location))
 	{
 		InvLockRow(sku, location, false);
-		if (InvFastMove(&m, sku, location, 0, NULL, &out->available) == INV_FAST_DONE)
+		if (InvFastMove(&m, sku, location, 0, NULL, &out->available))
 			return true;
 	}
 	(void) InvOpen(&target, sku, location, 0);

@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -21,18 +22,19 @@
 #include "inventory.h"
 
 static Oid	CachedStockRelid = InvalidOid;
-static Oid	CachedLedgerRelid = InvalidOid;
 static bool SchemaCurrent = false;
+static InvTables Tables;
 
 /* Relcache invalidation: forget what may be stale. */
 static void
 Invalidate(Datum arg, Oid relid)
 {
-	if (!OidIsValid(relid) || relid == CachedStockRelid || relid == CachedLedgerRelid)
+	if (!OidIsValid(relid) || relid == CachedStockRelid || relid == Tables.stock ||
+		relid == Tables.ledger || relid == Tables.reservation)
 	{
 		CachedStockRelid = InvalidOid;
-		CachedLedgerRelid = InvalidOid;
 		SchemaCurrent = false;
+		memset(&Tables, 0, sizeof(Tables));
 	}
 }
 
@@ -65,6 +67,60 @@ InvStockRelid(void)
 	return CachedStockRelid;
 }
 
+/* A column's number, or an error if the table has no such column. */
+static AttrNumber
+Column(Oid relid, const char *name)
+{
+	AttrNumber	attnum = get_attnum(relid, name);
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "inventory: column %s of table %s is missing", name, get_rel_name(relid));
+	return attnum;
+}
+
+/* Look up the tables, indexes and columns the everyday way writes directly. */
+static void
+LookUpTables(Oid ledger)
+{
+	InvTables	t;
+
+	t.stock = TableOid("stock");
+	t.stock_pkey = TableOid("stock_pkey");
+	t.ledger = ledger;
+	t.ledger_call_key = TableOid("ledger_call_key");
+	t.reservation = TableOid("reservation");
+	if (!OidIsValid(t.stock) || !OidIsValid(t.stock_pkey) ||
+		!OidIsValid(t.ledger_call_key) || !OidIsValid(t.reservation))
+		elog(ERROR, "inventory: a table or index of the extension is missing");
+	t.st_sku = Column(t.stock, "sku");
+	t.st_location = Column(t.stock, "location");
+	t.st_on_hand = Column(t.stock, "on_hand");
+	t.st_reserved = Column(t.stock, "reserved");
+	t.st_hot = Column(t.stock, "hot");
+	t.st_next_expiry = Column(t.stock, "next_expiry");
+	t.lg_id = Column(ledger, "id");
+	t.lg_op = Column(ledger, "op");
+	t.lg_key = Column(ledger, "key");
+	t.lg_sku = Column(ledger, "sku");
+	t.lg_location = Column(ledger, "location");
+	t.lg_on_hand_delta = Column(ledger, "on_hand_delta");
+	t.lg_reserved_delta = Column(ledger, "reserved_delta");
+	t.lg_ref = Column(ledger, "ref");
+	t.lg_at = Column(ledger, "at");
+	t.lg_call = Column(ledger, "call");
+	t.lg_counted = Column(ledger, "counted");
+	t.ledger_seq = getIdentitySequence(ledger, t.lg_id, false);
+	t.rs_key = Column(t.reservation, "key");
+	t.rs_sku = Column(t.reservation, "sku");
+	t.rs_location = Column(t.reservation, "location");
+	t.rs_qty = Column(t.reservation, "qty");
+	t.rs_state = Column(t.reservation, "state");
+	t.rs_created_at = Column(t.reservation, "created_at");
+	t.rs_expires_at = Column(t.reservation, "expires_at");
+	t.rs_ttl = Column(t.reservation, "ttl");
+	Tables = t;
+}
+
 /* Are this database's inventory tables of the library's version (1.1)? */
 bool
 InvSchemaIsCurrent(void)
@@ -73,12 +129,25 @@ InvSchemaIsCurrent(void)
 	{
 		Oid			ledger = TableOid("ledger");
 
-		SchemaCurrent = OidIsValid(ledger) &&
-			get_attnum(ledger, "call") != InvalidAttrNumber;
-		if (SchemaCurrent)
-			CachedLedgerRelid = ledger;
+		if (OidIsValid(ledger) && get_attnum(ledger, "call") != InvalidAttrNumber)
+		{
+			LookUpTables(ledger);
+			SchemaCurrent = true;
+		}
 	}
 	return SchemaCurrent;
+}
+
+/*
+ * The tables of a current schema (InvCheckReady has passed).  Copy what is
+ * needed: the next invalidation (any table_open may process one) clears it.
+ */
+const InvTables *
+InvGetTables(void)
+{
+	if (!InvSchemaIsCurrent())
+		elog(ERROR, "inventory: the tables are not of this version");
+	return &Tables;
 }
 
 /*

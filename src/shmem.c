@@ -65,6 +65,8 @@ InvShmemStartup(void)
 	{
 		memset(InvState, 0, sizeof(InvShared));
 		InvState->lock = &(GetNamedLWLockTranche("inventory"))->lock;
+		for (int i = 0; i < INV_HOT_BITS / 64; i++)
+			pg_atomic_init_u64(&InvState->hot_bits[i], 0);
 		SpinLockInit(&InvState->mutex);
 	}
 	memset(&info, 0, sizeof(info));

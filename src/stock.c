@@ -104,8 +104,8 @@ DeductArgs(const DeductLine *lines, int n, bool single)
 
 /*
  * A cart of ordinary rows in one statement: every line's row updated if it
- * can give its units (ordinary, no hold due, enough units, key free), the
- * ledger rows written only if all could, the first recording the key.
+ * can give its units (ordinary, no hold due, enough units, the key free),
+ * the ledger rows written only if all could, the first recording the key.
  * Returns the updated rows; the last column says whether the key row went in.
  */
 static InvQuery FastCart = {
@@ -128,10 +128,7 @@ static InvQuery FastCart = {
 	5, {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4OID}
 };
 
-/*
- * Give back units a cart's statement took from rows when not all could, or
- * when its key turned out to be taken.
- */
+/* Give back units a cart's statement took from rows when not all could. */
 static InvQuery CartUndo = {
 	"UPDATE inventory.stock s SET on_hand = s.on_hand + u.qty "
 	"FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(sku, location, qty) "
@@ -184,7 +181,7 @@ FastDeduct(const char *op, const char *key, DeductLine *lines, int n,
 		InvMovementInit(&m, "deduct", key, -lines[0].qty, 0);
 		m.call = op;
 		if (InvFastMove(&m, lines[0].sku, lines[0].location, lines[0].qty,
-						NULL, &available) == INV_FAST_DONE)
+						NULL, &available))
 		{
 			out->has_available = true;
 			out->available = available;
@@ -199,7 +196,10 @@ FastDeduct(const char *op, const char *key, DeductLine *lines, int n,
 
 		InvRun(&FastCart, values, NULL, 0);
 		updated = (int) SPI_processed;
-		if (updated == n && InvResultInt8(0, 5) == 1)
+		/* the key recorded meanwhile by a call on other rows: an error */
+		if (updated == n && InvResultInt8(0, 5) == 0)
+			InvKeyTaken(key, op, DeductArgs(lines, n, false));
+		if (updated == n)
 		{
 			for (int i = 0; i < n; i++)
 			{
@@ -212,7 +212,7 @@ FastDeduct(const char *op, const char *key, DeductLine *lines, int n,
 		}
 		else if (updated > 0)
 		{
-			/* short somewhere, or the key taken: nothing may stay changed */
+			/* short somewhere: nothing may stay changed */
 			DeductLine *back = palloc(sizeof(DeductLine) * updated);
 
 			for (int i = 0; i < updated; i++)
@@ -541,7 +541,7 @@ restock(PG_FUNCTION_ARGS)
 	if (!InvHotLoaded(sku, location))
 	{
 		InvLockRow(sku, location, false);
-		if (InvFastMove(&m, sku, location, 0, NULL, &out.available) == INV_FAST_DONE)
+		if (InvFastMove(&m, sku, location, 0, NULL, &out.available))
 		{
 			out.has_available = true;
 			SPI_finish();
