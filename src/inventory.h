@@ -183,6 +183,10 @@ extern bool InvFastMove(const InvMovement *m, const char *sku, const char *locat
 /* tables.c */
 extern bool InvTablesMove(const InvMovement *m, const char *sku, const char *location,
 						  int64 need, Interval *ttl, int64 *available);
+extern bool InvTablesCart(const char *call, const char *key, char **skus,
+						  char **locations, int64 *qtys, int n, int64 *available);
+extern bool InvTablesSettle(const char *key, const char *state, char **sku,
+							char **location, int64 *qty);
 extern int64 InvMerge(const char *sku, const char *location);
 extern void InvReadAvailable(InvOutcome *out);
 
@@ -201,6 +205,7 @@ typedef struct InvTables
 	Oid			ledger_call_key;
 	Oid			ledger_seq;
 	Oid			reservation;
+	Oid			reservation_pkey;
 	AttrNumber	st_sku,
 				st_location,
 				st_on_hand,

@@ -19,6 +19,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -280,12 +281,23 @@ SettleFast(const char *key, bool confirm, InvOutcome *out)
 	InvMovement m;
 	InvTarget	target;
 
-	InvRun(&SettleHeld, values, NULL, 1);
-	if (SPI_processed == 0)
-		return false;
-	sku = InvCopyOut(InvResultText(0, 1));
-	location = InvCopyOut(InvResultText(0, 2));
-	qty = InvResultInt8(0, 3);
+	/* directly; under the other levels as a statement (which may fail 40001) */
+	if (!IsolationUsesXactSnapshot())
+	{
+		if (!InvTablesSettle(key, state, &sku, &location, &qty))
+			return false;
+	}
+	else
+	{
+		InvRun(&SettleHeld, values, NULL, 1);
+		if (SPI_processed == 0)
+			return false;
+		sku = InvResultText(0, 1);
+		location = InvResultText(0, 2);
+		qty = InvResultInt8(0, 3);
+	}
+	sku = InvCopyOut(sku);
+	location = InvCopyOut(location);
 	out->sku = sku;
 	out->location = location;
 	out->has_available = true;

@@ -89,8 +89,10 @@ LookUpTables(Oid ledger)
 	t.ledger = ledger;
 	t.ledger_call_key = TableOid("ledger_call_key");
 	t.reservation = TableOid("reservation");
+	t.reservation_pkey = TableOid("reservation_pkey");
 	if (!OidIsValid(t.stock) || !OidIsValid(t.stock_pkey) ||
-		!OidIsValid(t.ledger_call_key) || !OidIsValid(t.reservation))
+		!OidIsValid(t.ledger_call_key) || !OidIsValid(t.reservation) ||
+		!OidIsValid(t.reservation_pkey))
 		elog(ERROR, "inventory: a table or index of the extension is missing");
 	t.st_sku = Column(t.stock, "sku");
 	t.st_location = Column(t.stock, "location");

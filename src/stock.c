@@ -103,55 +103,6 @@ DeductArgs(const DeductLine *lines, int n, bool single)
 }
 
 /*
- * A cart of ordinary rows in one statement: every line's row updated if it
- * can give its units (ordinary, no hold due, enough units, the key free),
- * the ledger rows written only if all could, the first recording the key.
- * Returns the updated rows; the last column says whether the key row went in.
- */
-static InvQuery FastCart = {
-	"WITH i AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[]) "
-	"             WITH ORDINALITY AS i(sku, location, qty, n)), "
-	"     u AS (UPDATE inventory.stock s SET on_hand = s.on_hand - i.qty FROM i "
-	"            WHERE s.sku = i.sku AND s.location = i.location AND NOT s.hot "
-	"              AND s.next_expiry > statement_timestamp() "
-	"              AND s.on_hand - s.reserved >= i.qty "
-	"              AND NOT EXISTS (SELECT FROM inventory.ledger k "
-	"                               WHERE k.key = $1 AND k.call IS NOT NULL) "
-	"        RETURNING i.sku, i.location, i.qty, i.n, s.on_hand - s.reserved AS available), "
-	"     l AS (INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta, call) "
-	"           SELECT 'deduct', $1, sku, location, -qty, "
-	"                  CASE WHEN n = 1 THEN 'deduct_cart' END "
-	"             FROM u WHERE (SELECT count(*) FROM u) = $5 ORDER BY n "
-	"           ON CONFLICT (key) WHERE call IS NOT NULL DO NOTHING RETURNING call) "
-	"SELECT sku, location, qty, available, "
-	"       (SELECT count(*) FROM l WHERE call IS NOT NULL) FROM u",
-	5, {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4OID}
-};
-
-/* Give back units a cart's statement took from rows when not all could. */
-static InvQuery CartUndo = {
-	"UPDATE inventory.stock s SET on_hand = s.on_hand + u.qty "
-	"FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(sku, location, qty) "
-	"WHERE s.sku = u.sku AND s.location = u.location",
-	3, {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID}
-};
-
-/* A text[] or bigint[] of the lines' skus, locations or quantities. */
-static Datum
-LinesArray(DeductLine *lines, int n, int which)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = which == 0 ? CStringGetTextDatum(lines[i].sku)
-			: which == 1 ? CStringGetTextDatum(lines[i].location)
-			: Int64GetDatum(lines[i].qty);
-	if (which == 2)
-		return PointerGetDatum(construct_array(d, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
-/*
  * The everyday way for ordinary rows (movement.c's header): lock the rows in
  * canonical order, then one statement applies the call if it can go through
  * as asked.  Returns false, having written nothing and let go of the locks it
@@ -167,6 +118,9 @@ FastDeduct(const char *op, const char *key, DeductLine *lines, int n,
 	int64		available;
 	bool		done = false;
 
+	/* under the other levels the general way decides from the latest commits */
+	if (IsolationUsesXactSnapshot())
+		return false;
 	for (int i = 0; i < n; i++)
 		if (InvHotLoaded(lines[i].sku, lines[i].location))
 			return false;
@@ -190,42 +144,20 @@ FastDeduct(const char *op, const char *key, DeductLine *lines, int n,
 	}
 	else if (locked == n)
 	{
-		Datum		values[5] = {CStringGetTextDatum(key), LinesArray(lines, n, 0),
-			LinesArray(lines, n, 1), LinesArray(lines, n, 2), Int32GetDatum(n)};
-		int			updated;
+		char	  **skus = palloc(sizeof(char *) * n);
+		char	  **locations = palloc(sizeof(char *) * n);
+		int64	   *qtys = palloc(sizeof(int64) * n);
+		int64	   *after = palloc(sizeof(int64) * n);
 
-		InvRun(&FastCart, values, NULL, 0);
-		updated = (int) SPI_processed;
-		/* the key recorded meanwhile by a call on other rows: an error */
-		if (updated == n && InvResultInt8(0, 5) == 0)
-			InvKeyTaken(key, op, DeductArgs(lines, n, false));
-		if (updated == n)
+		for (int i = 0; i < n; i++)
 		{
-			for (int i = 0; i < n; i++)
-			{
-				int64		after = InvResultInt8(i, 4);
-
-				InvNotifyLevel(InvResultText(i, 1), InvResultText(i, 2),
-							   after + InvResultInt8(i, 3), after);
-			}
-			done = true;
+			skus[i] = lines[i].sku;
+			locations[i] = lines[i].location;
+			qtys[i] = lines[i].qty;
 		}
-		else if (updated > 0)
-		{
-			/* short somewhere: nothing may stay changed */
-			DeductLine *back = palloc(sizeof(DeductLine) * updated);
-
-			for (int i = 0; i < updated; i++)
-			{
-				back[i].sku = InvResultText(i, 1);
-				back[i].location = InvResultText(i, 2);
-				back[i].qty = InvResultInt8(i, 3);
-			}
-			values[0] = LinesArray(back, updated, 0);
-			values[1] = LinesArray(back, updated, 1);
-			values[2] = LinesArray(back, updated, 2);
-			InvRun(&CartUndo, values, NULL, 0);
-		}
+		done = InvTablesCart(op, key, skus, locations, qtys, n, after);
+		for (int i = 0; done && i < n; i++)
+			InvNotifyLevel(skus[i], locations[i], after[i] + qtys[i], after[i]);
 	}
 	if (!done)
 		while (--locked >= 0)

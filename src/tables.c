@@ -95,6 +95,26 @@ WriterBegin(Writer *w, const InvTables *t, Relation stock, bool hold, Snapshot s
 	AfterTriggerBeginQuery();
 }
 
+/* A writer of one table only (kept in w->stock), no trigger to fire. */
+static void
+WriterBeginOne(Writer *w, Relation rel, Snapshot snapshot)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	w->estate = CreateExecutorState();
+	ExecInitRangeTable(w->estate, list_make1(rte));
+	w->estate->es_output_cid = GetCurrentCommandId(true);
+	w->estate->es_snapshot = snapshot;
+	w->stock = WriterRelation(w->estate, rel, 1);
+	w->ledger = NULL;
+	w->reservation = NULL;
+	AfterTriggerBeginQuery();
+}
+
 /* Fire any after-row triggers, close everything; the locks stay held. */
 static void
 WriterEnd(Writer *w)
@@ -162,6 +182,143 @@ KeyTaken(const InvTables *t, const char *key)
 	return taken;
 }
 
+/* Find a row by the text columns of a unique index; false if none. */
+static bool
+FindRow(Relation rel, Oid indexoid, const char **values, int n, Snapshot snapshot,
+		TupleTableSlot *slot)
+{
+	Relation	index = index_open(indexoid, AccessShareLock);
+	ScanKeyData skeys[2];
+	IndexScanDesc scan;
+	bool		found;
+
+	for (int i = 0; i < n; i++)
+	{
+		ScanKeyInit(&skeys[i], i + 1, BTEqualStrategyNumber, F_TEXTEQ,
+					CStringGetTextDatum(values[i]));
+		skeys[i].sk_collation = index->rd_indcollation[i];
+	}
+	scan = index_beginscan(rel, index, snapshot, n, 0);
+	index_rescan(scan, skeys, n, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	return found;
+}
+
+/* A stock row as the everyday way sees it. */
+typedef struct StockRow
+{
+	TupleTableSlot *slot;		/* the row as read */
+	int64		on_hand;
+	int64		reserved;
+	TimestampTz next_expiry;
+} StockRow;
+
+/*
+ * Read an ordinary stock row and check that a movement of it can go the
+ * everyday way: the row exists, is ordinary (its writers hold its lock
+ * exclusively), no hold of it is due, need units are available, and its
+ * counters stay within bigint.  False if not.
+ */
+static bool
+ReadStock(const InvTables *t, Relation stock, Snapshot snapshot, const char *sku,
+		  const char *location, int64 need, int64 on_hand_delta, int64 reserved_delta,
+		  StockRow *row)
+{
+	const char *names[2] = {sku, location};
+	bool		isnull;
+	int64		after;
+
+	row->slot = table_slot_create(stock, NULL);
+	if (!FindRow(stock, t->stock_pkey, names, 2, snapshot, row->slot))
+		return false;
+	row->on_hand = DatumGetInt64(slot_getattr(row->slot, t->st_on_hand, &isnull));
+	row->reserved = DatumGetInt64(slot_getattr(row->slot, t->st_reserved, &isnull));
+	row->next_expiry = DatumGetTimestampTz(slot_getattr(row->slot, t->st_next_expiry, &isnull));
+	return !DatumGetBool(slot_getattr(row->slot, t->st_hot, &isnull)) &&
+		row->next_expiry > GetCurrentStatementStartTimestamp() &&
+		row->on_hand - row->reserved >= need &&
+		!pg_add_s64_overflow(row->on_hand, on_hand_delta, &after) &&
+		!pg_add_s64_overflow(row->reserved, reserved_delta, &after);
+}
+
+/* A copy of a row read, to be changed and written back. */
+static TupleTableSlot *
+CopyRow(Writer *w, ResultRelInfo *info, TupleTableSlot *old)
+{
+	TupleTableSlot *slot = NewRow(w, info);
+	int			natts = slot->tts_tupleDescriptor->natts;
+
+	slot_getallattrs(old);
+	memcpy(slot->tts_values, old->tts_values, sizeof(Datum) * natts);
+	memcpy(slot->tts_isnull, old->tts_isnull, sizeof(bool) * natts);
+	return slot;
+}
+
+/* Write a stock row's new counters (and its next expiry, if a hold is made). */
+static void
+UpdateStock(Writer *w, const InvTables *t, StockRow *row, const InvMovement *m)
+{
+	TupleTableSlot *slot = CopyRow(w, w->stock, row->slot);
+	EPQState	epq;
+
+	row->on_hand += m->on_hand_delta;
+	row->reserved += m->reserved_delta;
+	SetColumn(slot, t->st_on_hand, Int64GetDatum(row->on_hand));
+	SetColumn(slot, t->st_reserved, Int64GetDatum(row->reserved));
+	if (m->expires_at < row->next_expiry)
+		SetColumn(slot, t->st_next_expiry, TimestampTzGetDatum(m->expires_at));
+	ExecStoreVirtualTuple(slot);
+	EvalPlanQualInit(&epq, w->estate, NULL, NIL, -1);
+	ExecSimpleRelationUpdate(w->stock, w->estate, &epq, row->slot, slot);
+	EvalPlanQualEnd(&epq);
+}
+
+/* Journal a movement of a row: its ledger row. */
+static void
+InsertLedger(Writer *w, const InvTables *t, const InvMovement *m,
+			 const char *sku, const char *location)
+{
+	TupleTableSlot *slot = NewRow(w, w->ledger);
+
+	SetColumn(slot, t->lg_id, Int64GetDatum(nextval_internal(t->ledger_seq, false)));
+	SetColumn(slot, t->lg_op, CStringGetTextDatum(m->op));
+	SetColumn(slot, t->lg_key, CStringGetTextDatum(m->key));
+	SetColumn(slot, t->lg_sku, CStringGetTextDatum(sku));
+	SetColumn(slot, t->lg_location, CStringGetTextDatum(location));
+	SetColumn(slot, t->lg_on_hand_delta, Int64GetDatum(m->on_hand_delta));
+	SetColumn(slot, t->lg_reserved_delta, Int64GetDatum(m->reserved_delta));
+	if (m->ref)
+		SetColumn(slot, t->lg_ref, CStringGetTextDatum(m->ref));
+	SetColumn(slot, t->lg_at, TimestampTzGetDatum(GetCurrentStatementStartTimestamp()));
+	if (m->call)
+		SetColumn(slot, t->lg_call, CStringGetTextDatum(m->call));
+	if (m->has_counted)
+		SetColumn(slot, t->lg_counted, Int64GetDatum(m->counted));
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationInsert(w->ledger, w->estate, slot);
+}
+
+/* A reserve's hold. */
+static void
+InsertHold(Writer *w, const InvTables *t, const InvMovement *m,
+		   const char *sku, const char *location, Interval *ttl)
+{
+	TupleTableSlot *slot = NewRow(w, w->reservation);
+
+	SetColumn(slot, t->rs_key, CStringGetTextDatum(m->key));
+	SetColumn(slot, t->rs_sku, CStringGetTextDatum(sku));
+	SetColumn(slot, t->rs_location, CStringGetTextDatum(location));
+	SetColumn(slot, t->rs_qty, Int64GetDatum(m->reserved_delta));
+	SetColumn(slot, t->rs_state, CStringGetTextDatum("held"));
+	SetColumn(slot, t->rs_created_at, TimestampTzGetDatum(GetCurrentStatementStartTimestamp()));
+	SetColumn(slot, t->rs_expires_at, TimestampTzGetDatum(m->expires_at));
+	SetColumn(slot, t->rs_ttl, IntervalPGetDatum(ttl));
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationInsert(w->reservation, w->estate, slot);
+}
+
 /*
  * The everyday way, directly (see the file header): apply a movement of an
  * ordinary row, keeping need units available; ttl (not NULL) makes it a
@@ -177,116 +334,158 @@ InvTablesMove(const InvMovement *m, const char *sku, const char *location,
 	InvTables	tables = *InvGetTables();
 	const InvTables *t = &tables;
 	Relation	stock;
-	Relation	pkey;
 	Snapshot	snapshot;
-	ScanKeyData skeys[2];
-	IndexScanDesc scan;
-	TupleTableSlot *old;
-	bool		found;
-	bool		go = false;
-	bool		isnull;
-	int64		on_hand = 0;
-	int64		reserved = 0;
-	TimestampTz next_expiry = 0;
-	TimestampTz now = GetCurrentStatementStartTimestamp();
+	StockRow	row;
 	Writer		w;
-	TupleTableSlot *slot;
-	EPQState	epq;
 
 	if (m->call != NULL && KeyTaken(t, m->key))
 		return false;
-
-	/* the row, as the latest commits left it */
 	stock = table_open(t->stock, RowExclusiveLock);
-	pkey = index_open(t->stock_pkey, AccessShareLock);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	ScanKeyInit(&skeys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(sku));
-	ScanKeyInit(&skeys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(location));
-	skeys[0].sk_collation = pkey->rd_indcollation[0];
-	skeys[1].sk_collation = pkey->rd_indcollation[1];
-	old = table_slot_create(stock, NULL);
-	scan = index_beginscan(stock, pkey, snapshot, 2, 0);
-	index_rescan(scan, skeys, 2, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, old);
-	index_endscan(scan);
-	index_close(pkey, AccessShareLock);
-
-	if (found)
+	if (!ReadStock(t, stock, snapshot, sku, location, need, m->on_hand_delta,
+				   m->reserved_delta, &row))
 	{
-		bool		hot = DatumGetBool(slot_getattr(old, t->st_hot, &isnull));
-		int64		after;
-
-		on_hand = DatumGetInt64(slot_getattr(old, t->st_on_hand, &isnull));
-		reserved = DatumGetInt64(slot_getattr(old, t->st_reserved, &isnull));
-		next_expiry = DatumGetTimestampTz(slot_getattr(old, t->st_next_expiry, &isnull));
-		go = !hot && next_expiry > now && on_hand - reserved >= need &&
-			!pg_add_s64_overflow(on_hand, m->on_hand_delta, &after) &&
-			!pg_add_s64_overflow(reserved, m->reserved_delta, &after);
-	}
-	if (!go)
-	{
-		ExecDropSingleTupleTableSlot(old);
+		ExecDropSingleTupleTableSlot(row.slot);
 		UnregisterSnapshot(snapshot);
 		table_close(stock, NoLock);
 		return false;
 	}
-
 	WriterBegin(&w, t, stock, ttl != NULL, snapshot);
-
-	/* the stock row */
-	slot = NewRow(&w, w.stock);
-	slot_getallattrs(old);
-	memcpy(slot->tts_values, old->tts_values, sizeof(Datum) * slot->tts_tupleDescriptor->natts);
-	memcpy(slot->tts_isnull, old->tts_isnull, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	on_hand += m->on_hand_delta;
-	reserved += m->reserved_delta;
-	SetColumn(slot, t->st_on_hand, Int64GetDatum(on_hand));
-	SetColumn(slot, t->st_reserved, Int64GetDatum(reserved));
-	if (m->expires_at < next_expiry)
-		SetColumn(slot, t->st_next_expiry, TimestampTzGetDatum(m->expires_at));
-	ExecStoreVirtualTuple(slot);
-	EvalPlanQualInit(&epq, w.estate, NULL, NIL, -1);
-	ExecSimpleRelationUpdate(w.stock, w.estate, &epq, old, slot);
-	EvalPlanQualEnd(&epq);
-
-	/* its ledger row, which records the call's key */
-	slot = NewRow(&w, w.ledger);
-	SetColumn(slot, t->lg_id, Int64GetDatum(nextval_internal(t->ledger_seq, false)));
-	SetColumn(slot, t->lg_op, CStringGetTextDatum(m->op));
-	SetColumn(slot, t->lg_key, CStringGetTextDatum(m->key));
-	SetColumn(slot, t->lg_sku, CStringGetTextDatum(sku));
-	SetColumn(slot, t->lg_location, CStringGetTextDatum(location));
-	SetColumn(slot, t->lg_on_hand_delta, Int64GetDatum(m->on_hand_delta));
-	SetColumn(slot, t->lg_reserved_delta, Int64GetDatum(m->reserved_delta));
-	if (m->ref)
-		SetColumn(slot, t->lg_ref, CStringGetTextDatum(m->ref));
-	SetColumn(slot, t->lg_at, TimestampTzGetDatum(now));
-	if (m->call)
-		SetColumn(slot, t->lg_call, CStringGetTextDatum(m->call));
-	if (m->has_counted)
-		SetColumn(slot, t->lg_counted, Int64GetDatum(m->counted));
-	ExecStoreVirtualTuple(slot);
-	ExecSimpleRelationInsert(w.ledger, w.estate, slot);
-
-	/* a reserve's hold */
+	UpdateStock(&w, t, &row, m);
+	InsertLedger(&w, t, m, sku, location);
 	if (ttl != NULL)
-	{
-		slot = NewRow(&w, w.reservation);
-		SetColumn(slot, t->rs_key, CStringGetTextDatum(m->key));
-		SetColumn(slot, t->rs_sku, CStringGetTextDatum(sku));
-		SetColumn(slot, t->rs_location, CStringGetTextDatum(location));
-		SetColumn(slot, t->rs_qty, Int64GetDatum(m->reserved_delta));
-		SetColumn(slot, t->rs_state, CStringGetTextDatum("held"));
-		SetColumn(slot, t->rs_created_at, TimestampTzGetDatum(now));
-		SetColumn(slot, t->rs_expires_at, TimestampTzGetDatum(m->expires_at));
-		SetColumn(slot, t->rs_ttl, IntervalPGetDatum(ttl));
-		ExecStoreVirtualTuple(slot);
-		ExecSimpleRelationInsert(w.reservation, w.estate, slot);
-	}
-
-	ExecDropSingleTupleTableSlot(old);
+		InsertHold(&w, t, m, sku, location, ttl);
+	ExecDropSingleTupleTableSlot(row.slot);
 	WriterEnd(&w);
 	UnregisterSnapshot(snapshot);
-	*available = on_hand - reserved;
+	*available = row.on_hand - row.reserved;
 	return true;
+}
+
+/*
+ * A cart of ordinary rows, directly: every line's row (in canonical order,
+ * each locked exclusively by the caller) read and checked as in
+ * InvTablesMove, and only if all can give their units, all updated and
+ * journalled, the first line's ledger row recording the call's key.  Returns
+ * false, having written nothing, otherwise; available[i] gets each row's
+ * units left.
+ */
+bool
+InvTablesCart(const char *call, const char *key, char **skus, char **locations,
+			  int64 *qtys, int n, int64 *available)
+{
+	InvTables	tables = *InvGetTables();
+	const InvTables *t = &tables;
+	Relation	stock;
+	Snapshot	snapshot;
+	StockRow   *rows = palloc0(sizeof(StockRow) * n);
+	bool		go;
+	int			read = 0;
+	Writer		w;
+
+	if (KeyTaken(t, key))
+		return false;
+	stock = table_open(t->stock, RowExclusiveLock);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	do
+	{
+		go = ReadStock(t, stock, snapshot, skus[read], locations[read], qtys[read],
+					   -qtys[read], 0, &rows[read]);
+		read++;
+	} while (go && read < n);
+
+	if (go)
+	{
+		WriterBegin(&w, t, stock, false, snapshot);
+		for (int i = 0; i < n; i++)
+		{
+			InvMovement m;
+
+			InvMovementInit(&m, "deduct", key, -qtys[i], 0);
+			m.call = i == 0 ? call : NULL;
+			UpdateStock(&w, t, &rows[i], &m);
+			InsertLedger(&w, t, &m, skus[i], locations[i]);
+			available[i] = rows[i].on_hand - rows[i].reserved;
+		}
+	}
+	for (int i = 0; i < read; i++)
+		ExecDropSingleTupleTableSlot(rows[i].slot);
+	if (go)
+		WriterEnd(&w);
+	else
+		table_close(stock, NoLock);
+	UnregisterSnapshot(snapshot);
+	return go;
+}
+
+/*
+ * The everyday confirm or release: the reservation, if it is held and not
+ * due, set to its final state (confirmed or released) directly, and its
+ * sku, location and units returned; false, having changed nothing, for any
+ * other (an unknown key, a hold settled or due, a concurrent change: the
+ * general way decides, under the reservation's row lock).  Its stock row is
+ * the caller's to move, after taking that row's lock: reservations are
+ * always locked before stock rows.
+ */
+bool
+InvTablesSettle(const char *key, const char *state, char **sku, char **location,
+				int64 *qty)
+{
+	InvTables	tables = *InvGetTables();
+	const InvTables *t = &tables;
+	Relation	reservation = table_open(t->reservation, RowExclusiveLock);
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	TupleTableSlot *old = table_slot_create(reservation, NULL);
+	TupleTableSlot *slot;
+	bool		go = false;
+	bool		isnull;
+	Writer		w;
+
+	/* no triggers here: the update below is done by hand */
+	if (reservation->trigdesc == NULL && FindRow(reservation, t->reservation_pkey,
+												 &key, 1, snapshot, old))
+	{
+		char	   *held = TextDatumGetCString(slot_getattr(old, t->rs_state, &isnull));
+
+		go = strcmp(held, "held") == 0 &&
+			DatumGetTimestampTz(slot_getattr(old, t->rs_expires_at, &isnull)) >
+			GetCurrentStatementStartTimestamp();
+	}
+	if (go)
+	{
+		TM_FailureData tmfd;
+		LockTupleMode lockmode;
+		bool		update_indexes;
+
+		WriterBeginOne(&w, reservation, snapshot);
+		slot = CopyRow(&w, w.stock, old);
+		SetColumn(slot, t->rs_state, CStringGetTextDatum(state));
+		ExecStoreVirtualTuple(slot);
+		ExecConstraints(w.stock, slot, w.estate);
+
+		/*
+		 * Waits for a transaction that has the row; if it changed the row,
+		 * give up: the general way locks it and sees what became of it.
+		 */
+		go = table_tuple_update(reservation, &old->tts_tid, slot,
+								GetCurrentCommandId(true), snapshot, InvalidSnapshot,
+								true, &tmfd, &lockmode, &update_indexes) == TM_Ok;
+		if (go)
+		{
+			if (update_indexes)
+				(void) ExecInsertIndexTuples(w.stock, slot, w.estate, true, false, NULL, NIL);
+			*sku = TextDatumGetCString(slot_getattr(old, t->rs_sku, &isnull));
+			*location = TextDatumGetCString(slot_getattr(old, t->rs_location, &isnull));
+			*qty = DatumGetInt64(slot_getattr(old, t->rs_qty, &isnull));
+		}
+		ExecDropSingleTupleTableSlot(old);
+		WriterEnd(&w);
+	}
+	else
+	{
+		ExecDropSingleTupleTableSlot(old);
+		table_close(reservation, NoLock);
+	}
+	UnregisterSnapshot(snapshot);
+	return go;
 }
