@@ -22,11 +22,6 @@ static InvQuery SetHot = {
 	3, {TEXTOID, TEXTOID, BOOLOID}
 };
 
-static InvQuery QueuedRows = {
-	"SELECT DISTINCT sku, location FROM inventory.pending",
-	0, {InvalidOid}
-};
-
 PG_FUNCTION_INFO_V1(set_hot);
 
 /*
@@ -66,66 +61,6 @@ set_hot(PG_FUNCTION_ARGS)
 	InvReadAvailable(&out);
 	SPI_finish();
 	return InvReturnOutcome(fcinfo, &out);
-}
-
-/* One row of a merge pass, run in its own subtransaction. */
-typedef struct MergeRowWork
-{
-	InvRowRef  *row;
-	bool		nowait;
-	bool		merged;			/* out: the lock was had and the row merged */
-	int64		moved;			/* out: movements folded */
-} MergeRowWork;
-
-/* Merge one row's queue under its lock (share mode: writers go on). */
-static void
-MergeOneRow(void *arg)
-{
-	MergeRowWork *work = (MergeRowWork *) arg;
-
-	if (!InvLockRowShared(work->row->sku, work->row->location, work->nowait))
-		return;
-	work->moved = InvMerge(work->row->sku, work->row->location);
-	work->merged = true;
-}
-
-/*
- * Merge the queue of every row that has one, in the current transaction,
- * each under its row lock taken in canonical order (with nowait, busy rows
- * are left for the next pass).  Each row is merged in a subtransaction of
- * its own, so a row that fails (reported with a WARNING) holds up no other.
- */
-void
-InvMergePass(bool nowait, InvMergeResult *result)
-{
-	int			n;
-	InvRowRef  *queued = InvRowsInLockOrder(&QueuedRows, &n);
-
-	memset(result, 0, sizeof(*result));
-	for (int i = 0; i < n; i++)
-	{
-		MergeRowWork work = {&queued[i], nowait, false, 0};
-		char	   *error;
-
-		CHECK_FOR_INTERRUPTS();
-		error = InvTryInSubxact(MergeOneRow, &work);
-		if (error != NULL)
-		{
-			ereport(WARNING,
-					(errmsg("inventory: could not merge the queue of stock row (%s, %s): %s",
-							queued[i].sku, queued[i].location, error),
-					 errhint("The row's movements stay queued; other rows were merged.")));
-			result->failed++;
-			result->last_error = psprintf("row (%s, %s): %s",
-										  queued[i].sku, queued[i].location, error);
-			continue;
-		}
-		if (work.merged)
-		{
-			result->rows++;
-			result->moved += work.moved;
-		}
-	}
 }
 
 PG_FUNCTION_INFO_V1(merge);

@@ -1,6 +1,7 @@
 /*
  * call.c
- *	  Argument checks and the inventory.outcome result shared by every call.
+ *	  Argument checks, canonical argument text, and the inventory.outcome
+ *	  result shared by every call.
  *
  * The SQL functions are not STRICT: a NULL argument is an error with SQLSTATE
  * 22004, not a silent NULL result that a caller could mistake for success.
@@ -11,6 +12,7 @@
 #include "common/int.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/timestamp.h"
 
 #include "inventory.h"
@@ -139,6 +141,81 @@ InvIntervalText(const Interval *interval)
 					 secs % SECS_PER_MINUTE);
 	if (usecs % USECS_PER_SEC != 0)
 		appendStringInfo(&buf, ".%06d", (int) (usecs % USECS_PER_SEC));
+	return buf.data;
+}
+
+/* Start a canonical argument object. */
+void
+InvArgsBegin(StringInfo buf)
+{
+	initStringInfo(buf);
+	appendStringInfoChar(buf, '{');
+}
+
+/* Separate members of the argument object (which may follow other text). */
+static void
+ArgsMember(StringInfo buf, const char *name)
+{
+	if (buf->data[buf->len - 1] != '{')
+		appendStringInfoChar(buf, ',');
+	escape_json(buf, name);
+	appendStringInfoChar(buf, ':');
+}
+
+/* Append a string member. */
+void
+InvArgsText(StringInfo buf, const char *name, const char *value)
+{
+	ArgsMember(buf, name);
+	escape_json(buf, value);
+}
+
+/* Append a number member. */
+void
+InvArgsInt8(StringInfo buf, const char *name, int64 value)
+{
+	ArgsMember(buf, name);
+	appendStringInfo(buf, INT64_FORMAT, value);
+}
+
+/* Open a member whose value is an array of objects: "name":[ */
+void
+InvArgsArray(StringInfo buf, const char *name)
+{
+	ArgsMember(buf, name);
+	appendStringInfoChar(buf, '[');
+}
+
+/* Open the next object of that array (close it with InvArgsEnd). */
+void
+InvArgsItem(StringInfo buf)
+{
+	if (buf->data[buf->len - 1] != '[')
+		appendStringInfoChar(buf, ',');
+	appendStringInfoChar(buf, '{');
+}
+
+/* Close the argument object. */
+void
+InvArgsEnd(StringInfo buf)
+{
+	appendStringInfoChar(buf, '}');
+}
+
+/*
+ * The canonical arguments of a call on one row: {"sku", "location", and one
+ * number member}, e.g. a deduct's or a restock's (name "qty").
+ */
+char *
+InvRowArgs(const char *sku, const char *location, const char *name, int64 value)
+{
+	StringInfoData buf;
+
+	InvArgsBegin(&buf);
+	InvArgsText(&buf, "sku", sku);
+	InvArgsText(&buf, "location", location);
+	InvArgsInt8(&buf, name, value);
+	InvArgsEnd(&buf);
 	return buf.data;
 }
 

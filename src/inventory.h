@@ -2,20 +2,35 @@
  * inventory.h
  *	  Declarations shared by the modules of the inventory extension.
  *
- * Module map (one file per concern):
- *	  inventory.c	_PG_init: calls each module's init
- *	  query.c		prepared SPI statements run under a fixed, safe search_path
- *	  call.c		argument checks and the inventory.outcome result
- *	  rowlock.c		the advisory lock that queues the writers of one stock row
- *	  keys.c		idempotency keys (table inventory.request)
- *	  movement.c	opening a stock row (hot or cold) and moving its counters
- *	  shmem.c		shared memory: hot-row table, worker status
- *	  hot.c			escrow counters of hot rows and their transaction callbacks
- *	  worker.c		the background worker: merge and expiry passes; set_hot
+ * Module map: one file per concern, in layers whose calls point down only
+ * (no file calls into a file of a layer above it):
+ *
+ *	 SQL entry points
  *	  stock.c		restock, adjust, deduct, deduct_cart, available
  *	  reservation.c reserve, confirm, release, expire
  *	  refund.c		refund
+ *	  bills.c		apply_bills
+ *	  admin.c		set_hot, merge, hot_counters, worker_status
  *	  report.c		reconcile
+ *	 background workers (beside the entry points)
+ *	  worker.c		the worker's schedule; what every worker starts with
+ *	  merged.c		merged mode: the committer and its callers' queue
+ *	 the pipeline every call shares (check the key, lock, decide, write)
+ *	  passes.c		the merge and expiry passes over every row that needs them
+ *	  movement.c	opening a row (hot or cold), tidying it, moving its counters
+ *	  events.c		NOTIFY announcements
+ *	 storage
+ *	  keys.c		idempotency keys (the ledger's call rows)
+ *	  tables.c		the everyday way's direct writes of one row at a time
+ *	 shared memory
+ *	  hot.c			escrow counters of hot rows and their transaction callbacks
+ *	  shmem.c		the hot-row table, the worker's status, the readiness checks
+ *	 foundations
+ *	  query.c		prepared SPI statements under a fixed, safe search_path
+ *	  schema.c		the extension's tables as this backend knows them
+ *	  rowlock.c		the advisory lock that queues the writers of one stock row
+ *	  call.c		argument checks, canonical argument text, the outcome
+ *	  inventory.c	_PG_init: calls each module's init
  */
 #ifndef INVENTORY_H
 #define INVENTORY_H
@@ -81,6 +96,14 @@ extern void InvSetOutcome(InvOutcome *out, const char *status,
 extern Datum InvReturnOutcome(FunctionCallInfo fcinfo, const InvOutcome *out);
 extern char *InvCopyOut(const char *s);
 extern char *InvIntervalText(const Interval *interval);
+extern void InvArgsBegin(StringInfo buf);
+extern void InvArgsText(StringInfo buf, const char *name, const char *value);
+extern void InvArgsInt8(StringInfo buf, const char *name, int64 value);
+extern void InvArgsArray(StringInfo buf, const char *name);
+extern void InvArgsItem(StringInfo buf);
+extern void InvArgsEnd(StringInfo buf);
+extern char *InvRowArgs(const char *sku, const char *location,
+						const char *name, int64 value);
 
 /* rowlock.c */
 typedef struct InvRowRef
@@ -106,14 +129,6 @@ typedef enum InvKeyState
 	INV_KEY_REUSED				/* applied by another call or other args */
 } InvKeyState;
 
-extern void InvArgsBegin(StringInfo buf);
-extern void InvArgsText(StringInfo buf, const char *name, const char *value);
-extern void InvArgsInt8(StringInfo buf, const char *name, int64 value);
-extern void InvArgsArray(StringInfo buf, const char *name);
-extern void InvArgsItem(StringInfo buf);
-extern void InvArgsEnd(StringInfo buf);
-extern char *InvRowArgs(const char *sku, const char *location,
-						const char *name, int64 value);
 extern void InvKeyReusedError(const char *key, const char *op, const char *args,
 							  const char *old_op, const char *old_args) pg_attribute_noreturn();
 extern InvKeyState InvKeyClassify(const char *key, const char *op, const char *args);
@@ -236,11 +251,11 @@ typedef struct InvTables
 extern Oid	InvStockRelid(void);
 extern const InvTables *InvGetTables(void);
 extern bool InvSchemaIsCurrent(void);
-extern void InvCheckReady(void);
 
 /* shmem.c, worker.c */
 extern void InvShmemInit(void);
 extern void InvCheckPreloaded(void);
+extern void InvCheckReady(void);
 extern void InvWorkerInit(void);
 extern void InvRegisterWorker(const char *name, const char *function);
 extern void InvWorkerStart(const char *name);
@@ -264,8 +279,6 @@ extern void InvNotifyLevel(const char *sku, const char *location,
 extern void InvNotifyExpired(int64 count);
 
 /* merged.c */
-extern Size InvMergedShmemSize(void);
-extern void InvMergedShmemInit(void);
 extern void InvMergedInit(void);
 extern void InvMergedCallbacks(void);
 extern bool InvMergedEligible(void);

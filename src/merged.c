@@ -117,21 +117,36 @@ static int	BatchSize = 0;
 /* Room for the slots the committer sends away when it exits. */
 static int *Away = NULL;
 
+static shmem_request_hook_type PrevShmemRequest = NULL;
+static shmem_startup_hook_type PrevShmemStartup = NULL;
+
 /* Shared memory needed for the queue. */
-Size
-InvMergedShmemSize(void)
+static Size
+QueueSize(void)
 {
 	return add_size(offsetof(MergedQueue, slots),
 					mul_size(MaxBackends, sizeof(MergedSlot)));
 }
 
-/* Create or attach to the queue (from the shmem startup hook). */
-void
-InvMergedShmemInit(void)
+/* Ask for the queue's shared memory (PG15: only from this hook). */
+static void
+MergedShmemRequest(void)
+{
+	if (PrevShmemRequest)
+		PrevShmemRequest();
+	RequestAddinShmemSpace(QueueSize());
+}
+
+/* Create or attach to the queue; runs again after a crash restart. */
+static void
+MergedShmemStartup(void)
 {
 	bool		found;
 
-	Queue = ShmemInitStruct("inventory merged queue", InvMergedShmemSize(), &found);
+	if (PrevShmemStartup)
+		PrevShmemStartup();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	Queue = ShmemInitStruct("inventory merged queue", QueueSize(), &found);
 	if (!found)
 	{
 		SpinLockInit(&Queue->mutex);
@@ -143,9 +158,13 @@ InvMergedShmemInit(void)
 		for (int i = 0; i < MaxBackends; i++)
 			Queue->slots[i].state = SLOT_IDLE;
 	}
+	LWLockRelease(AddinShmemInitLock);
 }
 
-/* Define the merged-mode settings; register the committer if preloading. */
+/*
+ * Define the merged-mode settings; when preloading, ask for the queue's
+ * shared memory and register the committer.
+ */
 void
 InvMergedInit(void)
 {
@@ -166,6 +185,10 @@ InvMergedInit(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
+	PrevShmemRequest = shmem_request_hook;
+	shmem_request_hook = MergedShmemRequest;
+	PrevShmemStartup = shmem_startup_hook;
+	shmem_startup_hook = MergedShmemStartup;
 	InvRegisterWorker("inventory committer", "InvCommitterMain");
 }
 

@@ -53,88 +53,6 @@ static InvQuery SetState = {
 	2, {TEXTOID, TEXTOID}
 };
 
-/* The overdue holds of a row, up to $3, locked; the rest is per mode. */
-#define OVERDUE_OF_ROW \
-	"WITH e AS (UPDATE inventory.reservation SET state = 'expired' " \
-	"            WHERE key IN (SELECT key FROM inventory.reservation " \
-	"                           WHERE sku = $1 AND location = $2 AND state = 'held' " \
-	"                             AND expires_at <= statement_timestamp() " \
-	"                           ORDER BY expires_at LIMIT $3 " \
-	"                           FOR UPDATE SKIP LOCKED) " \
-	"        RETURNING key, qty), " \
-	"     l AS (INSERT INTO inventory.ledger (op, key, sku, location, reserved_delta) " \
-	"           SELECT 'expire', key, $1, $2, -qty FROM e), "
-
-/* The next expiry among the row's holds other than those just expired. */
-#define NEXT_EXPIRY \
-	"(SELECT min(r.expires_at) FROM inventory.reservation r " \
-	"  WHERE r.sku = $1 AND r.location = $2 AND r.state = 'held' " \
-	"    AND r.key NOT IN (SELECT key FROM e))"
-
-/*
- * Cold row: expire, journal, lower reserved in the stock row and note its
- * next expiry there (also when none was due: the noted one had passed).
- */
-static InvQuery ExpireCold = {
-	OVERDUE_OF_ROW
-	"     u AS (UPDATE inventory.stock "
-	"              SET reserved = reserved - COALESCE((SELECT sum(qty) FROM e), 0), "
-	"                  next_expiry = COALESCE(" NEXT_EXPIRY ", 'infinity') "
-	"            WHERE sku = $1 AND location = $2) "
-	"SELECT count(*)::bigint, COALESCE(sum(qty), 0)::bigint, NULL::timestamptz FROM e",
-	3, {TEXTOID, TEXTOID, INT8OID}
-};
-
-/* Hot row: expire, journal, queue; also the next expiry among the rest. */
-static InvQuery ExpireHot = {
-	OVERDUE_OF_ROW
-	"     q AS (INSERT INTO inventory.pending (sku, location, reserved_delta) "
-	"           SELECT $1, $2, -qty FROM e) "
-	"SELECT count(*)::bigint, COALESCE(sum(qty), 0)::bigint, " NEXT_EXPIRY " FROM e",
-	3, {TEXTOID, TEXTOID, INT8OID}
-};
-
-static InvQuery OverdueRows = {
-	"SELECT DISTINCT sku, location FROM inventory.reservation "
-	"WHERE state = 'held' AND expires_at <= statement_timestamp()",
-	0, {InvalidOid}
-};
-
-/*
- * Expire up to limit overdue held reservations of an opened stock row.
- * Returns the units given back (for a hot row they arrive in its counter for
- * this transaction now, for others at commit); *count gets how many.
- */
-int64
-InvExpireOverdue(InvTarget *target, int64 limit, int64 *count)
-{
-	Datum		values[3] = {CStringGetTextDatum(target->sku),
-		CStringGetTextDatum(target->location),
-	Int64GetDatum(limit)};
-	int64		units;
-	uint64		notes = target->hot ? HotExpiryNotes(target->hot) : 0;
-
-	InvRun(target->hot ? &ExpireHot : &ExpireCold, values, NULL, 0);
-	if (count)
-		*count = InvResultInt8(0, 1);
-	units = InvResultInt8(0, 2);
-	if (target->hot)
-	{
-		if (units > 0)
-		{
-			int64		before = HotAvailable(target->hot);
-
-			HotArrive(target->hot, units);
-			InvNotifyLevel(target->sku, target->location, before, before + units);
-		}
-		/* the next expiry among the holds left (all overdue ones done) */
-		if (InvResultInt8(0, 1) < limit)
-			HotSetNextExpiry(target->hot, InvResultIsNull(0, 3) ? DT_NOEND
-							 : InvResultInt8(0, 3), notes);
-	}
-	return units;
-}
-
 PG_FUNCTION_INFO_V1(reserve);
 
 /*
@@ -432,32 +350,6 @@ release(PG_FUNCTION_ARGS)
 	ConfirmOrRelease(key, false, &out);
 	SPI_finish();
 	return InvReturnOutcome(fcinfo, &out);
-}
-
-/*
- * Expire the overdue holds of every row that has some, up to batch per row,
- * in the current transaction, taking each row's lock in canonical order.
- * With nowait, rows whose lock is busy are skipped.  Returns how many.
- */
-int64
-InvExpirePass(int64 batch, bool nowait)
-{
-	int64		total = 0;
-	int			n;
-	InvRowRef  *rows = InvRowsInLockOrder(&OverdueRows, &n);
-
-	for (int i = 0; i < n; i++)
-	{
-		InvTarget	target;
-		int64		count;
-
-		if (!InvOpen(&target, rows[i].sku, rows[i].location, nowait ? INV_NOWAIT : 0))
-			continue;
-		InvExpireOverdue(&target, batch, &count);
-		total += count;
-	}
-	InvNotifyExpired(total);
-	return total;
 }
 
 PG_FUNCTION_INFO_V1(expire);

@@ -151,19 +151,3 @@ InvGetTables(void)
 		elog(ERROR, "inventory: the tables are not of this version");
 	return &Tables;
 }
-
-/*
- * What every SQL entry point that reads or writes the tables calls first:
- * the library must be preloaded, and the database's tables of its version.
- */
-void
-InvCheckReady(void)
-{
-	InvCheckPreloaded();
-	if (!InvSchemaIsCurrent())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the inventory extension in this database is older than the loaded library"),
-				 errdetail("The library serves version 1.1 of the extension's tables."),
-				 errhint("Run ALTER EXTENSION inventory UPDATE in this database.")));
-}

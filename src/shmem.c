@@ -14,7 +14,7 @@
  *
  * Space is requested in shmem_request_hook, as PostgreSQL 15 requires, so
  * the library must be in shared_preload_libraries; every SQL function checks
- * that first (InvCheckPreloaded) rather than crashing on a missing table.
+ * that first (InvCheckReady) rather than crashing on a missing table.
  */
 #include "postgres.h"
 
@@ -45,7 +45,6 @@ InvShmemRequest(void)
 		PrevShmemRequest();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(InvShared)));
 	RequestAddinShmemSpace(hash_estimate_size(InvHotRows, sizeof(HotEntry)));
-	RequestAddinShmemSpace(InvMergedShmemSize());
 	RequestNamedLWLockTranche("inventory", 1);
 }
 
@@ -74,7 +73,6 @@ InvShmemStartup(void)
 	info.entrysize = sizeof(HotEntry);
 	InvHotTable = ShmemInitHash("inventory hot rows", InvHotRows, InvHotRows,
 								&info, HASH_ELEM | HASH_BLOBS);
-	InvMergedShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -108,4 +106,20 @@ InvCheckPreloaded(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("inventory must be loaded via shared_preload_libraries"),
 				 errhint("Add inventory to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * What every SQL entry point that reads or writes the tables calls first:
+ * the library must be preloaded, and the database's tables of its version.
+ */
+void
+InvCheckReady(void)
+{
+	InvCheckPreloaded();
+	if (!InvSchemaIsCurrent())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the inventory extension in this database is older than the loaded library"),
+				 errdetail("The library serves version 1.1 of the extension's tables."),
+				 errhint("Run ALTER EXTENSION inventory UPDATE in this database.")));
 }

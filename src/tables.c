@@ -44,6 +44,19 @@
 
 #include "inventory.h"
 
+/* A movement that moves nothing yet: fill in op, key and the deltas. */
+void
+InvMovementInit(InvMovement *m, const char *op, const char *key,
+				int64 on_hand_delta, int64 reserved_delta)
+{
+	memset(m, 0, sizeof(*m));
+	m->op = op;
+	m->key = key;
+	m->on_hand_delta = on_hand_delta;
+	m->reserved_delta = reserved_delta;
+	m->expires_at = DT_NOEND;
+}
+
 /* An executor state for writing the extension's tables one row at a time. */
 typedef struct Writer
 {
