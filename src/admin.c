@@ -40,6 +40,7 @@ set_hot(PG_FUNCTION_ARGS)
 	Datum		values[3] = {CStringGetTextDatum(sku), CStringGetTextDatum(location),
 	BoolGetDatum(hot)};
 	InvOutcome	out;
+	uint64		generation;
 
 	InvCheckReady();
 	InvSetOutcome(&out, INV_OK, sku, location);
@@ -49,13 +50,14 @@ set_hot(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 		out.status = INV_NOT_FOUND;
 	else if (hot)
-		(void) HotFind(sku, location, true);	/* claim a slot now */
+		(void) HotFind(sku, location, true, &generation);	/* claim a slot now */
 	else
 	{
-		HotEntry   *entry = HotFind(sku, location, false);
+		HotEntry   *entry = HotFind(sku, location, false, &generation);
 
+		/* unloaded and its slot freed, for another row to use */
 		if (entry)
-			HotUnload(entry);
+			HotUnload(entry, generation);
 		InvMerge(sku, location);
 	}
 	InvReadAvailable(&out);
@@ -85,35 +87,36 @@ Datum
 hot_counters(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	HASH_SEQ_STATUS status;
-	HotEntry   *entry;
-	Oid			relid = InvStockRelid();
+	Oid			relid;
 
 	InvCheckPreloaded();
+	relid = InvStockRelid();
 	InitMaterializedSRF(fcinfo, 0);
-	LWLockAcquire(InvState->lock, LW_SHARED);
-	hash_seq_init(&status, InvHotTable);
-	while ((entry = hash_seq_search(&status)) != NULL)
+	for (int i = 0; i < InvHotRows; i++)
 	{
+		HotEntry   *entry = &InvHotSlots[i];
+		HotEntry	copy;
 		Datum		values[7];
 		bool		nulls[7] = {0};
 
-		/* entries of other databases, or of a dropped inventory.stock */
-		if (entry->key.dbid != MyDatabaseId || entry->stock_relid != relid)
-			continue;
-		values[0] = CStringGetTextDatum(entry->key.sku);
-		values[1] = CStringGetTextDatum(entry->key.location);
 		SpinLockAcquire(&entry->mutex);
-		values[2] = BoolGetDatum(entry->loaded);
-		values[3] = Int64GetDatum(entry->available);
-		nulls[3] = !entry->loaded;	/* an unloaded counter holds no figure */
-		values[4] = Int32GetDatum(entry->uses);
-		values[5] = Int64GetDatum(entry->takes);
-		values[6] = Int64GetDatum(entry->refusals);
+		copy = *entry;
 		SpinLockRelease(&entry->mutex);
+
+		/* free slots, rows of other databases or of a dropped inventory.stock */
+		if (copy.generation == 0 || copy.key.dbid != MyDatabaseId ||
+			copy.stock_relid != relid)
+			continue;
+		values[0] = CStringGetTextDatum(copy.key.sku);
+		values[1] = CStringGetTextDatum(copy.key.location);
+		values[2] = BoolGetDatum(copy.loaded);
+		values[3] = Int64GetDatum(copy.available);
+		nulls[3] = !copy.loaded;	/* an unloaded counter holds no figure */
+		values[4] = Int32GetDatum(copy.uses);
+		values[5] = Int64GetDatum(copy.takes);
+		values[6] = Int64GetDatum(copy.refusals);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(InvState->lock);
 	return (Datum) 0;
 }
 

@@ -62,13 +62,16 @@ static HotUse *Uses = NULL;
 static int	NumUses = 0;
 static int	MaxUses = 0;
 
-/* Backend-local map from row to its shared entry; entries never move. */
+static HotUse *FindUse(HotEntry *entry, int level);
+
+/* Backend-local map from row to its slot, as last seen (see HotFind). */
 static HTAB *LocalEntries = NULL;
 
 typedef struct LocalEntry
 {
 	HotKey		key;
 	HotEntry   *entry;
+	uint64		generation;		/* the slot's generation when it was the row's */
 } LocalEntry;
 
 /* Fill a zero-padded key for this database's row. */
@@ -89,16 +92,69 @@ RowBit(const char *sku, const char *location)
 		INV_HOT_BITS;
 }
 
+/* Is the slot still the row's, of that generation?  (Any backend, any time.) */
+static bool
+SlotIs(HotEntry *entry, uint64 generation)
+{
+	bool		same;
+
+	SpinLockAcquire(&entry->mutex);
+	same = entry->generation == generation;
+	SpinLockRelease(&entry->mutex);
+	return same;
+}
+
 /*
- * The shared entry of a row, or NULL if it has none.  With create, makes
- * one (not loaded), or fails when inventory.hot_rows entries exist.
+ * Free slots that hold nothing a call needs: not in use, and not loaded, or
+ * loaded from an inventory.stock of this database that is no longer there.
+ * The caller holds InvState->lock exclusively.  Returns how many.
+ */
+static int
+ReclaimSlots(Oid relid)
+{
+	int			freed = 0;
+
+	for (int i = 0; i < InvHotRows; i++)
+	{
+		HotEntry   *entry = &InvHotSlots[i];
+		bool		reclaim;
+		HotKey		key;
+
+		SpinLockAcquire(&entry->mutex);
+		reclaim = entry->generation != 0 && entry->uses == 0 &&
+			(!entry->loaded ||
+			 (entry->key.dbid == MyDatabaseId && entry->stock_relid != relid));
+		if (reclaim)
+		{
+			key = entry->key;
+			entry->generation = 0;
+			entry->loaded = false;
+		}
+		SpinLockRelease(&entry->mutex);
+		if (reclaim)
+		{
+			hash_search(InvHotTable, &key, HASH_REMOVE, NULL);
+			InvHotFree[InvState->nfree++] = i;
+			freed++;
+		}
+	}
+	return freed;
+}
+
+/*
+ * The slot of a row, or NULL if it has none; *generation gets the slot's
+ * generation, which later calls check (the slot may be freed and given to
+ * another row meanwhile).  With create, gives the row a free slot (not
+ * loaded), reclaiming slots that hold nothing if none is free, or fails
+ * when all inventory.hot_rows slots are taken.
  */
 HotEntry *
-HotFind(const char *sku, const char *location, bool create)
+HotFind(const char *sku, const char *location, bool create, uint64 *generation)
 {
 	HotKey		key;
 	LocalEntry *local;
-	HotEntry   *entry;
+	HotMapEntry *map;
+	HotEntry   *entry = NULL;
 	bool		found;
 	Oid			relid;
 
@@ -116,29 +172,46 @@ HotFind(const char *sku, const char *location, bool create)
 	MakeKey(&key, sku, location);
 	local = hash_search(LocalEntries, &key, HASH_FIND, NULL);
 	if (local)
-		return local->entry;
+	{
+		if (SlotIs(local->entry, local->generation))
+		{
+			*generation = local->generation;
+			return local->entry;
+		}
+		hash_search(LocalEntries, &key, HASH_REMOVE, NULL);
+	}
 
 	relid = InvStockRelid();	/* no catalog lookup under the lock */
 	LWLockAcquire(InvState->lock, create ? LW_EXCLUSIVE : LW_SHARED);
-	entry = hash_search(InvHotTable, &key, HASH_FIND, NULL);
-	if (entry == NULL && create)
+	map = hash_search(InvHotTable, &key, HASH_FIND, NULL);
+	if (map != NULL)
+		entry = &InvHotSlots[map->slot];
+	else if (create)
 	{
-		if (hash_get_num_entries(InvHotTable) >= InvHotRows)
+		int			slot;
+
+		if (InvState->nfree == 0 && ReclaimSlots(relid) == 0)
 		{
 			LWLockRelease(InvState->lock);
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("too many hot rows"),
-					 errdetail("inventory.hot_rows is %d.", InvHotRows),
-					 errhint("Raise inventory.hot_rows and restart the server.")));
+					 errdetail("All %d slots of inventory.hot_rows hold a loaded counter.",
+							   InvHotRows),
+					 errhint("Make a hot row ordinary with set_hot(sku, false), or raise inventory.hot_rows and restart the server.")));
 		}
-		entry = hash_search(InvHotTable, &key, HASH_ENTER, &found);
+		slot = InvHotFree[--InvState->nfree];
+		map = hash_search(InvHotTable, &key, HASH_ENTER, &found);
+		map->slot = slot;
+		entry = &InvHotSlots[slot];
 		{
 			uint64		bit = RowBit(sku, location);
 
 			pg_atomic_fetch_or_u64(&InvState->hot_bits[bit / 64], UINT64CONST(1) << (bit % 64));
 		}
-		SpinLockInit(&entry->mutex);
+		SpinLockAcquire(&entry->mutex);
+		entry->generation = ++InvState->generation;
+		entry->key = key;
 		entry->loaded = false;
 		entry->stock_relid = relid;
 		entry->available = 0;
@@ -148,6 +221,14 @@ HotFind(const char *sku, const char *location, bool create)
 		entry->expiry_notes = 0;
 		entry->takes = 0;
 		entry->refusals = 0;
+		SpinLockRelease(&entry->mutex);
+	}
+	if (entry)
+	{
+		/* the lock keeps the slot the row's while we read its generation */
+		SpinLockAcquire(&entry->mutex);
+		*generation = entry->generation;
+		SpinLockRelease(&entry->mutex);
 	}
 	LWLockRelease(InvState->lock);
 
@@ -155,14 +236,15 @@ HotFind(const char *sku, const char *location, bool create)
 	{
 		local = hash_search(LocalEntries, &key, HASH_ENTER, &found);
 		local->entry = entry;
+		local->generation = *generation;
 	}
 	return entry;
 }
 
 /*
- * May the row be hot (its counter loaded)?  A row that never had an entry
+ * May the row be hot (its counter loaded)?  A row that never had a slot
  * since the server started has its bit clear in the shared filter, read
- * without a lock: then no, at once.  Otherwise the entry is looked up.  The
+ * without a lock: then no, at once.  Otherwise the slot is looked up.  The
  * answer "no" can be stale by the time it is used (the row made hot just
  * now): callers use this only to choose the everyday way, which checks the
  * stock row's own "hot" flag as it writes, so it can only ever cost time.
@@ -172,11 +254,42 @@ HotMaybeLoaded(const char *sku, const char *location)
 {
 	uint64		bit = RowBit(sku, location);
 	HotEntry   *entry;
+	uint64		generation;
 
 	if ((pg_atomic_read_u64(&InvState->hot_bits[bit / 64]) & (UINT64CONST(1) << (bit % 64))) == 0)
 		return false;
-	entry = HotFind(sku, location, false);
-	return entry != NULL && HotIsLoaded(entry);
+	entry = HotFind(sku, location, false, &generation);
+	return entry != NULL && HotPeek(entry, generation, NULL, NULL);
+}
+
+/*
+ * A look at a row's counter without using it (no lock of the row, nothing
+ * registered): is it loaded from the current inventory.stock, and if so how
+ * many units are available (to this transaction, as HotAvailable counts
+ * them) and may a hold of the row be due (either out argument may be NULL)?
+ * False if the slot is no longer the row's.
+ */
+bool
+HotPeek(HotEntry *entry, uint64 generation, int64 *available, bool *expiry_due)
+{
+	Oid			relid = InvStockRelid();
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+	bool		loaded;
+
+	HotUse	   *use;
+
+	SpinLockAcquire(&entry->mutex);
+	loaded = entry->generation == generation && entry->loaded &&
+		entry->stock_relid == relid;
+	if (available)
+		*available = entry->available;
+	if (expiry_due)
+		*expiry_due = entry->next_expiry <= now;
+	SpinLockRelease(&entry->mutex);
+	/* units this transaction arranged to arrive count for it (HotAvailable) */
+	if (loaded && available && (use = FindUse(entry, GetCurrentTransactionNestLevel())) != NULL)
+		*available += use->arriving;
+	return loaded;
 }
 
 /* This backend's record for an entry at a level, or NULL. */
@@ -191,11 +304,12 @@ FindUse(HotEntry *entry, int level)
 
 /*
  * Start using a row's counter in the current (sub)transaction.  Returns
- * false if the counter is not loaded (from the current inventory.stock) and
- * this transaction has not used it yet: the caller takes the cold path.
+ * false if the slot is no longer the row's, or its counter is not loaded
+ * (from the current inventory.stock) and this transaction has not used it
+ * yet: the caller takes the cold path.  A slot in use is never freed.
  */
 bool
-HotBegin(HotEntry *entry)
+HotBegin(HotEntry *entry, uint64 generation)
 {
 	int			level = GetCurrentTransactionNestLevel();
 	Oid			relid = InvStockRelid();
@@ -210,7 +324,7 @@ HotBegin(HotEntry *entry)
 			: MemoryContextAlloc(TopMemoryContext, sizeof(HotUse) * MaxUses);
 	}
 	SpinLockAcquire(&entry->mutex);
-	if (entry->loaded && entry->stock_relid == relid)
+	if (entry->generation == generation && entry->loaded && entry->stock_relid == relid)
 		entry->uses++;
 	else
 		ok = false;
@@ -227,19 +341,6 @@ HotBegin(HotEntry *entry)
 	return true;
 }
 
-/* Is the entry's counter loaded from the current inventory.stock? */
-bool
-HotIsLoaded(HotEntry *entry)
-{
-	Oid			relid = InvStockRelid();
-	bool		loaded;
-
-	SpinLockAcquire(&entry->mutex);
-	loaded = entry->loaded && entry->stock_relid == relid;
-	SpinLockRelease(&entry->mutex);
-	return loaded;
-}
-
 /* The current level's record of an entry, which HotBegin made. */
 static HotUse *
 CurrentUse(HotEntry *entry)
@@ -252,26 +353,34 @@ CurrentUse(HotEntry *entry)
 }
 
 /*
- * Set a counter from the tables; the caller holds the row's advisory lock.
- * A counter loaded for a new inventory.stock starts new statistics.
+ * Set a counter from the tables; the caller holds the row's advisory lock
+ * exclusively.  False if the slot is no longer the row's (it was reclaimed
+ * before it was loaded): the caller looks it up again.  A counter loaded for
+ * a new inventory.stock starts new statistics.
  */
-void
-HotLoad(HotEntry *entry, int64 available, TimestampTz next_expiry)
+bool
+HotLoad(HotEntry *entry, uint64 generation, int64 available, TimestampTz next_expiry)
 {
 	Oid			relid = InvStockRelid();
+	bool		same;
 
 	SpinLockAcquire(&entry->mutex);
-	if (entry->stock_relid != relid)
+	same = entry->generation == generation;
+	if (same)
 	{
-		entry->takes = 0;
-		entry->refusals = 0;
+		if (entry->stock_relid != relid)
+		{
+			entry->takes = 0;
+			entry->refusals = 0;
+		}
+		entry->available = available;
+		entry->next_expiry = next_expiry;
+		entry->stock_relid = relid;
+		entry->loaded = true;
+		entry->changes++;
 	}
-	entry->available = available;
-	entry->next_expiry = next_expiry;
-	entry->stock_relid = relid;
-	entry->loaded = true;
-	entry->changes++;
 	SpinLockRelease(&entry->mutex);
+	return same;
 }
 
 /*
@@ -363,10 +472,11 @@ HotAvailable(HotEntry *entry)
 
 /* Count a request the counter could not serve without taking from it. */
 void
-HotRefused(HotEntry *entry)
+HotRefused(HotEntry *entry, uint64 generation)
 {
 	SpinLockAcquire(&entry->mutex);
-	entry->refusals++;
+	if (entry->generation == generation)
+		entry->refusals++;
 	SpinLockRelease(&entry->mutex);
 }
 
@@ -439,16 +549,38 @@ HotNoteExpiry(HotEntry *entry, TimestampTz expires_at)
 }
 
 /*
- * Stop using a row's counter: callers take the cold path from now on.  The
- * caller holds the row's lock exclusively, so no other transaction is using
- * the counter (hot-row writers hold it in share mode).
+ * Stop using a row's counter (set_hot(false)): callers take the cold path
+ * from now on, and the slot is free for another row.  The caller holds the
+ * row's lock exclusively, so no other transaction is using the counter
+ * (hot-row writers hold it in share mode); if this one did earlier, the
+ * slot stays taken until it is reclaimed.  Backends that kept a pointer to
+ * the slot find its generation changed.
  */
 void
-HotUnload(HotEntry *entry)
+HotUnload(HotEntry *entry, uint64 generation)
 {
+	bool		free = false;
+	HotKey		key;
+
+	LWLockAcquire(InvState->lock, LW_EXCLUSIVE);
 	SpinLockAcquire(&entry->mutex);
-	entry->loaded = false;
+	if (entry->generation == generation)
+	{
+		entry->loaded = false;
+		free = entry->uses == 0;
+		if (free)
+		{
+			key = entry->key;
+			entry->generation = 0;
+		}
+	}
 	SpinLockRelease(&entry->mutex);
+	if (free)
+	{
+		hash_search(InvHotTable, &key, HASH_REMOVE, NULL);
+		InvHotFree[InvState->nfree++] = entry - InvHotSlots;
+	}
+	LWLockRelease(InvState->lock);
 }
 
 /* Settle a record: add its arrivals (commit) or return its takes (abort). */

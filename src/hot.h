@@ -23,10 +23,18 @@ typedef struct HotKey
 	char		location[INV_MAX_NAME_BYTES + 1];
 } HotKey;
 
+/*
+ * A hot row's counter: one of inventory.hot_rows slots in shared memory,
+ * found by key through InvHotTable.  A slot is freed (set_hot(false), or
+ * reclaimed when it holds nothing) and used again for another row, so a
+ * backend that kept a pointer to it checks its generation, under the
+ * spinlock, before believing anything it reads there.
+ */
 typedef struct HotEntry
 {
-	HotKey		key;
 	slock_t		mutex;			/* protects the fields below */
+	uint64		generation;		/* of the row that has the slot; 0: free */
+	HotKey		key;
 	bool		loaded;			/* counter valid: the row runs in hot mode */
 	Oid			stock_relid;	/* inventory.stock it was loaded from */
 	int64		available;		/* units that can be taken now */
@@ -37,6 +45,13 @@ typedef struct HotEntry
 	int64		takes;			/* statistics: units taken, refusals */
 	int64		refusals;
 } HotEntry;
+
+/* InvHotTable: a row's key to its slot. */
+typedef struct HotMapEntry
+{
+	HotKey		key;
+	int			slot;
+} HotMapEntry;
 
 /* Bits of the shared filter of rows that have an entry (a power of two). */
 #define INV_HOT_BITS (1 << 20)
@@ -60,7 +75,9 @@ typedef struct InvWorkerStats
 
 typedef struct InvShared
 {
-	LWLock	   *lock;			/* protects the hot-row hash table */
+	LWLock	   *lock;			/* protects InvHotTable and the free slots */
+	uint64		generation;		/* the last slot generation handed out */
+	int			nfree;			/* free slots, listed in free[] */
 	/* one bit per hash of a row that has (or had) an entry: see HotMaybeLoaded */
 	pg_atomic_uint64 hot_bits[INV_HOT_BITS / 64];
 	slock_t		mutex;			/* protects worker */
@@ -69,24 +86,29 @@ typedef struct InvShared
 
 extern InvShared *InvState;
 extern HTAB *InvHotTable;
+extern HotEntry *InvHotSlots;
+extern int *InvHotFree;
 extern int	InvHotRows;
 
 /* hot.c */
-extern HotEntry *HotFind(const char *sku, const char *location, bool create);
+extern HotEntry *HotFind(const char *sku, const char *location, bool create,
+						 uint64 *generation);
 extern bool HotMaybeLoaded(const char *sku, const char *location);
-extern bool HotBegin(HotEntry *entry);
-extern bool HotIsLoaded(HotEntry *entry);
-extern void HotLoad(HotEntry *entry, int64 available, TimestampTz next_expiry);
+extern bool HotPeek(HotEntry *entry, uint64 generation, int64 *available,
+					bool *expiry_due);
+extern bool HotBegin(HotEntry *entry, uint64 generation);
+extern bool HotLoad(HotEntry *entry, uint64 generation, int64 available,
+					TimestampTz next_expiry);
 extern bool HotTake(HotEntry *entry, int64 qty, int64 *available);
 extern void HotUntake(HotEntry *entry, int64 qty);
 extern void HotArrive(HotEntry *entry, int64 qty);
-extern void HotRefused(HotEntry *entry);
+extern void HotRefused(HotEntry *entry, uint64 generation);
 extern int64 HotAvailable(HotEntry *entry);
 extern bool HotExpiryDue(HotEntry *entry);
 extern uint64 HotExpiryNotes(HotEntry *entry);
 extern void HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry, uint64 notes);
 extern void HotNoteExpiry(HotEntry *entry, TimestampTz expires_at);
-extern void HotUnload(HotEntry *entry);
+extern void HotUnload(HotEntry *entry, uint64 generation);
 extern void HotInit(void);
 
 #endif							/* INVENTORY_HOT_H */

@@ -260,7 +260,8 @@ InvRowAvailable(const InvRow *row)
 bool
 InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 {
-	HotEntry   *entry = HotFind(sku, location, false);
+	uint64		generation;
+	HotEntry   *entry = HotFind(sku, location, false, &generation);
 	bool		nowait = (flags & INV_NOWAIT) != 0;
 	bool		exclusive = (flags & INV_LOCK) != 0;
 
@@ -277,12 +278,12 @@ InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 	 * that two callers never both hold it shared while asking for it
 	 * exclusively (each would wait for the other).
 	 */
-	if (entry && HotIsLoaded(entry))
+	if (entry && HotPeek(entry, generation, NULL, NULL))
 	{
 		if (!(exclusive ? InvLockRow(sku, location, nowait)
 			  : InvLockRowShared(sku, location, nowait)))
 			return false;
-		if (HotBegin(entry))
+		if (HotBegin(entry, generation))
 		{
 			target->hot = entry;
 			target->found = true;
@@ -301,14 +302,13 @@ InvOpen(InvTarget *target, const char *sku, const char *location, int flags)
 	 */
 	if (target->found && target->row.hot && !target->row.mine)
 	{
-		entry = HotFind(sku, location, true);
-		if (!HotBegin(entry))
-		{
-			HotLoad(entry, target->row.on_hand - target->row.reserved,
-					target->row.next_expiry);
-			if (!HotBegin(entry))
-				elog(ERROR, "inventory: hot row (%s, %s) failed to load", sku, location);
-		}
+		/* (a slot not loaded yet may be reclaimed meanwhile: then again) */
+		do
+			entry = HotFind(sku, location, true, &generation);
+		while (!HotBegin(entry, generation) &&
+			   (!HotLoad(entry, generation, target->row.on_hand - target->row.reserved,
+						 target->row.next_expiry) ||
+				!HotBegin(entry, generation)));
 		target->hot = entry;
 
 		/*
@@ -520,14 +520,14 @@ InvReadAvailable(InvOutcome *out)
 {
 	InvRow		row;
 	HotEntry   *entry;
+	uint64		generation;
 
 	if (out->sku == NULL || out->location == NULL)
 		return;
-	entry = HotFind(out->sku, out->location, false);
-	if (entry && HotIsLoaded(entry))
+	entry = HotFind(out->sku, out->location, false, &generation);
+	if (entry && HotPeek(entry, generation, &out->available, NULL))
 	{
 		out->has_available = true;
-		out->available = HotAvailable(entry);
 		return;
 	}
 	if (!InvRowRead(out->sku, out->location, &row))

@@ -82,20 +82,21 @@ static InvQuery Breaches = {
 /* A counter's state, read under its spinlock. */
 typedef struct CounterState
 {
-	bool		loaded;
+	bool		loaded;			/* and still the row's */
 	int64		available;
 	int			uses;
 	uint64		changes;
 } CounterState;
 
-/* Read a counter's state. */
+/* Read a counter's state, if its slot is still of that generation. */
 static void
-ReadCounter(HotEntry *entry, CounterState *state)
+ReadCounter(HotEntry *entry, uint64 generation, CounterState *state)
 {
 	Oid			relid = InvStockRelid();	/* no catalog lookup under a spinlock */
 
 	SpinLockAcquire(&entry->mutex);
-	state->loaded = entry->loaded && entry->stock_relid == relid;
+	state->loaded = entry->generation == generation && entry->loaded &&
+		entry->stock_relid == relid;
 	state->available = entry->available;
 	state->uses = entry->uses;
 	state->changes = entry->changes;
@@ -106,39 +107,35 @@ ReadCounter(HotEntry *entry, CounterState *state)
 static void
 CheckCounters(ReturnSetInfo *rsinfo)
 {
-	HASH_SEQ_STATUS status;
-	HotEntry   *entry;
-	List	   *entries = NIL;
-	ListCell   *lc;
-
-	LWLockAcquire(InvState->lock, LW_SHARED);
-	hash_seq_init(&status, InvHotTable);
-	while ((entry = hash_seq_search(&status)) != NULL)
-		if (entry->key.dbid == MyDatabaseId)
-			entries = lappend(entries, entry);
-	LWLockRelease(InvState->lock);
-
-	foreach(lc, entries)
+	for (int i = 0; i < InvHotRows; i++)
 	{
+		HotEntry   *entry = &InvHotSlots[i];
+		uint64		generation;
+		HotKey		key;
 		CounterState before;
 		CounterState after;
 		InvRow		row;
 		int64		expected;
 
-		entry = (HotEntry *) lfirst(lc);
-		ReadCounter(entry, &before);
-		if (!before.loaded || before.uses > 0 ||
-			!InvRowRead(entry->key.sku, entry->key.location, &row))
+		SpinLockAcquire(&entry->mutex);
+		generation = entry->generation;
+		key = entry->key;
+		SpinLockRelease(&entry->mutex);
+		if (generation == 0 || key.dbid != MyDatabaseId)
 			continue;
-		ReadCounter(entry, &after);
-		if (after.changes != before.changes || after.uses > 0)
+		ReadCounter(entry, generation, &before);
+		if (!before.loaded || before.uses > 0 ||
+			!InvRowRead(key.sku, key.location, &row))
+			continue;
+		ReadCounter(entry, generation, &after);
+		if (!after.loaded || after.changes != before.changes || after.uses > 0)
 			continue;
 		expected = row.on_hand - row.reserved;
 		if (expected != after.available)
 		{
 			Datum		values[5] = {
-				CStringGetTextDatum(entry->key.sku),
-				CStringGetTextDatum(entry->key.location),
+				CStringGetTextDatum(key.sku),
+				CStringGetTextDatum(key.location),
 				CStringGetTextDatum("escrow counter differs from tables"),
 				Int64GetDatum(expected),
 				Int64GetDatum(after.available)

@@ -2,11 +2,13 @@
  * shmem.c
  *	  Shared memory: the table of hot rows and the worker's status.
  *
- * The hot-row table is a fixed-size shared hash (inventory.hot_rows entries,
- * a PGC_POSTMASTER setting) keyed by (database, sku, location).  Entries are
- * created when a hot row is first used and live until the server stops, so a
- * backend may cache a pointer to one for good.  The table is protected by one
- * LWLock of the "inventory" tranche; each entry's counters by its spinlock.
+ * Hot rows' counters live in inventory.hot_rows slots (a PGC_POSTMASTER
+ * setting), found by (database, sku, location) through a fixed-size shared
+ * hash.  A slot is taken when a row is made hot or first used hot, and freed
+ * when it is made cold again (or reclaimed when it holds nothing), so it
+ * serves one row after another; its generation says which (hot.c).  The hash
+ * and the list of free slots are protected by one LWLock of the "inventory"
+ * tranche; each slot's fields by its spinlock, initialised once.
  *
  * Shared memory is only a cache of what the tables say: after a restart (or a
  * crash, which reinitialises it) every counter is rebuilt from the tables on
@@ -32,6 +34,8 @@ int			InvHotRows = 1000;
 
 InvShared  *InvState = NULL;
 HTAB	   *InvHotTable = NULL;
+HotEntry   *InvHotSlots = NULL;
+int		   *InvHotFree = NULL;
 
 static bool Preloaded = false;
 static shmem_request_hook_type PrevShmemRequest = NULL;
@@ -44,7 +48,9 @@ InvShmemRequest(void)
 	if (PrevShmemRequest)
 		PrevShmemRequest();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(InvShared)));
-	RequestAddinShmemSpace(hash_estimate_size(InvHotRows, sizeof(HotEntry)));
+	RequestAddinShmemSpace(MAXALIGN(mul_size(InvHotRows, sizeof(HotEntry))));
+	RequestAddinShmemSpace(MAXALIGN(mul_size(InvHotRows, sizeof(int))));
+	RequestAddinShmemSpace(hash_estimate_size(InvHotRows, sizeof(HotMapEntry)));
 	RequestNamedLWLockTranche("inventory", 1);
 }
 
@@ -68,9 +74,24 @@ InvShmemStartup(void)
 			pg_atomic_init_u64(&InvState->hot_bits[i], 0);
 		SpinLockInit(&InvState->mutex);
 	}
+	InvHotSlots = ShmemInitStruct("inventory hot slots",
+								  mul_size(InvHotRows, sizeof(HotEntry)), &found);
+	InvHotFree = ShmemInitStruct("inventory free hot slots",
+								 mul_size(InvHotRows, sizeof(int)), &found);
+	if (!found)
+	{
+		/* every slot free; its spinlock initialised once, for good */
+		for (int i = 0; i < InvHotRows; i++)
+		{
+			memset(&InvHotSlots[i], 0, sizeof(HotEntry));
+			SpinLockInit(&InvHotSlots[i].mutex);
+			InvHotFree[i] = InvHotRows - 1 - i;
+		}
+		InvState->nfree = InvHotRows;
+	}
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(HotKey);
-	info.entrysize = sizeof(HotEntry);
+	info.entrysize = sizeof(HotMapEntry);
 	InvHotTable = ShmemInitHash("inventory hot rows", InvHotRows, InvHotRows,
 								&info, HASH_ELEM | HASH_BLOBS);
 	LWLockRelease(AddinShmemInitLock);

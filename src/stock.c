@@ -209,18 +209,20 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 	 */
 	if (single)
 	{
-		HotEntry   *entry = HotFind(lines[0].sku, lines[0].location, false);
-		bool		loaded = entry && HotIsLoaded(entry);
-		int64		left = loaded ? HotAvailable(entry) : 0;
+		uint64		generation;
+		HotEntry   *entry = HotFind(lines[0].sku, lines[0].location, false, &generation);
+		int64		left = 0;
+		bool		due = false;
+		bool		loaded = entry && HotPeek(entry, generation, &left, &due);
 
-		if (loaded && left < lines[0].qty && !HotExpiryDue(entry))
+		if (loaded && left < lines[0].qty && !due)
 		{
 			if (InvKeyCheck(key, op, DeductArgs(lines, n, single)) == INV_KEY_DUPLICATE)
 				out->status = INV_DUPLICATE;
 			else
 			{
 				out->status = INV_INSUFFICIENT;
-				HotRefused(entry);
+				HotRefused(entry, generation);
 			}
 			out->has_available = true;
 			out->available = left;
@@ -600,13 +602,15 @@ available(PG_FUNCTION_ARGS)
 	else
 	{
 		char	   *location = InvArgName(fcinfo, 1, "location");
-		HotEntry   *entry = HotFind(sku, location, false);
+		uint64		generation;
+		HotEntry   *entry = HotFind(sku, location, false, &generation);
+		int64		left;
 
 		/* a loaded counter is the freshest figure of a hot row */
-		if (entry && HotIsLoaded(entry))
+		if (entry && HotPeek(entry, generation, &left, NULL))
 		{
 			SPI_finish();
-			PG_RETURN_INT64(HotAvailable(entry));
+			PG_RETURN_INT64(left);
 		}
 		values[1] = CStringGetTextDatum(location);
 		InvRun(&AvailableOne, values, NULL, 1);
