@@ -3,7 +3,7 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "ALTER EXTENSION inventory UPDATE TO '1.1'" to load this file. \quit
 
--- worker_status() names the database the workers serve
+-- worker_status() names the database the workers serve, and shows archiving
 DROP FUNCTION inventory.worker_status();
 CREATE FUNCTION inventory.worker_status(
     OUT pid integer, OUT started_at timestamptz,
@@ -12,7 +12,7 @@ CREATE FUNCTION inventory.worker_status(
     OUT last_expire_at timestamptz, OUT expire_passes bigint,
     OUT expired bigint, OUT errors bigint, OUT last_error text,
     OUT merged_batches bigint, OUT merged_requests bigint, OUT largest_batch bigint,
-    OUT database name)
+    OUT database name, OUT last_archive_at timestamptz, OUT archived bigint)
 AS 'MODULE_PATHNAME', 'worker_status' LANGUAGE C VOLATILE SECURITY DEFINER;
 REVOKE ALL ON FUNCTION inventory.worker_status() FROM PUBLIC;
 
@@ -67,6 +67,30 @@ ALTER TABLE inventory.ledger DROP CONSTRAINT ledger_op_check;
 -- compiled it); quantities and the stock row's counters keep their checks
 ALTER TABLE inventory.reservation DROP CONSTRAINT reservation_state_check;
 
+-- History (archive()): ledger rows before a cutoff fold into one checkpoint
+-- per stock row, and the keys of the calls they recorded are kept here, as
+-- the MD5 digests of the keys (16 bytes each, in no order) in 4,096 buckets
+-- by the digest's first 12 bits: a retry of such a key still answers
+-- "duplicate" and applies nothing.  Each archiving batch adds a row of level
+-- 0 per bucket; four rows of one level merge into one of the next, so a
+-- bucket holds a few rows however long history grows, and a digest is
+-- rewritten only a few times.
+CREATE TABLE inventory.archived_key (
+    bucket  integer NOT NULL,
+    level   integer NOT NULL DEFAULT 0,
+    digests bytea   NOT NULL
+);
+ALTER TABLE inventory.archived_key ALTER COLUMN digests SET STORAGE EXTERNAL;
+CREATE INDEX archived_key_bucket ON inventory.archived_key (bucket);
+-- what archive() looks for, by time (BRIN: next to nothing to keep up)
+CREATE INDEX ledger_at ON inventory.ledger USING brin (at);
+CREATE INDEX reservation_created_at ON inventory.reservation USING brin (created_at);
+
+CREATE FUNCTION inventory.archive(before timestamptz)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'archive' LANGUAGE C VOLATILE SECURITY DEFINER;
+REVOKE ALL ON FUNCTION inventory.archive(timestamptz) FROM PUBLIC;
+
 -- pg_dump dumps the rows of an extension's tables only when the extension
 -- marks them: every table here holds user data, and the ledger's identity
 -- sequence must restore its position so that new ids follow the old ones.
@@ -74,5 +98,6 @@ SELECT pg_catalog.pg_extension_config_dump('inventory.stock', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory.ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory.reservation', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory.pending', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.archived_key', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory.ledger_id_seq', '');
 

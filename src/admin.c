@@ -80,6 +80,48 @@ merge(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(result.moved);
 }
 
+/* Rows archive() folds in one go (the worker: per transaction). */
+#define ARCHIVE_BATCH 10000
+
+PG_FUNCTION_INFO_V1(archive);
+
+/*
+ * inventory.archive(before): fold the ledger rows older than before into one
+ * checkpoint per stock row, keep the keys of the calls they recorded as
+ * digests, and drop the concluded reservations older than before; in the
+ * caller's transaction.  Returns how many ledger rows were folded.
+ */
+Datum
+archive(PG_FUNCTION_ARGS)
+{
+	TimestampTz before;
+	int64		total = 0;
+	int64		folded;
+	int64		dropped;
+
+	InvCheckReady();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("before must not be null")));
+	before = PG_GETARG_TIMESTAMPTZ(0);
+	if (before > GetCurrentStatementStartTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("before must not be in the future"),
+				 errdetail("The cutoff given was %s.", timestamptz_to_str(before)),
+				 errhint("History is archived up to a moment that has passed.")));
+	SPI_connect();
+	do
+	{
+		CHECK_FOR_INTERRUPTS();
+		folded = InvArchiveBatch(before, ARCHIVE_BATCH, &dropped);
+		total += folded;
+	} while (folded == ARCHIVE_BATCH || dropped == ARCHIVE_BATCH);
+	SPI_finish();
+	PG_RETURN_INT64(total);
+}
+
 PG_FUNCTION_INFO_V1(hot_counters);
 
 /* inventory.hot_counters(): the escrow counters of this database's rows. */
@@ -128,8 +170,8 @@ worker_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	InvWorkerStats s;
-	Datum		values[15];
-	bool		nulls[15] = {0};
+	Datum		values[17];
+	bool		nulls[17] = {0};
 	char	   *database;
 	int64		batches;
 	int64		requests;
@@ -165,6 +207,9 @@ worker_status(PG_FUNCTION_ARGS)
 	database = OidIsValid(s.dbid) ? get_database_name(s.dbid) : NULL;
 	values[14] = database ? DirectFunctionCall1(namein, CStringGetDatum(database)) : (Datum) 0;
 	nulls[14] = database == NULL;
+	values[15] = TimestampTzGetDatum(s.last_archive_at);
+	nulls[15] = s.last_archive_at == 0;
+	values[16] = Int64GetDatum(s.archived);
 
 	/* the figures are the workers', and they serve one database */
 	if (OidIsValid(s.dbid) && s.dbid != MyDatabaseId)

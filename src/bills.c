@@ -662,6 +662,13 @@ apply_bills(PG_FUNCTION_ARGS)
 				bills[b].status = INV_DUPLICATE;
 			}
 		}
+		/* keys archived with the calls that applied them */
+		for (int b = 0; b < nbills; b++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (bills[b].status == NULL && InvKeyArchived(bills[b].key))
+				bills[b].status = INV_DUPLICATE;
+		}
 	}
 
 	/* 3. simulate the bills in order */

@@ -69,6 +69,8 @@ typedef struct InvWorkerStats
 	TimestampTz last_expire_at;
 	int64		expire_passes;
 	int64		expired;
+	TimestampTz last_archive_at;
+	int64		archived;		/* ledger rows folded */
 	int64		errors;
 	char		last_error[256];
 } InvWorkerStats;

@@ -202,6 +202,9 @@ extern bool InvTablesCart(const char *call, const char *key, char **skus,
 						  char **locations, int64 *qtys, int n, int64 *available);
 extern bool InvTablesSettle(const char *key, const char *state, char **sku,
 							char **location, int64 *qty);
+extern void InvKeyDigest(const char *key, uint8 *digest);
+extern bool InvKeyArchived(const char *key);
+extern int	InvDigestBucket(const uint8 *digest);
 extern int64 InvMerge(const char *sku, const char *location);
 extern void InvReadAvailable(InvOutcome *out);
 
@@ -221,6 +224,8 @@ typedef struct InvTables
 	Oid			ledger_seq;
 	Oid			reservation;
 	Oid			reservation_pkey;
+	Oid			archived_key;
+	Oid			archived_key_bucket;
 	AttrNumber	st_sku,
 				st_location,
 				st_on_hand,
@@ -269,6 +274,7 @@ typedef struct InvMergeResult
 } InvMergeResult;
 
 extern void InvMergePass(bool nowait, InvMergeResult *result);
+extern int64 InvArchiveBatch(TimestampTz before, int64 batch, int64 *reservations);
 extern int	InvExpireBatch;
 extern char *InvWorkerDatabase;
 

@@ -27,6 +27,11 @@
  *
  * Statuses that change nothing (insufficient, not_found, ...) record no key,
  * so a retry after a restock can still succeed.
+ *
+ * archive() folds old ledger rows, call rows among them, into checkpoints,
+ * and keeps the keys of those calls only as digests (inventory.archived_key):
+ * a retry of such a key answers "duplicate" whatever its arguments, and the
+ * everyday way checks the archive too before it records a key.
  */
 #include "postgres.h"
 
@@ -95,7 +100,14 @@ InvKeyLookup(const char *key, char **call, char **args)
 		if (!InvResultIsNull(i, 1))
 			first = i;
 	if (first < 0)
-		return false;
+	{
+		/* archived: the call is known to have been applied, nothing more */
+		if (!InvKeyArchived(key))
+			return false;
+		*call = "archived";
+		*args = NULL;
+		return true;
+	}
 	*call = InvResultText(first, 1);
 	*args = NULL;
 	if (strcmp(*call, "release") == 0)
@@ -204,6 +216,8 @@ InvKeyClassify(const char *key, const char *op, const char *args)
 
 	if (!InvKeyLookup(key, &old_op, &old_args))
 		return INV_KEY_NEW;
+	if (strcmp(old_op, "archived") == 0)
+		return INV_KEY_DUPLICATE;	/* its arguments are no longer kept */
 	if (strcmp(op, "reserve") == 0 && strcmp(old_op, "release") == 0 &&
 		old_args == NULL)
 		return INV_KEY_TOMBSTONE;

@@ -328,6 +328,10 @@ ApplyBatch(int from, int to)
 		if (w->duplicate)
 			continue;
 
+		/* an archived key is not taken again (Classify answers duplicate) */
+		if (InvKeyArchived(slot->key))
+			continue;
+
 		/* rows that stopped being hot meanwhile go the transactional way */
 		if (!InvOpen(&w->target, slot->sku, slot->location, INV_NOWAIT))
 			continue;

@@ -9,7 +9,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 
 #include "inventory.h"
 
@@ -110,3 +113,114 @@ InvExpirePass(int64 batch, bool nowait)
 	return total;
 }
 
+
+/*
+ * Archiving.  Ledger rows older than the cutoff are folded, a batch at a
+ * time: they are deleted, together with the older checkpoint of each stock
+ * row they move, and one new checkpoint per stock row (op "checkpoint")
+ * carries their sums, so every counter is still the sum of its ledger rows
+ * (invariant 2).  Rows of a reservation still held stay.  The keys of the
+ * calls those rows recorded (their call rows) go to inventory.archived_key
+ * as digests, in the same statement's transaction, so a retry of an
+ * archived key still finds it (keys.c).  Concluded reservations older than
+ * the cutoff go too.  Nothing here takes a stock row's lock: sales go on.
+ */
+static InvQuery FoldLedger = {
+	"WITH f AS (DELETE FROM inventory.ledger WHERE id IN ("
+	"             SELECT l.id FROM inventory.ledger l "
+	"              WHERE l.at < $1 AND l.op <> 'checkpoint' "
+	"                AND NOT EXISTS (SELECT FROM inventory.reservation r "
+	"                                 WHERE r.key = l.key AND r.state = 'held') "
+	"              LIMIT $2) "
+	"           RETURNING key, call, sku, location, on_hand_delta, reserved_delta, at), "
+	"     c AS (DELETE FROM inventory.ledger l "
+	"            WHERE l.op = 'checkpoint' AND l.at < $1 "
+	"              AND (l.sku, l.location) IN (SELECT sku, location FROM f) "
+	"           RETURNING sku, location, on_hand_delta, reserved_delta, at), "
+	"     n AS (INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta, reserved_delta, at) "
+	"           SELECT 'checkpoint', 'checkpoint', sku, location, sum(on_hand_delta), "
+	"                  sum(reserved_delta), max(at) "
+	"             FROM (SELECT sku, location, on_hand_delta, reserved_delta, at FROM f "
+	"                   UNION ALL SELECT * FROM c) m "
+	"            WHERE sku IS NOT NULL GROUP BY sku, location) "
+	"SELECT key, call IS NOT NULL FROM f",
+	2, {TIMESTAMPTZOID, INT8OID}
+};
+
+/* One new row of level 0 per bucket, with the batch's digests of it. */
+static InvQuery AddDigests = {
+	"INSERT INTO inventory.archived_key (bucket, level, digests) "
+	"SELECT b, 0, string_agg(d, ''::bytea) FROM unnest($1::integer[], $2::bytea[]) AS u(b, d) "
+	"GROUP BY b",
+	2, {INT4ARRAYOID, BYTEAARRAYOID}
+};
+
+/* Four rows of one level of a bucket merge into one of the next level. */
+static InvQuery MergeDigests = {
+	"WITH g AS (SELECT bucket, level FROM inventory.archived_key "
+	"            WHERE bucket = ANY($1) GROUP BY bucket, level HAVING count(*) >= 4), "
+	"     d AS (DELETE FROM inventory.archived_key a USING g "
+	"            WHERE a.bucket = g.bucket AND a.level = g.level "
+	"        RETURNING a.bucket, a.level, a.digests) "
+	"INSERT INTO inventory.archived_key (bucket, level, digests) "
+	"SELECT bucket, level + 1, string_agg(digests, ''::bytea) FROM d GROUP BY bucket, level",
+	1, {INT4ARRAYOID}
+};
+
+static InvQuery DropReservations = {
+	"DELETE FROM inventory.reservation WHERE key IN ("
+	"  SELECT key FROM inventory.reservation "
+	"   WHERE state <> 'held' AND created_at < $1 LIMIT $2)",
+	2, {TIMESTAMPTZOID, INT8OID}
+};
+
+/* The key of the archiving job: one runs at a time (worker or archive()). */
+#define ARCHIVE_LOCK_NAME "inventory archive"
+
+/*
+ * One batch of archiving, in the current transaction: up to batch ledger
+ * rows and batch concluded reservations before the cutoff.  Returns the
+ * ledger rows folded (fewer than batch: nothing more to fold).
+ */
+int64
+InvArchiveBatch(TimestampTz before, int64 batch, int64 *reservations)
+{
+	Datum		values[2] = {TimestampTzGetDatum(before), Int64GetDatum(batch)};
+	int64		folded;
+	int			nkeys = 0;
+	Datum	   *buckets;
+	Datum	   *digests;
+
+	InvLockRow(ARCHIVE_LOCK_NAME, "", false);
+	InvRun(&FoldLedger, values, NULL, 0);
+	folded = (int64) SPI_processed;
+	buckets = palloc(sizeof(Datum) * Max(folded, 1));
+	digests = palloc(sizeof(Datum) * Max(folded, 1));
+	for (int64 i = 0; i < folded; i++)
+	{
+		bytea	   *d;
+
+		if (!InvResultBool((int) i, 2))
+			continue;			/* not a call row */
+		d = palloc(VARHDRSZ + 16);
+		SET_VARSIZE(d, VARHDRSZ + 16);
+		InvKeyDigest(InvResultText((int) i, 1), (uint8 *) VARDATA(d));
+		buckets[nkeys] = Int32GetDatum(InvDigestBucket((uint8 *) VARDATA(d)));
+		digests[nkeys++] = PointerGetDatum(d);
+	}
+	if (nkeys > 0)
+	{
+		Datum		arrays[2] = {
+			PointerGetDatum(construct_array(buckets, nkeys, INT4OID, 4, true, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(digests, nkeys, BYTEAOID, -1, false, TYPALIGN_INT))
+		};
+
+		InvRun(&AddDigests, arrays, NULL, 0);
+		do
+			InvRun(&MergeDigests, arrays, NULL, 0);
+		while (SPI_processed > 0);
+	}
+	InvRun(&DropReservations, values, NULL, 0);
+	*reservations = (int64) SPI_processed;
+	return folded;
+}

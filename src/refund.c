@@ -64,6 +64,13 @@ refund(PG_FUNCTION_ARGS)
 	InvSetOutcome(&out, INV_OK, NULL, NULL);
 
 	SPI_connect();
+	/* a refund archived (and maybe its sale with it): applied long ago */
+	if (InvKeyArchived(key))
+	{
+		out.status = INV_DUPLICATE;
+		SPI_finish();
+		return InvReturnOutcome(fcinfo, &out);
+	}
 	InvRunLatest(&Sale, values, NULL, 1);
 	op = SPI_processed ? InvResultText(0, 1) : "";
 	if (strcmp(op, "deduct") != 0 && strcmp(op, "deduct_cart") != 0 &&

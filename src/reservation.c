@@ -259,6 +259,13 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 		char	   *args;
 		bool		found = false;
 
+		/* a reservation archived with its key: settled long ago */
+		if (InvKeyArchived(key))
+		{
+			out->status = INV_DUPLICATE;
+			return;
+		}
+
 		/*
 		 * Unknown reservation.  A release records a tombstone; if the key
 		 * was recorded meanwhile by a reserve that just committed, settle

@@ -90,9 +90,12 @@ LookUpTables(Oid ledger)
 	t.ledger_call_key = TableOid("ledger_call_key");
 	t.reservation = TableOid("reservation");
 	t.reservation_pkey = TableOid("reservation_pkey");
+	t.archived_key = TableOid("archived_key");
+	t.archived_key_bucket = TableOid("archived_key_bucket");
 	if (!OidIsValid(t.stock) || !OidIsValid(t.stock_pkey) ||
 		!OidIsValid(t.ledger_call_key) || !OidIsValid(t.reservation) ||
-		!OidIsValid(t.reservation_pkey))
+		!OidIsValid(t.reservation_pkey) || !OidIsValid(t.archived_key) ||
+		!OidIsValid(t.archived_key_bucket))
 		elog(ERROR, "inventory: a table or index of the extension is missing");
 	t.st_sku = Column(t.stock, "sku");
 	t.st_location = Column(t.stock, "location");

@@ -301,6 +301,14 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 	 * nothing, and the answer comes from the key: "duplicate", or the
 	 * key-reuse error.
 	 */
+	/* the hot path looked nothing up: an archived key is a duplicate */
+	if (hot_path && InvKeyArchived(key))
+	{
+		GiveBack(targets, lines, taken, n);
+		out->status = INV_DUPLICATE;
+		InvReadAvailable(out);
+		return;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		InvMovement m;

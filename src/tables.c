@@ -33,11 +33,13 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "common/int.h"
+#include "common/md5.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "storage/bufmgr.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -193,6 +195,72 @@ KeyTaken(const InvTables *t, const char *key)
 	index_close(index, AccessShareLock);
 	table_close(ledger, AccessShareLock);
 	return taken;
+}
+
+/*
+ * The digest a key is archived under (16 bytes): MD5, so that two keys that
+ * share a digest (and would share an archived identity) are as unlikely as
+ * any two random 128-bit numbers being equal.
+ */
+void
+InvKeyDigest(const char *key, uint8 *digest)
+{
+	const char *error;
+
+	if (!pg_md5_binary(key, strlen(key), digest, &error))
+		elog(ERROR, "inventory: could not digest a key: %s", error);
+}
+
+/*
+ * Was this key archived (archive() folded the call that applied it into a
+ * checkpoint)?  Read with the latest snapshot; nothing to read at all until
+ * the first archive() of the database wrote a bucket.
+ */
+bool
+InvKeyArchived(const char *key)
+{
+	InvTables	tables = *InvGetTables();
+	Relation	rel = table_open(tables.archived_key, AccessShareLock);
+	bool		archived = false;
+
+	if (RelationGetNumberOfBlocks(rel) > 0)
+	{
+		uint8		digest[16];
+		Relation	index = index_open(tables.archived_key_bucket, AccessShareLock);
+		Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+		TupleTableSlot *slot = table_slot_create(rel, NULL);
+		ScanKeyData skey;
+		IndexScanDesc scan;
+
+		InvKeyDigest(key, digest);
+		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT4EQ,
+					Int32GetDatum(InvDigestBucket(digest)));
+		scan = index_beginscan(rel, index, snapshot, 1, 0);
+		index_rescan(scan, &skey, 1, NULL, 0);
+		while (!archived && index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			bool		isnull;
+			bytea	   *digests = DatumGetByteaPP(slot_getattr(slot, 3, &isnull));
+			const uint8 *p = (const uint8 *) VARDATA_ANY(digests);
+			int			n = VARSIZE_ANY_EXHDR(digests) / 16;
+
+			for (int i = 0; i < n && !archived; i++)
+				archived = memcmp(p + 16 * i, digest, 16) == 0;
+		}
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		UnregisterSnapshot(snapshot);
+		index_close(index, AccessShareLock);
+	}
+	table_close(rel, AccessShareLock);
+	return archived;
+}
+
+/* The archive bucket of a digest: its first 12 bits. */
+int
+InvDigestBucket(const uint8 *digest)
+{
+	return (digest[0] << 4) | (digest[1] >> 4);
 }
 
 /* Find a row by the text columns of a unique index; false if none. */
@@ -351,7 +419,7 @@ InvTablesMove(const InvMovement *m, const char *sku, const char *location,
 	StockRow	row;
 	Writer		w;
 
-	if (m->call != NULL && KeyTaken(t, m->key))
+	if (m->call != NULL && (KeyTaken(t, m->key) || InvKeyArchived(m->key)))
 		return false;
 	stock = table_open(t->stock, RowExclusiveLock);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -396,7 +464,7 @@ InvTablesCart(const char *call, const char *key, char **skus, char **locations,
 	int			read = 0;
 	Writer		w;
 
-	if (KeyTaken(t, key))
+	if (KeyTaken(t, key) || InvKeyArchived(key))
 		return false;
 	stock = table_open(t->stock, RowExclusiveLock);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());

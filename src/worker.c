@@ -1,7 +1,8 @@
 /*
  * worker.c
  *	  The background worker: merges queued hot-row movements into their stock
- *	  rows and expires reservations past their ttl.
+ *	  rows, expires reservations past their ttl, and archives history older
+ *	  than inventory.history_retention (passes.c does the work).
  *
  * Registered from _PG_init (so the library must be preloaded), it connects
  * to inventory.database, and then lives on its latch: every
@@ -37,6 +38,10 @@ char	   *InvWorkerDatabase = NULL;
 static int	MergeInterval = 200;
 static int	ExpireInterval = 1000;
 int			InvExpireBatch = 1000;
+static int	HistoryRetention = 0;
+
+/* Ledger rows folded per transaction when the worker archives history. */
+#define ARCHIVE_BATCH 10000
 
 /* Define the worker's settings and register it (from _PG_init). */
 void
@@ -62,6 +67,14 @@ InvWorkerInit(void)
 							&InvExpireBatch,
 							1000, 1, INT_MAX,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("inventory.history_retention",
+							"How long history is kept before the worker archives it (0: for ever).",
+							"Ledger rows older than this fold into checkpoints, keys into digests, concluded reservations go.",
+							&HistoryRetention,
+							0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	/* PGC_POSTMASTER settings and workers only at server start */
@@ -201,6 +214,39 @@ ExpirePass(void)
 	SpinLockRelease(&InvState->mutex);
 }
 
+/*
+ * One archiving pass (inventory.history_retention set): history older than
+ * the retention archived in batches, each its own transaction, until none
+ * is left; a batch takes no stock row's lock.
+ */
+static void
+ArchivePass(void)
+{
+	int64		folded;
+	int64		dropped;
+	int64		total = 0;
+
+	if (HistoryRetention <= 0)
+		return;
+	pgstat_report_activity(STATE_RUNNING, "archive");
+	do
+	{
+		folded = dropped = 0;
+		if (BeginPass())
+			folded = InvArchiveBatch(GetCurrentTimestamp() -
+									 (int64) HistoryRetention * USECS_PER_SEC,
+									 ARCHIVE_BATCH, &dropped);
+		EndPass();
+		total += folded;
+		CHECK_FOR_INTERRUPTS();
+	} while (folded == ARCHIVE_BATCH || dropped == ARCHIVE_BATCH);
+
+	SpinLockAcquire(&InvState->mutex);
+	InvState->worker.last_archive_at = GetCurrentTimestamp();
+	InvState->worker.archived += total;
+	SpinLockRelease(&InvState->mutex);
+}
+
 /* Run a pass; an error is logged, counted and rolled back, and we go on. */
 static void
 RunPass(void (*pass) (void))
@@ -277,6 +323,7 @@ InvWorkerMain(Datum main_arg)
 		if (MsUntil(last_expire, ExpireInterval, now) == 0)
 		{
 			RunPass(ExpirePass);
+			RunPass(ArchivePass);
 			last_expire = now;
 		}
 

@@ -3,7 +3,9 @@
 # hot, from 64 pgbench clients.  INVENTORY_SOAK_SECONDS sets the length
 # (default 30; `scripts/test --long` soaks 10 minutes).  At the end:
 # no client failed, reconcile() is empty, the extension's shared memory and
-# the workers' memory did not grow, and the tables' bloat is bounded.  The
+# the workers' memory did not grow, the tables' bloat is bounded, and with
+# inventory.history_retention = 10s the history stays the size of its last
+# seconds (the ledger's rows are counted at half time and at the end).  The
 # figures are printed for the README's reliability section.
 use strict;
 use warnings;
@@ -20,6 +22,7 @@ my $node = inventory_node('soak', qq{
 max_connections = 100
 shared_buffers = 128MB
 autovacuum_naptime = 5s
+inventory.history_retention = '10s'
 });
 $node->safe_psql('postgres', q{
 CREATE EXTENSION inventory;
@@ -121,11 +124,22 @@ my $shmem0 = shmem();
 my $mem0 = worker_memory();
 my ($stock0) = table_size('stock');
 
-($rc, $out) = load($seconds);
+# two halves: the history's size in between, and at the end
+my $history = q{SELECT count(*), pg_total_relation_size('inventory.ledger')
+	+ pg_total_relation_size('inventory.reservation')
+	+ pg_total_relation_size('inventory.archived_key') FROM inventory.ledger};
+my ($rc1, $out1) = load(int($seconds / 2));
+my ($half_rows, $half_bytes) = split /\|/, $node->safe_psql('postgres', $history);
+my ($rc2, $out2) = load($seconds - int($seconds / 2));
+my ($end_rows, $end_bytes) = split /\|/, $node->safe_psql('postgres', $history);
+($rc, $out) = ($rc1 || $rc2, $out1 . $out2);
 is($rc, 0, "$clients clients ran $seconds s of mixed load without a failure") or diag($out);
-my ($tx) = $out =~ /number of transactions actually processed: (\d+)/;
-my ($tps) = $out =~ /tps = ([0-9.]+)/;
+my $tx = 0;
+$tx += $_ for $out =~ /number of transactions actually processed: (\d+)/g;
+my $tps = sprintf('%.0f', $tx / $seconds);
 unlike($out, qr/client \d+ aborted|ERROR:/, 'pgbench reports no aborted client or error');
+ok($end_rows <= 2 * $half_rows + 10000,
+	"the ledger keeps the size of its retention: $half_rows rows at half time, $end_rows at the end");
 
 # let expiry and the merge catch up, then check
 $node->poll_query_until('postgres',
@@ -134,6 +148,12 @@ $node->poll_query_until('postgres',
   or die 'the queue did not drain';
 is($node->safe_psql('postgres', 'SELECT count(*) FROM inventory.reconcile()'), '0',
 	'reconcile() is empty after the soak');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM inventory.ledger l
+	 WHERE op <> 'checkpoint' AND at < now() - interval '20 seconds'
+	   AND NOT EXISTS (SELECT FROM inventory.reservation r
+	                    WHERE r.key = l.key AND r.state = 'held')}),
+	'the worker archives history older than inventory.history_retention');
 my $oversold = $node->safe_psql('postgres',
 	'SELECT count(*) FROM inventory.stock WHERE on_hand < 0 OR reserved < 0 OR reserved > on_hand');
 is($oversold, '0', 'no row is oversold');
@@ -155,11 +175,13 @@ ok($stock1 <= 16 * 1024 * 1024, "the stock table stays bounded: $stock0 -> $stoc
 
 my $ledger = $node->safe_psql('postgres', 'SELECT count(*) FROM inventory.ledger');
 my @sizes = map { my ($b, $l, $d) = table_size($_); "$_ " . int($b / 1024) . " kB ($l live, $d dead)" }
-  qw(stock ledger reservation pending);
+  qw(stock ledger reservation pending archived_key);
 diag("soak: $seconds s, $clients clients, $tx transactions ($tps/s), $ledger ledger rows");
 diag("soak: shared memory $shmem1 bytes; worker memory "
 	  . join(', ', map { "$_ $mem0->{$_} -> $mem1->{$_}" } sort keys %$mem0));
 diag("soak: sizes after: " . join('; ', @sizes));
+diag("soak: history (ledger, reservations, archived keys): $half_rows ledger rows, $half_bytes bytes at half time; "
+	  . "$end_rows rows, $end_bytes bytes at the end");
 
 $node->stop;
 done_testing();

@@ -1,0 +1,76 @@
+-- archive(before): ledger rows before the cutoff fold into one checkpoint per
+-- stock row, keys stay as digests (a retry answers "duplicate"), concluded
+-- reservations go; held reservations and the hot-row queue stay.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS inventory CASCADE;
+CREATE EXTENSION inventory;
+RESET client_min_messages;
+
+CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+SELECT status FROM inventory.restock('tea', 100, 'po-1');
+SELECT status FROM inventory.restock('mug', 50, 'po-2');
+SELECT status FROM inventory.restock('hot', 500, 'po-3');
+SELECT status FROM inventory.set_hot('hot');
+SELECT status FROM inventory.deduct('tea', 2, 'd-1');
+SELECT status FROM inventory.deduct('hot', 3, 'd-2');
+SELECT status FROM inventory.deduct_cart('{tea,mug}', '{1,1}', 'cart-1');
+SELECT status FROM inventory.reserve('tea', 5, 'hold-kept', ttl => '1 day');
+SELECT status FROM inventory.reserve('mug', 2, 'hold-sold', ttl => '1 day');
+SELECT status FROM inventory.confirm('hold-sold');
+SELECT status FROM inventory.reserve('mug', 1, 'hold-gone', ttl => '1 day');
+SELECT status FROM inventory.release('hold-gone');
+SELECT status FROM inventory.release('tomb');
+SELECT status FROM inventory.refund('d-1', 1, 'rf-1');
+SELECT status FROM inventory.adjust('mug', 60, 'count-1');
+SELECT * FROM inventory.apply_bills('[{"key": "bill-1", "lines": [{"sku": "tea", "delta": -1}, {"sku": "hot", "delta": -1}]}]');
+SELECT count(*) AS ledger_rows, count(*) FILTER (WHERE call IS NOT NULL) AS keys
+  FROM inventory.ledger;
+SELECT count(*) AS reservations FROM inventory.reservation;
+SELECT count(*) AS queued FROM inventory.pending;
+
+-- bad cutoffs change nothing
+SELECT pg_temp.err($$SELECT inventory.archive(NULL)$$);
+SELECT pg_temp.err($$SELECT inventory.archive(now() + interval '1 hour')$$);
+
+-- everything before now folds, but for the held reservation's row
+SELECT inventory.archive(now()) AS folded;
+SELECT op, key, sku, location, on_hand_delta, reserved_delta, call
+  FROM inventory.ledger ORDER BY sku NULLS FIRST, op, key;
+SELECT key, state FROM inventory.reservation ORDER BY key;
+SELECT count(*) AS queued FROM inventory.pending;
+SELECT sum(length(digests)) / 16 AS archived_keys FROM inventory.archived_key;
+SELECT * FROM inventory.reconcile();
+-- archiving twice is a no-op
+SELECT inventory.archive(now()) AS folded_again;
+
+-- archived keys answer duplicate, whatever the arguments, and apply nothing
+SELECT status FROM inventory.deduct('tea', 2, 'd-1');
+SELECT status FROM inventory.deduct('tea', 7, 'd-1');
+SELECT status FROM inventory.deduct('hot', 3, 'd-2');
+SELECT status FROM inventory.restock('tea', 100, 'po-1');
+SELECT status FROM inventory.deduct_cart('{tea,mug}', '{1,1}', 'cart-1');
+SELECT status FROM inventory.reserve('mug', 2, 'hold-sold', ttl => '1 day');
+SELECT status FROM inventory.confirm('hold-sold');
+SELECT status FROM inventory.release('hold-gone');
+SELECT status FROM inventory.reserve('tea', 1, 'tomb');
+SELECT status FROM inventory.refund('d-1', 1, 'rf-1');
+SELECT status FROM inventory.adjust('mug', 60, 'count-1');
+SELECT * FROM inventory.apply_bills('[{"key": "bill-1", "lines": [{"sku": "tea", "delta": -1}, {"sku": "hot", "delta": -1}]}]');
+SELECT count(*) AS ledger_rows FROM inventory.ledger;
+-- a sale archived can no longer be refunded by its key
+SELECT status FROM inventory.refund('d-1', 1, 'rf-2');
+
+-- the kept hold, the hot row and new calls go on
+SELECT status, available FROM inventory.confirm('hold-kept');
+SELECT status, available FROM inventory.deduct('hot', 1, 'd-3');
+SELECT status, available FROM inventory.deduct('tea', 1, 'd-4');
+SELECT inventory.merge() > 0 AS merged;
+SELECT sku, on_hand, reserved, available FROM inventory.stock_levels ORDER BY sku;
+SELECT * FROM inventory.reconcile();
