@@ -89,6 +89,15 @@ SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "y", "lines":
 SELECT count(*) AS ledger_rows_after FROM inventory.ledger;
 SELECT * FROM inventory.reconcile();
 
+-- a bill expires the overdue holds of the rows it touches before deciding
+SELECT status FROM inventory.restock('cog', 4, 'po-cog');
+SELECT status FROM inventory.reserve('cog', 3, 'cog-hold', ttl => '1 millisecond');
+SELECT pg_sleep(0.05);
+SELECT * FROM inventory.apply_bills('[{"key": "cog-bill", "lines": [{"sku": "cog", "delta": -4}]}]');
+SELECT key, state FROM inventory.reservation WHERE key = 'cog-hold';
+SELECT sku, on_hand, reserved, available FROM inventory.stock_levels WHERE sku = 'cog';
+SELECT * FROM inventory.reconcile();
+
 -- a large document: its work is linear in its lines and can be interrupted
 CREATE TEMP TABLE big_doc AS
 SELECT jsonb_build_array(jsonb_build_object('key', 'big-1', 'lines',

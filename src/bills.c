@@ -34,7 +34,6 @@
 #include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
@@ -464,35 +463,6 @@ ParseBills(Jsonb *json, Bill **bills_out, BillRow **rows_out, int *nrows_out,
 	return nbills;
 }
 
-/* A text[] of C strings (NULL ones are NULL elements). */
-static Datum
-TextArray(char **values, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	for (int i = 0; i < n; i++)
-	{
-		nulls[i] = values[i] == NULL;
-		d[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(values[i]);
-	}
-	return PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, TEXTOID,
-											  -1, false, TYPALIGN_INT));
-}
-
-/* A bigint[]. */
-static Datum
-Int8Array(int64 *values, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = Int64GetDatum(values[i]);
-	return PointerGetDatum(construct_array(d, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-}
-
 /*
  * Decide every bill in order against the simulated stock.  Units taken from
  * hot rows leave their counters now; units arriving at hot rows arrive at
@@ -605,21 +575,74 @@ apply_bills(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 
-	/* 1. open every row once, in canonical order */
+	/*
+	 * 1. open every row once, in canonical order.  A hot row opens through
+	 * its counter (no statement); every other row is locked exclusively,
+	 * and all of them are then read in one statement.  Only rows that need
+	 * more (a hot row to load, a queue left from hot days, holds to expire)
+	 * take statements of their own.
+	 */
+	{
+		char	  **skus = palloc(sizeof(char *) * Max(nrows, 1));
+		char	  **locations = palloc(sizeof(char *) * Max(nrows, 1));
+		InvRow	   *figures = palloc(sizeof(InvRow) * Max(nrows, 1));
+		bool	   *found = palloc(sizeof(bool) * Max(nrows, 1));
+		int		   *cold = palloc(sizeof(int) * Max(nrows, 1));
+		int			ncold = 0;
+		TimestampTz now = GetCurrentStatementStartTimestamp();
+
+		for (int i = 0; i < nrows; i++)
+		{
+			BillRow    *row = &rows[i];
+
+			CHECK_FOR_INTERRUPTS();
+			if (HotMaybeLoaded(row->sku, row->location))
+			{
+				/* a hot row that receives units: exclusively, for an exact on_hand */
+				(void) InvOpen(&row->target, row->sku, row->location,
+							   row->receives ? INV_LOCK : 0);
+				continue;
+			}
+			InvLockRow(row->sku, row->location, false);
+			row->target.sku = row->sku;
+			row->target.location = row->location;
+			row->target.hot = NULL;
+			skus[ncold] = row->sku;
+			locations[ncold] = row->location;
+			cold[ncold++] = i;
+		}
+		if (ncold > 0)
+			InvRowsRead(skus, locations, ncold, figures, found);
+		for (int c = 0; c < ncold; c++)
+		{
+			BillRow    *row = &rows[cold[c]];
+
+			CHECK_FOR_INTERRUPTS();
+			row->target.found = found[c];
+			row->target.prepared = false;
+			row->target.row = figures[c];
+			if (found[c] && figures[c].hot && !figures[c].mine)
+			{
+				/* hot, its counter not loaded yet: open it properly */
+				InvUnlockRow(row->sku, row->location, false);
+				(void) InvOpen(&row->target, row->sku, row->location,
+							   row->receives ? INV_LOCK : 0);
+			}
+			else
+				/* nothing to tidy up (InvPrepare below) unless so */
+				row->target.prepared = !(figures[c].queued > 0 || figures[c].overdue > 0 ||
+										 figures[c].noted_expiry <= now);
+		}
+	}
 	for (int i = 0; i < nrows; i++)
 	{
 		BillRow    *row = &rows[i];
 		InvRow		now;
 
-		CHECK_FOR_INTERRUPTS();
-
-		/* a hot row that receives units: exclusively, for an exact on_hand */
-		(void) InvOpen(&row->target, row->sku, row->location,
-					   row->receives ? INV_LOCK : 0);
 		row->exists = row->target.found;
 		if (row->target.hot)
 		{
-			if (InvRowRead(row->sku, row->location, &now))
+			if (row->receives && InvRowRead(row->sku, row->location, &now))
 				row->on_hand = now.on_hand;
 			row->start = HotAvailable(row->target.hot);
 		}
@@ -638,7 +661,7 @@ apply_bills(PG_FUNCTION_ARGS)
 	keys = palloc(sizeof(char *) * nbills);
 	for (int b = 0; b < nbills; b++)
 		keys[b] = bills[b].key;
-	values[0] = TextArray(keys, nbills);
+	values[0] = InvTextArray(keys, nbills);
 	InvRunLatest(&KeysLookup, values, NULL, 0);
 	{
 		int			nfound = (int) SPI_processed;
@@ -688,9 +711,20 @@ apply_bills(PG_FUNCTION_ARGS)
 		int			recorded;
 		int			m = 0;
 
-		for (int i = 0; i < nrows; i++)
-			if (rows[i].create && rows[i].exists)
-				InvRowCreate(rows[i].sku, rows[i].location);
+		{
+			char	  **cskus = palloc(sizeof(char *) * nrows);
+			char	  **clocations = palloc(sizeof(char *) * nrows);
+			int			ncreate = 0;
+
+			for (int i = 0; i < nrows; i++)
+				if (rows[i].create && rows[i].exists)
+				{
+					cskus[ncreate] = rows[i].sku;
+					clocations[ncreate++] = rows[i].location;
+				}
+			if (ncreate > 0)
+				InvRowsCreate(cskus, clocations, ncreate);
+		}
 
 		for (int b = 0; b < nbills; b++)
 			if (bills[b].applied)
@@ -709,11 +743,11 @@ apply_bills(PG_FUNCTION_ARGS)
 				lcalls[m] = k == 0 ? "bill" : NULL;
 				ldeltas[m++] = bills[b].lines[k].delta;
 			}
-		values[0] = TextArray(lkeys, m);
-		values[1] = TextArray(lskus, m);
-		values[2] = TextArray(llocs, m);
-		values[3] = Int8Array(ldeltas, m);
-		values[4] = TextArray(lcalls, m);
+		values[0] = InvTextArray(lkeys, m);
+		values[1] = InvTextArray(lskus, m);
+		values[2] = InvTextArray(llocs, m);
+		values[3] = InvInt8Array(ldeltas, m);
+		values[4] = InvTextArray(lcalls, m);
 		InvRun(&LedgerInsert, values, NULL, 0);
 		recorded = 0;
 		for (uint64 r = 0; r < SPI_processed; r++)
@@ -739,9 +773,9 @@ apply_bills(PG_FUNCTION_ARGS)
 			}
 			if (n == 0)
 				continue;
-			values[0] = TextArray(lskus, n);
-			values[1] = TextArray(llocs, n);
-			values[2] = Int8Array(ldeltas, n);
+			values[0] = InvTextArray(lskus, n);
+			values[1] = InvTextArray(llocs, n);
+			values[2] = InvInt8Array(ldeltas, n);
 			InvRun(hot ? &PendingInsert : &StockUpdate, values, NULL, 0);
 		}
 	}

@@ -72,6 +72,8 @@ extern bool InvResultIsNull(int row, int col);
 extern int64 InvResultInt8(int row, int col);
 extern bool InvResultBool(int row, int col);
 extern char *InvResultText(int row, int col);
+extern Datum InvTextArray(char **values, int n);
+extern Datum InvInt8Array(int64 *values, int n);
 extern char *InvTryInSubxact(void (*fn) (void *arg), void *arg);
 
 /* call.c */
@@ -167,6 +169,8 @@ typedef struct InvTarget
 #define INV_LOCK	0x02		/* hold the row lock exclusively, in hot mode too */
 
 extern bool InvRowRead(const char *sku, const char *location, InvRow *row);
+extern void InvRowsRead(char **skus, char **locations, int n, InvRow *rows, bool *found);
+extern void InvRowsCreate(char **skus, char **locations, int n);
 extern int64 InvRowAvailable(const InvRow *row);
 extern bool InvHotLoaded(const char *sku, const char *location);
 extern bool InvOpen(InvTarget *target, const char *sku, const char *location, int flags);

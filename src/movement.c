@@ -47,22 +47,40 @@
 #include "inventory.h"
 #include "hot.h"
 
-static InvQuery RowRead = {
-	"SELECT s.on_hand + p.on_hand, s.reserved + p.reserved, s.hot, "
-	"       o.overdue, p.n, o.next_expiry, s.xmin, s.next_expiry "
-	"FROM inventory.stock s "
-	"CROSS JOIN LATERAL (SELECT count(*) AS n, "
-	"                           COALESCE(sum(q.on_hand_delta), 0)::bigint AS on_hand, "
-	"                           COALESCE(sum(q.reserved_delta), 0)::bigint AS reserved "
-	"                      FROM inventory.pending q "
-	"                     WHERE q.sku = s.sku AND q.location = s.location) p "
-	"CROSS JOIN LATERAL (SELECT COALESCE(sum(r.qty) FILTER (WHERE r.expires_at <= statement_timestamp()), 0)::bigint AS overdue, "
-	"                           min(r.expires_at) AS next_expiry "
-	"                      FROM inventory.reservation r "
-	"                     WHERE r.sku = s.sku AND r.location = s.location "
+/* A stock row's figures, its queue and its held reservations included. */
+#define ROW_FIGURES \
+	"s.on_hand + p.on_hand, s.reserved + p.reserved, s.hot, " \
+	"o.overdue, p.n, o.next_expiry, s.xmin, s.next_expiry "
+#define ROW_LATERALS \
+	"CROSS JOIN LATERAL (SELECT count(*) AS n, " \
+	"                           COALESCE(sum(q.on_hand_delta), 0)::bigint AS on_hand, " \
+	"                           COALESCE(sum(q.reserved_delta), 0)::bigint AS reserved " \
+	"                      FROM inventory.pending q " \
+	"                     WHERE q.sku = s.sku AND q.location = s.location) p " \
+	"CROSS JOIN LATERAL (SELECT COALESCE(sum(r.qty) FILTER (WHERE r.expires_at <= statement_timestamp()), 0)::bigint AS overdue, " \
+	"                           min(r.expires_at) AS next_expiry " \
+	"                      FROM inventory.reservation r " \
+	"                     WHERE r.sku = s.sku AND r.location = s.location " \
 	"                       AND r.state = 'held') o "
+
+static InvQuery RowRead = {
+	"SELECT " ROW_FIGURES "FROM inventory.stock s " ROW_LATERALS
 	"WHERE s.sku = $1 AND s.location = $2",
 	2, {TEXTOID, TEXTOID}
+};
+
+/* Many rows at once: the row's position in the arrays first. */
+static InvQuery RowsRead = {
+	"SELECT u.n, " ROW_FIGURES
+	"FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(sku, location, n) "
+	"JOIN inventory.stock s ON s.sku = u.sku AND s.location = u.location " ROW_LATERALS,
+	2, {TEXTARRAYOID, TEXTARRAYOID}
+};
+
+static InvQuery RowsCreate = {
+	"INSERT INTO inventory.stock (sku, location) "
+	"SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+	2, {TEXTARRAYOID, TEXTARRAYOID}
 };
 
 static InvQuery RowCreate = {
@@ -217,6 +235,24 @@ InvExpireOverdue(InvTarget *target, int64 limit, int64 *count)
 	return units;
 }
 
+/* Fill a row from columns from..from+7 of result row r (ROW_FIGURES). */
+static void
+RowFromResult(int r, int from, InvRow *row)
+{
+	bool		isnull;
+
+	row->on_hand = InvResultInt8(r, from);
+	row->reserved = InvResultInt8(r, from + 1);
+	row->hot = InvResultBool(r, from + 2);
+	row->overdue = InvResultInt8(r, from + 3);
+	row->queued = InvResultInt8(r, from + 4);
+	row->next_expiry = InvResultIsNull(r, from + 5) ? DT_NOEND : InvResultInt8(r, from + 5);
+	row->mine = TransactionIdIsCurrentTransactionId(
+		DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[r],
+											SPI_tuptable->tupdesc, from + 6, &isnull)));
+	row->noted_expiry = InvResultInt8(r, from + 7);
+}
+
 /*
  * Read a stock row, queued movements included, as the latest commits left it
  * (whatever the isolation level); false if it does not exist.
@@ -225,22 +261,41 @@ bool
 InvRowRead(const char *sku, const char *location, InvRow *row)
 {
 	Datum		values[2] = {CStringGetTextDatum(sku), CStringGetTextDatum(location)};
-	bool		isnull;
 
 	InvRunLatest(&RowRead, values, NULL, 1);
 	if (SPI_processed == 0)
 		return false;
-	row->on_hand = InvResultInt8(0, 1);
-	row->reserved = InvResultInt8(0, 2);
-	row->hot = InvResultBool(0, 3);
-	row->overdue = InvResultInt8(0, 4);
-	row->queued = InvResultInt8(0, 5);
-	row->next_expiry = InvResultIsNull(0, 6) ? DT_NOEND : InvResultInt8(0, 6);
-	row->noted_expiry = InvResultInt8(0, 8);
-	row->mine = TransactionIdIsCurrentTransactionId(
-		DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 7, &isnull)));
+	RowFromResult(0, 1, row);
 	return true;
+}
+
+/*
+ * Read many stock rows in one statement, as InvRowRead reads one: found[i]
+ * says whether row i exists, rows[i] gets its figures.
+ */
+void
+InvRowsRead(char **skus, char **locations, int n, InvRow *rows, bool *found)
+{
+	Datum		values[2] = {InvTextArray(skus, n), InvTextArray(locations, n)};
+
+	memset(found, 0, sizeof(bool) * n);
+	InvRunLatest(&RowsRead, values, NULL, 0);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		int			i = (int) InvResultInt8((int) r, 1) - 1;
+
+		found[i] = true;
+		RowFromResult((int) r, 2, &rows[i]);
+	}
+}
+
+/* Create the stock rows that do not exist yet, empty, in one statement. */
+void
+InvRowsCreate(char **skus, char **locations, int n)
+{
+	Datum		values[2] = {InvTextArray(skus, n), InvTextArray(locations, n)};
+
+	InvRun(&RowsCreate, values, NULL, 0);
 }
 
 /* Units a row can sell now: a held reservation past expiry is not counted. */
