@@ -41,6 +41,7 @@
 #include "utils/tuplestore.h"
 
 #include "inventory.h"
+
 #include "hot.h"
 
 /* A stock row touched by the call, and its simulated state. */
@@ -95,8 +96,7 @@ static InvQuery LedgerInsert = {
 	"INSERT INTO inventory.ledger (op, key, sku, location, on_hand_delta, call) "
 	"SELECT 'bill', k, s, l, d, c "
 	"  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) "
-	"       AS u(k, s, l, d, c) "
-	"ON CONFLICT (key) WHERE call IS NOT NULL DO NOTHING RETURNING call",
+	"       AS u(k, s, l, d, c)",
 	5, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID}
 };
 
@@ -550,6 +550,40 @@ Simulate(Bill *bills, int nbills, BillRow *rows)
 	}
 }
 
+/*
+ * Write the ledger rows of the applied bills.  Their keys were free when
+ * looked up; one recorded since by a transaction still in progress then
+ * makes the insert wait for it and, if it committed, fail on the unique
+ * index of keys: that is reported as what it is, a concurrent retry.
+ */
+static void
+InsertLedger(Datum *values)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		InvRun(&LedgerInsert, values, NULL, 0);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION ||
+			edata->constraint_name == NULL ||
+			strcmp(edata->constraint_name, "ledger_call_key") != 0)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not apply bills: a key was recorded concurrently"),
+				 errhint("Retry the call unchanged: bills already applied will answer duplicate.")));
+	}
+	PG_END_TRY();
+}
+
 PG_FUNCTION_INFO_V1(apply_bills);
 
 /* inventory.apply_bills(bills jsonb): TABLE(key text, status text). */
@@ -708,7 +742,6 @@ apply_bills(PG_FUNCTION_ARGS)
 		char	  **llocs;
 		char	  **lcalls;
 		int64	   *ldeltas;
-		int			recorded;
 		int			m = 0;
 
 		{
@@ -748,15 +781,7 @@ apply_bills(PG_FUNCTION_ARGS)
 		values[2] = InvTextArray(llocs, m);
 		values[3] = InvInt8Array(ldeltas, m);
 		values[4] = InvTextArray(lcalls, m);
-		InvRun(&LedgerInsert, values, NULL, 0);
-		recorded = 0;
-		for (uint64 r = 0; r < SPI_processed; r++)
-			recorded += !InvResultIsNull((int) r, 1);
-		if (recorded != nkeys)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not apply bills: a key was recorded concurrently"),
-					 errhint("Retry the call unchanged: bills already applied will answer duplicate.")));
+		InsertLedger(values);
 
 		/* one change per row: ordinary rows updated, hot rows queued */
 		for (int hot = 0; hot <= 1; hot++)

@@ -47,24 +47,29 @@
 #include "inventory.h"
 #include "hot.h"
 
-/* A stock row's figures, its queue and its held reservations included. */
+/*
+ * A stock row's figures, its queue and its held reservations included.  Only
+ * a hot row has a queue (set_hot(false) merges it in the transaction that
+ * makes the row ordinary), and an ordinary row has holds only when units are
+ * reserved: the others are not looked for (a CASE evaluates its subquery only
+ * when its condition holds, which a join could not promise).
+ */
+#define QUEUED(expr) \
+	"CASE WHEN s.hot THEN (SELECT " expr " FROM inventory.pending q " \
+	"                       WHERE q.sku = s.sku AND q.location = s.location) ELSE 0 END"
+#define HELD(expr, none) \
+	"CASE WHEN s.hot OR s.reserved > 0 THEN (SELECT " expr " FROM inventory.reservation r " \
+	"                                         WHERE r.sku = s.sku AND r.location = s.location " \
+	"                                           AND r.state = 'held') ELSE " none " END"
 #define ROW_FIGURES \
-	"s.on_hand + p.on_hand, s.reserved + p.reserved, s.hot, " \
-	"o.overdue, p.n, o.next_expiry, s.xmin, s.next_expiry "
-#define ROW_LATERALS \
-	"CROSS JOIN LATERAL (SELECT count(*) AS n, " \
-	"                           COALESCE(sum(q.on_hand_delta), 0)::bigint AS on_hand, " \
-	"                           COALESCE(sum(q.reserved_delta), 0)::bigint AS reserved " \
-	"                      FROM inventory.pending q " \
-	"                     WHERE q.sku = s.sku AND q.location = s.location) p " \
-	"CROSS JOIN LATERAL (SELECT COALESCE(sum(r.qty) FILTER (WHERE r.expires_at <= statement_timestamp()), 0)::bigint AS overdue, " \
-	"                           min(r.expires_at) AS next_expiry " \
-	"                      FROM inventory.reservation r " \
-	"                     WHERE r.sku = s.sku AND r.location = s.location " \
-	"                       AND r.state = 'held') o "
+	"s.on_hand + " QUEUED("COALESCE(sum(q.on_hand_delta), 0)::bigint") ", " \
+	"s.reserved + " QUEUED("COALESCE(sum(q.reserved_delta), 0)::bigint") ", s.hot, " \
+	HELD("COALESCE(sum(r.qty) FILTER (WHERE r.expires_at <= statement_timestamp()), 0)::bigint", "0") ", " \
+	QUEUED("count(*)") ", " \
+	HELD("min(r.expires_at)", "NULL") ", s.xmin, s.next_expiry "
 
 static InvQuery RowRead = {
-	"SELECT " ROW_FIGURES "FROM inventory.stock s " ROW_LATERALS
+	"SELECT " ROW_FIGURES "FROM inventory.stock s "
 	"WHERE s.sku = $1 AND s.location = $2",
 	2, {TEXTOID, TEXTOID}
 };
@@ -73,7 +78,7 @@ static InvQuery RowRead = {
 static InvQuery RowsRead = {
 	"SELECT u.n, " ROW_FIGURES
 	"FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(sku, location, n) "
-	"JOIN inventory.stock s ON s.sku = u.sku AND s.location = u.location " ROW_LATERALS,
+	"JOIN inventory.stock s ON s.sku = u.sku AND s.location = u.location",
 	2, {TEXTARRAYOID, TEXTARRAYOID}
 };
 
