@@ -80,9 +80,6 @@ merge(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(result.moved);
 }
 
-/* Rows archive() folds in one go (the worker: per transaction). */
-#define ARCHIVE_BATCH 10000
-
 PG_FUNCTION_INFO_V1(archive);
 
 /*
@@ -115,9 +112,9 @@ archive(PG_FUNCTION_ARGS)
 	do
 	{
 		CHECK_FOR_INTERRUPTS();
-		folded = InvArchiveBatch(before, ARCHIVE_BATCH, &dropped);
+		folded = InvArchiveBatch(before, INV_ARCHIVE_BATCH, &dropped);
 		total += folded;
-	} while (folded == ARCHIVE_BATCH || dropped == ARCHIVE_BATCH);
+	} while (folded == INV_ARCHIVE_BATCH || dropped == INV_ARCHIVE_BATCH);
 	SPI_finish();
 	PG_RETURN_INT64(total);
 }

@@ -278,6 +278,8 @@ typedef struct InvMergeResult
 } InvMergeResult;
 
 extern void InvMergePass(bool nowait, InvMergeResult *result);
+/* Ledger rows (and reservations) archive() folds per batch. */
+#define INV_ARCHIVE_BATCH 10000
 extern int64 InvArchiveBatch(TimestampTz before, int64 batch, int64 *reservations);
 extern int	InvExpireBatch;
 extern char *InvWorkerDatabase;

@@ -40,9 +40,6 @@ static int	ExpireInterval = 1000;
 int			InvExpireBatch = 1000;
 static int	HistoryRetention = 0;
 
-/* Ledger rows folded per transaction when the worker archives history. */
-#define ARCHIVE_BATCH 10000
-
 /* Define the worker's settings and register it (from _PG_init). */
 void
 InvWorkerInit(void)
@@ -235,11 +232,11 @@ ArchivePass(void)
 		if (BeginPass())
 			folded = InvArchiveBatch(GetCurrentTimestamp() -
 									 (int64) HistoryRetention * USECS_PER_SEC,
-									 ARCHIVE_BATCH, &dropped);
+									 INV_ARCHIVE_BATCH, &dropped);
 		EndPass();
 		total += folded;
 		CHECK_FOR_INTERRUPTS();
-	} while (folded == ARCHIVE_BATCH || dropped == ARCHIVE_BATCH);
+	} while (folded == INV_ARCHIVE_BATCH || dropped == INV_ARCHIVE_BATCH);
 
 	SpinLockAcquire(&InvState->mutex);
 	InvState->worker.last_archive_at = GetCurrentTimestamp();
