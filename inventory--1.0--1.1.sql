@@ -4,6 +4,7 @@
 \echo Use "ALTER EXTENSION inventory UPDATE TO '1.1'" to load this file. \quit
 
 -- worker_status() names the database the workers serve, and shows archiving
+-- and the automatic rule's promotions and demotions
 DROP FUNCTION inventory.worker_status();
 CREATE FUNCTION inventory.worker_status(
     OUT pid integer, OUT started_at timestamptz,
@@ -12,7 +13,8 @@ CREATE FUNCTION inventory.worker_status(
     OUT last_expire_at timestamptz, OUT expire_passes bigint,
     OUT expired bigint, OUT errors bigint, OUT last_error text,
     OUT merged_batches bigint, OUT merged_requests bigint, OUT largest_batch bigint,
-    OUT database name, OUT last_archive_at timestamptz, OUT archived bigint)
+    OUT database name, OUT last_archive_at timestamptz, OUT archived bigint,
+    OUT promoted bigint, OUT demoted bigint)
 AS 'MODULE_PATHNAME', 'worker_status' LANGUAGE C VOLATILE SECURITY DEFINER;
 REVOKE ALL ON FUNCTION inventory.worker_status() FROM PUBLIC;
 
@@ -36,6 +38,13 @@ ALTER TABLE inventory.reservation ADD COLUMN ttl interval;
 -- due without reading the reservations
 ALTER TABLE inventory.stock
     ADD COLUMN next_expiry timestamptz NOT NULL DEFAULT 'infinity';
+
+-- set_hot decides for good: a row whose hot state was set by hand is pinned,
+-- and the automatic rule (inventory.auto_hot) leaves it alone; in 1.0 every
+-- hot row was made so by hand
+ALTER TABLE inventory.stock
+    ADD COLUMN pinned boolean NOT NULL DEFAULT false;
+UPDATE inventory.stock SET pinned = true WHERE hot;
 
 -- 1.0's keys: each becomes the call row of the call that applied it
 UPDATE inventory.ledger l SET call = q.op,

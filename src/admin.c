@@ -17,49 +17,34 @@
 #include "inventory.h"
 #include "hot.h"
 
-static InvQuery SetHot = {
-	"UPDATE inventory.stock SET hot = $3 WHERE sku = $1 AND location = $2",
-	3, {TEXTOID, TEXTOID, BOOLOID}
-};
-
 PG_FUNCTION_INFO_V1(set_hot);
 
 /*
  * inventory.set_hot(sku, hot, location): route a row through the hot path,
- * or back.  Making a row hot takes effect for transactions that start after
- * this one commits (its counter loads from committed figures on first use).
- * Making it cold waits (for the row lock, exclusively) until no transaction
- * uses its counter, unloads the counter and merges the queue.
+ * or back, for good: the automatic rule leaves the row alone from then on
+ * (hot NULL hands it back to the rule).  Making a row hot takes effect for
+ * transactions that start after this one commits (its counter loads from
+ * committed figures on first use).  Making it cold waits (for the row lock,
+ * exclusively) until no transaction uses its counter, unloads the counter
+ * and merges the queue.
  */
 Datum
 set_hot(PG_FUNCTION_ARGS)
 {
 	char	   *sku = InvArgName(fcinfo, 0, "sku");
-	bool		hot = InvArgBool(fcinfo, 1, "hot");
 	char	   *location = InvArgName(fcinfo, 2, "location");
-	Datum		values[3] = {CStringGetTextDatum(sku), CStringGetTextDatum(location),
-	BoolGetDatum(hot)};
 	InvOutcome	out;
-	uint64		generation;
+	bool		found;
 
 	InvCheckReady();
 	InvSetOutcome(&out, INV_OK, sku, location);
 	SPI_connect();
-	InvLockRow(sku, location, false);
-	InvRun(&SetHot, values, NULL, 0);
-	if (SPI_processed == 0)
-		out.status = INV_NOT_FOUND;
-	else if (hot)
-		(void) HotFind(sku, location, true, &generation);	/* claim a slot now */
+	if (PG_ARGISNULL(1))
+		found = InvUnpinHot(sku, location);
 	else
-	{
-		HotEntry   *entry = HotFind(sku, location, false, &generation);
-
-		/* unloaded and its slot freed, for another row to use */
-		if (entry)
-			HotUnload(entry, generation);
-		InvMerge(sku, location);
-	}
+		found = InvSetHot(sku, location, PG_GETARG_BOOL(1), true);
+	if (!found)
+		out.status = INV_NOT_FOUND;
 	InvReadAvailable(&out);
 	SPI_finish();
 	return InvReturnOutcome(fcinfo, &out);
@@ -167,8 +152,8 @@ worker_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	InvWorkerStats s;
-	Datum		values[17];
-	bool		nulls[17] = {0};
+	Datum		values[19];
+	bool		nulls[19] = {0};
 	char	   *database;
 	int64		batches;
 	int64		requests;
@@ -207,6 +192,8 @@ worker_status(PG_FUNCTION_ARGS)
 	values[15] = TimestampTzGetDatum(s.last_archive_at);
 	nulls[15] = s.last_archive_at == 0;
 	values[16] = Int64GetDatum(s.archived);
+	values[17] = Int64GetDatum(s.promoted);
+	values[18] = Int64GetDatum(s.demoted);
 
 	/* the figures are the workers', and they serve one database */
 	if (OidIsValid(s.dbid) && s.dbid != MyDatabaseId)

@@ -71,6 +71,8 @@ typedef struct InvWorkerStats
 	int64		expired;
 	TimestampTz last_archive_at;
 	int64		archived;		/* ledger rows folded */
+	int64		promoted;		/* rows the automatic rule made hot */
+	int64		demoted;		/* and ordinary again */
 	int64		errors;
 	char		last_error[256];
 } InvWorkerStats;

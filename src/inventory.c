@@ -26,11 +26,13 @@ void
 _PG_init(void)
 {
 	InvShmemInit();
+	InvRowLockInit();
 	/* callbacks run newest first: the hot path's must run before merged mode's */
 	InvMergedCallbacks();
 	HotInit();
 	InvMergedInit();
 	InvWorkerInit();
+	InvAutoHotInit();
 	InvEventsInit();
 	MarkGUCPrefixReserved("inventory");
 }

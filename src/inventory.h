@@ -17,6 +17,7 @@
  *	  merged.c		merged mode: the committer and its callers' queue
  *	 the pipeline every call shares (check the key, lock, decide, write)
  *	  passes.c		the merge and expiry passes over every row that needs them
+ *	  autohot.c		hot or ordinary, by hand or by the rule that watches lock waits
  *	  movement.c	opening a row (hot or cold), tidying it, moving its counters
  *	  events.c		NOTIFY announcements
  *	 storage
@@ -28,7 +29,8 @@
  *	 foundations
  *	  query.c		prepared SPI statements under a fixed, safe search_path
  *	  schema.c		the extension's tables as this backend knows them
- *	  rowlock.c		the advisory lock that queues the writers of one stock row
+ *	  rowlock.c		the advisory lock that queues the writers of one stock row,
+ *					and the count of waits for it
  *	  call.c		argument checks, canonical argument text, the outcome
  *	  inventory.c	_PG_init: calls each module's init
  */
@@ -115,6 +117,17 @@ typedef struct InvRowRef
 	int64		lock_key;
 } InvRowRef;
 
+/* A row and a count of something about it (waits for its lock, changes). */
+typedef struct InvRowTally
+{
+	char		sku[INV_MAX_NAME_BYTES + 1];
+	char		location[INV_MAX_NAME_BYTES + 1];
+	int			count;
+} InvRowTally;
+
+extern bool InvAutoHot;
+extern void InvRowLockInit(void);
+extern int	InvTakeLockWaits(int min_waits, InvRowTally *rows, int max);
 extern int64 InvRowLockKey(const char *sku, const char *location);
 extern bool InvLockRow(const char *sku, const char *location, bool nowait);
 extern bool InvLockRowShared(const char *sku, const char *location, bool nowait);
@@ -283,6 +296,17 @@ extern void InvMergePass(bool nowait, InvMergeResult *result);
 extern int64 InvArchiveBatch(TimestampTz before, int64 batch, int64 *reservations);
 extern int	InvExpireBatch;
 extern char *InvWorkerDatabase;
+
+/* autohot.c */
+extern int	InvAutoHotWaits;
+extern int	InvAutoHotInterval;
+extern void InvAutoHotInit(void);
+extern bool InvSetHot(const char *sku, const char *location, bool hot, bool by_hand);
+extern bool InvUnpinHot(const char *sku, const char *location);
+extern InvRowTally *InvAutoHotCandidates(int *n);
+extern bool InvAutoHotPromote(const InvRowTally *row);
+extern InvRowTally *InvAutoHotQuiet(int max, int *n);
+extern bool InvAutoHotDemote(const InvRowTally *row);
 
 /* events.c */
 extern void InvEventsInit(void);

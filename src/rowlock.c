@@ -19,12 +19,25 @@
  * (two such callers would wait for each other): a call that may need the row
  * exclusively asks for that first, and one whose share lock turns out not to
  * be enough gives it back before asking again (see InvOpen).
+ *
+ * With inventory.auto_hot on, a writer that has to wait for a row's lock
+ * says so first, in a small shared table of the rows whose writers queue
+ * (LockWaits): the worker promotes those that queue often (autohot.c).  The
+ * table is direct-mapped by lock key; a row that finds its entry taken by
+ * another wears the other's count down and takes the entry when it reaches
+ * zero, so the rows that queue most keep their entries (the counts are
+ * approximate, and only ever tell the worker which rows to look at).  Asking
+ * for the lock without waiting first costs nothing when it is free, which is
+ * when it is asked for most.
  */
 #include "postgres.h"
 
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "storage/lock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/builtins.h"
 
 #include "inventory.h"
@@ -49,7 +62,137 @@ InvRowLockKey(const char *sku, const char *location)
 	return (int64) h;
 }
 
-/* Take the row's lock in a mode for the rest of the transaction. */
+/* inventory.auto_hot: count the waits for rows' locks (defined in autohot.c). */
+bool		InvAutoHot = false;
+
+/* Entries of the table of rows whose writers wait (a power of two). */
+#define LOCK_WAIT_ROWS 256
+
+typedef struct LockWaitEntry
+{
+	slock_t		mutex;			/* protects the fields below */
+	Oid			dbid;
+	int64		lock_key;
+	int			waits;			/* 0: the entry is free */
+	char		sku[INV_MAX_NAME_BYTES + 1];
+	char		location[INV_MAX_NAME_BYTES + 1];
+} LockWaitEntry;
+
+static LockWaitEntry *LockWaits = NULL;
+static shmem_request_hook_type PrevShmemRequest = NULL;
+static shmem_startup_hook_type PrevShmemStartup = NULL;
+
+/* Ask for the table's shared memory. */
+static void
+LockWaitsShmemRequest(void)
+{
+	if (PrevShmemRequest)
+		PrevShmemRequest();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(LockWaitEntry) * LOCK_WAIT_ROWS));
+}
+
+/* Create or attach to the table; runs again after a crash restart. */
+static void
+LockWaitsShmemStartup(void)
+{
+	bool		found;
+
+	if (PrevShmemStartup)
+		PrevShmemStartup();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	LockWaits = ShmemInitStruct("inventory lock waits",
+								sizeof(LockWaitEntry) * LOCK_WAIT_ROWS, &found);
+	if (!found)
+		for (int i = 0; i < LOCK_WAIT_ROWS; i++)
+		{
+			memset(&LockWaits[i], 0, sizeof(LockWaitEntry));
+			SpinLockInit(&LockWaits[i].mutex);
+		}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Install the shared-memory hooks of the table (from _PG_init). */
+void
+InvRowLockInit(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	PrevShmemRequest = shmem_request_hook;
+	shmem_request_hook = LockWaitsShmemRequest;
+	PrevShmemStartup = shmem_startup_hook;
+	shmem_startup_hook = LockWaitsShmemStartup;
+}
+
+/* A writer of this database's row is about to wait for the row's lock. */
+static void
+NoteWait(const char *sku, const char *location, int64 key)
+{
+	LockWaitEntry *entry = &LockWaits[hash_combine64((uint64) key, MyDatabaseId) %
+									  LOCK_WAIT_ROWS];
+
+	SpinLockAcquire(&entry->mutex);
+	if (entry->waits > 0 && entry->dbid == MyDatabaseId && entry->lock_key == key)
+		entry->waits++;
+	else if (entry->waits > 0)
+		entry->waits--;
+	else
+	{
+		entry->dbid = MyDatabaseId;
+		entry->lock_key = key;
+		entry->waits = 1;
+		strlcpy(entry->sku, sku, sizeof(entry->sku));
+		strlcpy(entry->location, location, sizeof(entry->location));
+	}
+	SpinLockRelease(&entry->mutex);
+}
+
+/*
+ * The rows of this database whose writers waited at least min_waits times
+ * since the last call, most first at most max; every count starts again
+ * from zero.  Returns how many.
+ */
+int
+InvTakeLockWaits(int min_waits, InvRowTally *rows, int max)
+{
+	int			n = 0;
+
+	for (int i = 0; i < LOCK_WAIT_ROWS; i++)
+	{
+		LockWaitEntry *entry = &LockWaits[i];
+		InvRowTally row;
+		bool		taken = false;
+
+		SpinLockAcquire(&entry->mutex);
+		if (entry->waits >= min_waits && entry->dbid == MyDatabaseId)
+		{
+			row.count = entry->waits;
+			memcpy(row.sku, entry->sku, sizeof(row.sku));
+			memcpy(row.location, entry->location, sizeof(row.location));
+			taken = true;
+		}
+		entry->waits = 0;
+		SpinLockRelease(&entry->mutex);
+
+		/* keep the max rows with the most waits, in that order */
+		if (taken && (n < max || row.count > rows[n - 1].count))
+		{
+			int			at = n < max ? n++ : n - 1;
+
+			while (at > 0 && rows[at - 1].count < row.count)
+			{
+				rows[at] = rows[at - 1];
+				at--;
+			}
+			rows[at] = row;
+		}
+	}
+	return n;
+}
+
+/*
+ * Take the row's lock in a mode for the rest of the transaction.  An
+ * exclusive request that has to wait is counted first (see the header).
+ */
 static bool
 LockRow(const char *sku, const char *location, LOCKMODE mode, bool nowait)
 {
@@ -57,6 +200,12 @@ LockRow(const char *sku, const char *location, LOCKMODE mode, bool nowait)
 	int64		key = InvRowLockKey(sku, location);
 
 	INV_SET_LOCKTAG_INT64(tag, key);
+	if (InvAutoHot && !nowait && mode == ExclusiveLock && LockWaits != NULL)
+	{
+		if (LockAcquire(&tag, mode, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			return true;
+		NoteWait(sku, location, key);
+	}
 	return LockAcquire(&tag, mode, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
 }
 

@@ -1,14 +1,17 @@
 /*
  * worker.c
  *	  The background worker: merges queued hot-row movements into their stock
- *	  rows, expires reservations past their ttl, and archives history older
- *	  than inventory.history_retention (passes.c does the work).
+ *	  rows, expires reservations past their ttl, archives history older
+ *	  than inventory.history_retention (passes.c does the work), and applies
+ *	  the automatic hot-row rule (autohot.c).
  *
  * Registered from _PG_init (so the library must be preloaded), it connects
  * to inventory.database, and then lives on its latch: every
  * inventory.merge_interval it runs a merge pass (one transaction), every
  * inventory.expire_interval an expiry pass (batches, each its own
- * transaction).  A pass that fails is logged, counted in worker_status(),
+ * transaction), and with inventory.auto_hot on, every
+ * inventory.auto_hot_interval it promotes the rows whose writers queued and
+ * demotes the ones gone quiet (each its own transaction).  A pass that fails is logged, counted in worker_status(),
  * rolled back, and the worker goes on.  It exits on SIGTERM (die) with a non-zero code, and after
  * any crash the postmaster restarts it (bgw_restart_time), so it is always
  * there while the server runs.  Everything it does is also available to
@@ -39,6 +42,12 @@ static int	MergeInterval = 200;
 static int	ExpireInterval = 1000;
 int			InvExpireBatch = 1000;
 static int	HistoryRetention = 0;
+
+/* Rows the automatic rule demotes per interval, at most. */
+#define MAX_DEMOTIONS 16
+
+/* Memory of the automatic rule's pass, reset after each. */
+static MemoryContext AutoHotContext = NULL;
 
 /* Define the worker's settings and register it (from _PG_init). */
 void
@@ -156,7 +165,7 @@ EndPass(void)
 
 /* One merge pass, in one transaction; a row that fails is counted alone. */
 static void
-MergePass(void)
+MergePass(void *arg)
 {
 	InvMergeResult result;
 	char		last_error[sizeof(InvState->worker.last_error)] = "";
@@ -188,7 +197,7 @@ MergePass(void)
  * and overdue), so after a restart it simply goes on.
  */
 static void
-ExpirePass(void)
+ExpirePass(void *arg)
 {
 	int64		expired;
 	int64		total = 0;
@@ -217,7 +226,7 @@ ExpirePass(void)
  * is left; a batch takes no stock row's lock.
  */
 static void
-ArchivePass(void)
+ArchivePass(void *arg)
 {
 	int64		folded;
 	int64		dropped;
@@ -246,13 +255,13 @@ ArchivePass(void)
 
 /* Run a pass; an error is logged, counted and rolled back, and we go on. */
 static void
-RunPass(void (*pass) (void))
+RunPass(void (*pass) (void *arg), void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
 	PG_TRY();
 	{
-		pass();
+		pass(arg);
 	}
 	PG_CATCH();
 	{
@@ -275,6 +284,89 @@ RunPass(void (*pass) (void))
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/* A promotion or a demotion by the automatic rule. */
+typedef struct AutoHotChange
+{
+	const InvRowTally *row;
+	bool		promote;
+} AutoHotChange;
+
+/* Make one row hot or ordinary for the rule, in a transaction of its own. */
+static void
+ChangeHot(void *arg)
+{
+	AutoHotChange *change = arg;
+	bool		changed = false;
+
+	pgstat_report_activity(STATE_RUNNING, change->promote ? "auto_hot: promote" : "auto_hot: demote");
+	if (BeginPass())
+		changed = change->promote ? InvAutoHotPromote(change->row)
+			: InvAutoHotDemote(change->row);
+	EndPass();
+	if (!changed)
+		return;
+	SpinLockAcquire(&InvState->mutex);
+	if (change->promote)
+		InvState->worker.promoted++;
+	else
+		InvState->worker.demoted++;
+	SpinLockRelease(&InvState->mutex);
+}
+
+/* Rows to change (InvRowTally), and how many. */
+typedef struct RowList
+{
+	InvRowTally *rows;
+	int			n;
+} RowList;
+
+/* The rows gone quiet, found in a transaction (it needs the stock table). */
+static void
+FindQuiet(void *arg)
+{
+	RowList    *quiet = arg;
+	InvRowTally *rows;
+
+	if (BeginPass())
+	{
+		/* kept past the transaction, for the changes that follow */
+		rows = InvAutoHotQuiet(MAX_DEMOTIONS, &quiet->n);
+		quiet->rows = MemoryContextAlloc(AutoHotContext, sizeof(InvRowTally) * Max(quiet->n, 1));
+		memcpy(quiet->rows, rows, sizeof(InvRowTally) * quiet->n);
+	}
+	EndPass();
+}
+
+/*
+ * The automatic rule, once an interval: promote the rows whose writers
+ * queued, then demote the rows gone quiet, each change on its own (one that
+ * fails, e.g. after lock_timeout, is logged, and tried again later).
+ */
+static void
+AutoHotPass(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(AutoHotContext);
+	RowList		queued = {NULL, 0};
+	RowList		quiet = {NULL, 0};
+
+	queued.rows = InvAutoHotCandidates(&queued.n);
+	for (int i = 0; i < queued.n; i++)
+	{
+		AutoHotChange change = {&queued.rows[i], true};
+
+		RunPass(ChangeHot, &change);
+	}
+	RunPass(FindQuiet, &quiet);
+	for (int i = 0; i < quiet.n; i++)
+	{
+		AutoHotChange change = {&quiet.rows[i], false};
+
+		RunPass(ChangeHot, &change);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(AutoHotContext);
+}
+
 /* Milliseconds from now until last + interval (0 if due). */
 static long
 MsUntil(TimestampTz last, int interval, TimestampTz now)
@@ -290,8 +382,11 @@ InvWorkerMain(Datum main_arg)
 {
 	TimestampTz last_merge = 0;
 	TimestampTz last_expire = 0;
+	TimestampTz last_auto_hot = 0;
 
 	InvWorkerStart("inventory worker");
+	AutoHotContext = AllocSetContextCreate(TopMemoryContext, "inventory auto_hot",
+										   ALLOCSET_DEFAULT_SIZES);
 
 	SpinLockAcquire(&InvState->mutex);
 	InvState->worker.dbid = MyDatabaseId;
@@ -314,19 +409,26 @@ InvWorkerMain(Datum main_arg)
 		now = GetCurrentTimestamp();
 		if (MsUntil(last_merge, MergeInterval, now) == 0)
 		{
-			RunPass(MergePass);
+			RunPass(MergePass, NULL);
 			last_merge = now;
 		}
 		if (MsUntil(last_expire, ExpireInterval, now) == 0)
 		{
-			RunPass(ExpirePass);
-			RunPass(ArchivePass);
+			RunPass(ExpirePass, NULL);
+			RunPass(ArchivePass, NULL);
 			last_expire = now;
+		}
+		if (InvAutoHot && MsUntil(last_auto_hot, InvAutoHotInterval, now) == 0)
+		{
+			AutoHotPass();
+			last_auto_hot = now;
 		}
 
 		now = GetCurrentTimestamp();
 		timeout = Min(MsUntil(last_merge, MergeInterval, now),
 					  MsUntil(last_expire, ExpireInterval, now));
+		if (InvAutoHot)
+			timeout = Min(timeout, MsUntil(last_auto_hot, InvAutoHotInterval, now));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Max(timeout, 1), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
