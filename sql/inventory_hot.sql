@@ -179,3 +179,19 @@ SELECT pg_sleep(0.05);
 SELECT * FROM inventory.apply_bills('[{"key": "bx-bill", "lines": [{"sku": "bx", "delta": -3}]}]');
 SELECT key, state FROM inventory.reservation WHERE key = 'bx-hold';
 SELECT * FROM inventory.reconcile();
+
+-- set_hot pins the row's state: the automatic rule (inventory.auto_hot, off
+-- by default) leaves a pinned row alone; set_hot(sku, NULL) hands it back
+-- without changing it
+SELECT name, boot_val, unit, context FROM pg_settings
+ WHERE name LIKE 'inventory.auto\_hot%' ORDER BY name;
+SELECT status FROM inventory.restock('pin', 5, 'pin-1');
+SELECT sku, hot, pinned FROM inventory.stock WHERE sku = 'pin';
+SELECT status FROM inventory.set_hot('pin');
+SELECT sku, hot, pinned FROM inventory.stock WHERE sku = 'pin';
+SELECT status FROM inventory.set_hot('pin', NULL);
+SELECT sku, hot, pinned FROM inventory.stock WHERE sku = 'pin';
+SELECT status FROM inventory.set_hot('pin', false);
+SELECT sku, hot, pinned FROM inventory.stock WHERE sku = 'pin';
+SELECT status FROM inventory.set_hot('no-such-row', NULL);
+SELECT * FROM inventory.reconcile();

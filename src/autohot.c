@@ -61,8 +61,8 @@ static InvQuery Unpin = {
 	2, {TEXTOID, TEXTOID}
 };
 
-static InvQuery Pinned = {
-	"SELECT pinned FROM inventory.stock WHERE sku = $1 AND location = $2",
+static InvQuery HotState = {
+	"SELECT hot, pinned FROM inventory.stock WHERE sku = $1 AND location = $2",
 	2, {TEXTOID, TEXTOID}
 };
 
@@ -142,6 +142,33 @@ InvUnpinHot(const char *sku, const char *location)
 }
 
 /*
+ * May the rule make the row hot (or ordinary)?  Read without its lock: a row
+ * that is pinned, or already so, is not worth queueing for.
+ */
+static bool
+RuleMayMake(const char *sku, const char *location, bool hot)
+{
+	Datum		values[2] = {CStringGetTextDatum(sku), CStringGetTextDatum(location)};
+
+	InvRun(&HotState, values, NULL, 1);
+	return SPI_processed == 1 && InvResultBool(0, 1) != hot && !InvResultBool(0, 2);
+}
+
+/*
+ * The rule waits for a row's lock at most an interval, and at least a second
+ * (a lock_timeout error is logged, and the next interval tries again).
+ */
+static void
+BoundLockWait(void)
+{
+	char		timeout[32];
+
+	snprintf(timeout, sizeof(timeout), "%d", Max(InvAutoHotInterval, 1000));
+	(void) set_config_option("lock_timeout", timeout, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
  * The rows whose writers queued in the last interval, to promote (at most
  * max, the most waited for first); *n gets how many.
  */
@@ -154,19 +181,13 @@ InvAutoHotCandidates(int *n)
 	return rows;
 }
 
-/*
- * Promote a row for the rule, in the caller's transaction, waiting for its
- * lock at most one interval (the next interval tries again).  True if it
- * was made hot.
- */
+/* Promote a row for the rule, in the caller's transaction; true if made hot. */
 bool
 InvAutoHotPromote(const InvRowTally *row)
 {
-	char		timeout[32];
-
-	snprintf(timeout, sizeof(timeout), "%d", InvAutoHotInterval);
-	(void) set_config_option("lock_timeout", timeout, PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
+	if (!RuleMayMake(row->sku, row->location, true))
+		return false;
+	BoundLockWait();
 	if (!InvSetHot(row->sku, row->location, true, false))
 		return false;
 	ereport(LOG,
@@ -181,7 +202,6 @@ typedef struct SlotWatch
 	uint64		generation;		/* of the row watched; 0: none */
 	uint64		changes;		/* the counter's changes when last seen */
 	TimestampTz quiet_since;	/* 0: busy in the last interval */
-	bool		pinned;			/* the row is pinned: not watched further */
 	HotKey		key;			/* the row */
 } SlotWatch;
 
@@ -238,7 +258,7 @@ InvAutoHotQuiet(int max, int *n)
 			watch->quiet_since = 0;
 		else if (watch->quiet_since == 0)
 			watch->quiet_since = now;
-		if (!watch->pinned && watch->quiet_since != 0 && *n < max &&
+		if (watch->quiet_since != 0 && *n < max &&
 			now - watch->quiet_since >= (int64) AutoHotQuiet * USECS_PER_SEC)
 		{
 			strlcpy(rows[*n].sku, key.sku, sizeof(rows[*n].sku));
@@ -251,28 +271,23 @@ InvAutoHotQuiet(int max, int *n)
 }
 
 /*
- * Make a quiet row ordinary for the rule, in the caller's transaction; a
- * pinned row is left alone, and no longer watched.  True if it was made
- * ordinary.
+ * Make a quiet row ordinary for the rule, in the caller's transaction; true
+ * if it was made ordinary.  A pinned row is left alone, and its quiet time
+ * starts again: it is looked at again only after another auto_hot_quiet
+ * (then it may have been handed back to the rule).
  */
 bool
 InvAutoHotDemote(const InvRowTally *row)
 {
-	Datum		values[2] = {CStringGetTextDatum(row->sku), CStringGetTextDatum(row->location)};
-	char		timeout[32];
-
-	InvRun(&Pinned, values, NULL, 1);
-	if (SPI_processed == 0 || InvResultBool(0, 1))
+	if (!RuleMayMake(row->sku, row->location, false))
 	{
 		for (int i = 0; i < InvHotRows; i++)
 			if (Watch[i].generation != 0 && strcmp(Watch[i].key.sku, row->sku) == 0 &&
 				strcmp(Watch[i].key.location, row->location) == 0)
-				Watch[i].pinned = true;
+				Watch[i].quiet_since = GetCurrentTimestamp();
 		return false;
 	}
-	snprintf(timeout, sizeof(timeout), "%d", InvAutoHotInterval);
-	(void) set_config_option("lock_timeout", timeout, PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
+	BoundLockWait();
 	if (!InvSetHot(row->sku, row->location, false, false))
 		return false;
 	ereport(LOG,

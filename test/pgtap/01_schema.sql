@@ -12,7 +12,7 @@ SELECT has_view('inventory', 'availability', 'view availability');
 SELECT has_type('inventory', 'outcome', 'composite outcome');
 
 SELECT columns_are('inventory', 'stock',
-       ARRAY['sku', 'location', 'on_hand', 'reserved', 'hot', 'next_expiry']);
+       ARRAY['sku', 'location', 'on_hand', 'reserved', 'hot', 'next_expiry', 'pinned']);
 SELECT col_default_is('inventory', 'stock', 'location', 'default', 'location defaults to ''default''');
 SELECT col_is_pk('inventory', 'stock', ARRAY['sku', 'location'], 'one stock row per (sku, location)');
 SELECT col_type_is('inventory', 'stock', 'on_hand', 'bigint', 'on_hand is bigint');
