@@ -63,9 +63,10 @@ UPDATE inventory.stock s SET next_expiry = h.next_expiry
           FROM inventory.reservation WHERE state = 'held' GROUP BY 1, 2) h
  WHERE h.sku = s.sku AND h.location = s.location;
 CREATE UNIQUE INDEX ledger_call_key ON inventory.ledger (key) WHERE call IS NOT NULL;
--- the other lines of a cart or a bill, found by key (a retry compares them)
+-- the other rows of a cart, a bill, an allocation or a refund over several
+-- rows, found by key (a retry compares them)
 CREATE INDEX ledger_call_lines ON inventory.ledger (key)
-    WHERE call IS NULL AND op IN ('deduct', 'bill');
+    WHERE call IS NULL AND op IN ('deduct', 'bill', 'refund');
 DROP TABLE inventory.request;
 
 -- Every CHECK is compiled anew by each statement that writes a row, and the
@@ -100,6 +101,47 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'archive' LANGUAGE C VOLATILE SECURITY DEFINER;
 REVOKE ALL ON FUNCTION inventory.archive(timestamptz) FROM PUBLIC;
 
+-- Allocation across locations: a location's priority (higher first) and
+-- whether it may be allocated from; a location never configured has
+-- priority 0 and is active.  The call row of an allocating call keeps the
+-- call's canonical arguments in ref (its candidates and strategy are not in
+-- its rows).
+CREATE TABLE inventory.location (
+    location text    PRIMARY KEY,
+    priority integer NOT NULL DEFAULT 0,
+    active   boolean NOT NULL DEFAULT true
+);
+CREATE VIEW inventory.locations AS
+SELECT l.location, COALESCE(c.priority, 0) AS priority, COALESCE(c.active, true) AS active
+  FROM (SELECT location FROM inventory.location
+        UNION SELECT location FROM inventory.stock) l
+  LEFT JOIN inventory.location c ON c.location = l.location;
+
+CREATE FUNCTION inventory.set_location(location text, priority integer DEFAULT 0,
+                                       active boolean DEFAULT true)
+RETURNS void
+AS 'MODULE_PATHNAME', 'set_location' LANGUAGE C VOLATILE SECURITY DEFINER;
+
+CREATE FUNCTION inventory.deduct_any(sku text, qty bigint, key text,
+                                     locations text[] DEFAULT NULL,
+                                     strategy text DEFAULT 'priority')
+RETURNS inventory.outcome
+AS 'MODULE_PATHNAME', 'deduct_any' LANGUAGE C VOLATILE SECURITY DEFINER;
+
+CREATE FUNCTION inventory.deduct_cart_any(skus text[], qtys bigint[], key text,
+                                          locations text[] DEFAULT NULL)
+RETURNS inventory.outcome
+AS 'MODULE_PATHNAME', 'deduct_cart_any' LANGUAGE C VOLATILE SECURITY DEFINER;
+
+CREATE FUNCTION inventory.allocation(key text)
+RETURNS TABLE(sku text, location text, qty bigint)
+AS 'MODULE_PATHNAME', 'allocation' LANGUAGE C STABLE SECURITY DEFINER;
+
+REVOKE ALL ON FUNCTION inventory.set_location(text, integer, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION inventory.deduct_any(text, bigint, text, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION inventory.deduct_cart_any(text[], bigint[], text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION inventory.allocation(text) FROM PUBLIC;
+
 -- pg_dump dumps the rows of an extension's tables only when the extension
 -- marks them: every table here holds user data, and the ledger's identity
 -- sequence must restore its position so that new ids follow the old ones.
@@ -108,5 +150,6 @@ SELECT pg_catalog.pg_extension_config_dump('inventory.ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory.reservation', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory.pending', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory.archived_key', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.location', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory.ledger_id_seq', '');
 

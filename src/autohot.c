@@ -170,7 +170,7 @@ BoundLockWait(void)
 
 /*
  * The rows whose writers queued in the last interval, to promote (at most
- * max, the most waited for first); *n gets how many.
+ * MAX_PROMOTIONS, the most waited for first); *n gets how many.
  */
 InvRowTally *
 InvAutoHotCandidates(int *n)

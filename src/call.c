@@ -11,8 +11,10 @@
 #include "access/htup_details.h"
 #include "common/int.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "inventory.h"
@@ -84,6 +86,60 @@ InvArgBool(FunctionCallInfo fcinfo, int argno, const char *what)
 {
 	RejectNull(fcinfo, argno, what);
 	return PG_GETARG_BOOL(argno);
+}
+
+/* Deconstruct a one-dimensional array argument without NULL elements. */
+int
+InvArgArray(FunctionCallInfo fcinfo, int argno, const char *what, Oid elemtype,
+		 Datum **elems)
+{
+	ArrayType  *array;
+	bool	   *nulls;
+	int			n;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	array = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what)));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(array, elemtype, typlen, typbyval, typalign,
+					  elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", what),
+					 errdetail("Element %d is null.", i + 1)));
+	return n;
+}
+
+/* The error for cart arrays of different lengths. */
+void
+InvCheckSameLength(int n, int m, const char *what)
+{
+	if (n != m)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("skus and %s must have the same length", what),
+				 errdetail("skus has %d elements, %s has %d.", n, what, m)));
+}
+
+/* A text array element as a checked name. */
+char *
+InvElemName(Datum d, const char *what)
+{
+	text	   *t = DatumGetTextPP(d);
+
+	InvCheckName(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), what);
+	return text_to_cstring(t);
 }
 
 /* a + b, or an error if the sum leaves bigint. */

@@ -91,6 +91,10 @@ typedef struct InvOutcome
 extern char *InvArgName(FunctionCallInfo fcinfo, int argno, const char *what);
 extern int64 InvArgQty(FunctionCallInfo fcinfo, int argno, const char *what);
 extern bool InvArgBool(FunctionCallInfo fcinfo, int argno, const char *what);
+extern int	InvArgArray(FunctionCallInfo fcinfo, int argno, const char *what, Oid elemtype,
+						Datum **elems);
+extern void InvCheckSameLength(int n, int m, const char *what);
+extern char *InvElemName(Datum d, const char *what);
 extern void InvCheckName(const char *value, int len, const char *what);
 extern void InvCheckQty(int64 qty, const char *what);
 extern int64 InvAddQty(int64 a, int64 b);

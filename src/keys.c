@@ -45,7 +45,10 @@
 
 #include "inventory.h"
 
-/* The rows of a key's call: its call row, and a cart's or bill's other lines. */
+/*
+ * The rows of a key's call: its call row, and the other rows of a cart, a
+ * bill, an allocation or a refund over several rows.
+ */
 static InvQuery KeyRows = {
 	"SELECT l.call, l.sku, l.location, l.on_hand_delta, l.reserved_delta, "
 	"       l.ref, l.counted, r.ttl "
@@ -55,7 +58,7 @@ static InvQuery KeyRows = {
 	"UNION ALL "
 	"SELECT NULL, sku, location, on_hand_delta, reserved_delta, NULL, NULL, NULL "
 	"FROM inventory.ledger "
-	"WHERE key = $1 AND call IS NULL AND op IN ('deduct', 'bill')",
+	"WHERE key = $1 AND call IS NULL AND op IN ('deduct', 'bill', 'refund')",
 	1, {TEXTOID}
 };
 
@@ -144,11 +147,21 @@ InvKeyLookup(const char *key, char **call, char **args)
 	}
 	else if (strcmp(*call, "refund") == 0)
 	{
+		int64		qty = 0;
+
+		/* its rows' units (a split sale is refunded to several rows) */
+		for (int i = 0; i < n; i++)
+			qty += InvResultInt8(i, 4);
 		InvArgsBegin(&buf);
 		InvArgsText(&buf, "original_key", InvResultText(first, 6));
-		InvArgsInt8(&buf, "qty", InvResultInt8(first, 4));
+		InvArgsInt8(&buf, "qty", qty);
 		InvArgsEnd(&buf);
 		*args = buf.data;
+	}
+	else if (strcmp(*call, "deduct_any") == 0 || strcmp(*call, "deduct_cart_any") == 0)
+	{
+		/* the candidates and strategy are not in the rows: ref keeps them all */
+		*args = InvResultText(first, 6);
 	}
 	else if (strcmp(*call, "reserve") == 0)
 	{

@@ -1,12 +1,15 @@
 /*
  * refund.c
- *	  refund: return units of a sale (a deduct, a one-line cart, or a
- *	  confirmed reservation) to its stock row.
+ *	  refund: return units of a sale (a deduct, a cart or an allocation of
+ *	  one sku, or a confirmed reservation) to the stock rows they came from.
  *
  * Refunds of one sale may be partial; their sum never exceeds the sale's
- * quantity.  The refundable rest is summed from the ledger under the sale's
- * stock row lock, so two refunds racing for the last unit are serialised and
- * the second sees the first.
+ * quantity, nor what any one row sold.  A sale taken from several rows (an
+ * allocation split over locations) is refunded to the rows it came from, the
+ * last filled first.  The refundable rest is summed from the ledger under the
+ * sale's stock row locks (all of them, in canonical order), so two refunds
+ * racing for the last unit are serialised and the second sees the first.  A
+ * sale of several skus cannot be refunded by its key: which sku is meant?
  */
 #include "postgres.h"
 
@@ -15,25 +18,46 @@
 
 #include "inventory.h"
 
-/* The sale behind a key: its call, row, quantity, lines, reservation state. */
+/* The sale behind a key: its call and, for a reservation, its state. */
 static InvQuery Sale = {
-	"SELECT l.call, l.sku, l.location, "
-	"       CASE l.call WHEN 'reserve' THEN l.reserved_delta ELSE -l.on_hand_delta END, "
-	"       CASE l.call WHEN 'deduct_cart' THEN 1 + (SELECT count(*) FROM inventory.ledger c "
-	"                                                 WHERE c.key = l.key AND c.call IS NULL "
-	"                                                   AND c.op IN ('deduct', 'bill')) "
-	"                   ELSE 1 END, "
-	"       r.state "
+	"SELECT l.call, r.state "
 	"FROM inventory.ledger l LEFT JOIN inventory.reservation r ON r.key = l.key "
 	"WHERE l.key = $1 AND l.call IS NOT NULL",
 	1, {TEXTOID}
 };
 
-static InvQuery Refunded = {
-	"SELECT COALESCE(sum(on_hand_delta), 0)::bigint FROM inventory.ledger "
-	"WHERE ref = $1 AND op = 'refund'",
+/* The rows a sale took its units from, the last filled first. */
+static InvQuery SaleParts = {
+	"SELECT sku, location, "
+	"       sum(CASE op WHEN 'reserve' THEN reserved_delta ELSE -on_hand_delta END)::bigint "
+	"FROM inventory.ledger "
+	"WHERE key = $1 AND (op = 'deduct' OR (op = 'reserve' AND call IS NOT NULL)) "
+	"GROUP BY sku, location ORDER BY max(id) DESC",
 	1, {TEXTOID}
 };
+
+/* What earlier refunds of a sale returned to one of its rows. */
+static InvQuery Refunded = {
+	"SELECT COALESCE(sum(on_hand_delta), 0)::bigint FROM inventory.ledger "
+	"WHERE ref = $1 AND op = 'refund' AND sku = $2 AND location = $3",
+	3, {TEXTOID, TEXTOID, TEXTOID}
+};
+
+/* One row of a sale: where units came from, and what may go back. */
+typedef struct SalePart
+{
+	InvRowRef	row;
+	int64		sold;
+	int64		back;			/* units this refund returns to it */
+	InvTarget	target;
+} SalePart;
+
+/* Order parts canonically, for locking. */
+static int
+CompareParts(const void *a, const void *b)
+{
+	return InvRowOrder(&(*(SalePart *const *) a)->row, &(*(SalePart *const *) b)->row);
+}
 
 PG_FUNCTION_INFO_V1(refund);
 
@@ -44,17 +68,16 @@ refund(PG_FUNCTION_ARGS)
 	char	   *original = InvArgName(fcinfo, 0, "original_key");
 	int64		qty = InvArgQty(fcinfo, 1, "qty");
 	char	   *key = InvArgName(fcinfo, 2, "key");
-	Datum		values[1] = {CStringGetTextDatum(original)};
+	Datum		values[3] = {CStringGetTextDatum(original)};
 	StringInfoData args;
 	InvOutcome	out;
 	char	   *op;
-	char	   *sku;
-	char	   *location;
 	char	   *state;
-	int64		sold;
-	int64		refunded;
-	InvRow		row;
-	InvTarget	target;
+	SalePart   *parts;
+	SalePart  **order;
+	int			nparts;
+	int64		left;
+	bool		first = true;
 
 	InvCheckReady();
 	InvArgsBegin(&args);
@@ -73,7 +96,9 @@ refund(PG_FUNCTION_ARGS)
 	}
 	InvRunLatest(&Sale, values, NULL, 1);
 	op = SPI_processed ? InvResultText(0, 1) : "";
+	state = SPI_processed ? InvResultText(0, 2) : NULL;
 	if (strcmp(op, "deduct") != 0 && strcmp(op, "deduct_cart") != 0 &&
+		strcmp(op, "deduct_any") != 0 && strcmp(op, "deduct_cart_any") != 0 &&
 		strcmp(op, "reserve") != 0)
 	{
 		/* no sale has this key (unknown, or a restock, adjust, bill, tombstone) */
@@ -81,48 +106,92 @@ refund(PG_FUNCTION_ARGS)
 		SPI_finish();
 		return InvReturnOutcome(fcinfo, &out);
 	}
-	if (InvResultInt8(0, 5) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot refund a cart of several lines by its key"),
-				 errdetail("Cart \"%s\" has %d lines.", original,
-						   (int) InvResultInt8(0, 5)),
-				 errhint("Return the units with restock().")));
-	sku = InvCopyOut(InvResultText(0, 2));
-	location = InvCopyOut(InvResultText(0, 3));
-	sold = InvResultInt8(0, 4);
-	state = InvResultText(0, 6);
-	out.sku = sku;
-	out.location = location;
+	op = InvCopyOut(op);
+	state = state ? InvCopyOut(state) : NULL;
 
-	/* the row lock serialises refunds of one sale, also on a hot row */
-	(void) InvOpen(&target, sku, location, INV_LOCK);
-	if (InvKeyCheck(key, "refund", args.data) == INV_KEY_DUPLICATE)
-		out.status = INV_DUPLICATE;
-	else if (state != NULL && strcmp(state, "confirmed") != 0)
-		out.status = INV_CONFLICT;	/* a reservation that was never sold */
-	else
+	InvRunLatest(&SaleParts, values, NULL, 0);
+	nparts = (int) SPI_processed;
+	parts = palloc0(sizeof(SalePart) * Max(nparts, 1));
+	order = palloc(sizeof(SalePart *) * Max(nparts, 1));
+	for (int i = 0; i < nparts; i++)
 	{
-		InvRunLatest(&Refunded, values, NULL, 1);
-		refunded = InvResultInt8(0, 1);
-		if (qty > sold - refunded)
-			out.status = INV_INSUFFICIENT;
-		else
-		{
-			InvMovement m;
-
-			InvPrepare(&target);
-			if (InvRowRead(sku, location, &row))
-				(void) InvAddQty(row.on_hand, qty);
-			InvMovementInit(&m, "refund", key, qty, 0);
-			m.ref = original;
-			m.call = "refund";
-			m.args = args.data;
-			out.has_available = true;
-			out.available = InvMove(&m, &target);
-		}
+		parts[i].row.sku = InvCopyOut(InvResultText(i, 1));
+		parts[i].row.location = InvCopyOut(InvResultText(i, 2));
+		parts[i].row.lock_key = InvRowLockKey(parts[i].row.sku, parts[i].row.location);
+		parts[i].sold = InvResultInt8(i, 3);
+		order[i] = &parts[i];
 	}
-	if (!out.has_available)
+	for (int i = 1; i < nparts; i++)
+		if (strcmp(parts[i].row.sku, parts[0].row.sku) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot refund a cart of several lines by its key"),
+					 errdetail("Sale \"%s\" took units of several skus.", original),
+					 errhint("Return the units with restock().")));
+	if (nparts == 0)
+		elog(ERROR, "inventory: sale \"%s\" has no rows", original);
+	out.sku = parts[0].row.sku;
+	out.location = nparts == 1 ? parts[0].row.location : NULL;
+
+	/* the row locks serialise refunds of one sale, also on hot rows */
+	qsort(order, nparts, sizeof(SalePart *), CompareParts);
+	for (int i = 0; i < nparts; i++)
+		(void) InvOpen(&order[i]->target, order[i]->row.sku, order[i]->row.location, INV_LOCK);
+	if (InvKeyCheck(key, "refund", args.data) == INV_KEY_DUPLICATE)
+	{
+		out.status = INV_DUPLICATE;
+		goto done;
+	}
+	if (state != NULL && strcmp(state, "confirmed") != 0)
+	{
+		out.status = INV_CONFLICT;	/* a reservation that was never sold */
+		goto done;
+	}
+
+	/* what each row may take back, the last filled first */
+	left = qty;
+	for (int i = 0; i < nparts; i++)
+	{
+		values[1] = CStringGetTextDatum(parts[i].row.sku);
+		values[2] = CStringGetTextDatum(parts[i].row.location);
+		InvRunLatest(&Refunded, values, NULL, 1);
+		parts[i].back = Min(left, parts[i].sold - InvResultInt8(0, 1));
+		left -= parts[i].back;
+	}
+	if (left > 0)
+	{
+		out.status = INV_INSUFFICIENT;
+		goto done;
+	}
+	for (int i = 0; i < nparts; i++)
+	{
+		InvMovement m;
+		InvRow		row;
+
+		if (parts[i].back == 0)
+			continue;
+		InvPrepare(&parts[i].target);
+		if (InvRowRead(parts[i].row.sku, parts[i].row.location, &row))
+			(void) InvAddQty(row.on_hand, parts[i].back);
+		InvMovementInit(&m, "refund", key, parts[i].back, 0);
+		m.ref = original;
+		m.call = first ? "refund" : NULL;
+		m.args = args.data;
+		out.has_available = true;
+		out.available = InvMove(&m, &parts[i].target);
+		if (!first)
+			out.location = NULL;	/* returned to several rows */
+		else
+			out.location = parts[i].row.location;
+		first = false;
+	}
+	if (out.location == NULL)
+		out.has_available = false;
+	SPI_finish();
+	return InvReturnOutcome(fcinfo, &out);
+
+done:
+	if (out.location)
 		InvReadAvailable(&out);
 	SPI_finish();
 	return InvReturnOutcome(fcinfo, &out);

@@ -15,9 +15,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 
 #include "inventory.h"
 #include "hot.h"
@@ -357,60 +355,6 @@ deduct(PG_FUNCTION_ARGS)
 	return InvReturnOutcome(fcinfo, &out);
 }
 
-/* Deconstruct a one-dimensional array argument without NULL elements. */
-static int
-ArrayArg(FunctionCallInfo fcinfo, int argno, const char *what, Oid elemtype,
-		 Datum **elems)
-{
-	ArrayType  *array;
-	bool	   *nulls;
-	int			n;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
-	array = PG_GETARG_ARRAYTYPE_P(argno);
-	if (ARR_NDIM(array) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", what)));
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(array, elemtype, typlen, typbyval, typalign,
-					  elems, &nulls, &n);
-	for (int i = 0; i < n; i++)
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not contain nulls", what),
-					 errdetail("Element %d is null.", i + 1)));
-	return n;
-}
-
-/* The error for cart arrays of different lengths. */
-static void
-CheckSameLength(int n, int m, const char *what)
-{
-	if (n != m)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("skus and %s must have the same length", what),
-				 errdetail("skus has %d elements, %s has %d.", n, what, m)));
-}
-
-/* A text array element as a checked name. */
-static char *
-ElemName(Datum d, const char *what)
-{
-	text	   *t = DatumGetTextPP(d);
-
-	InvCheckName(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), what);
-	return text_to_cstring(t);
-}
-
 PG_FUNCTION_INFO_V1(deduct_cart);
 
 /*
@@ -428,11 +372,11 @@ deduct_cart(PG_FUNCTION_ARGS)
 	DeductLine *lines;
 	InvOutcome	out;
 
-	n = ArrayArg(fcinfo, 0, "skus", TEXTOID, &skus);
-	CheckSameLength(n, ArrayArg(fcinfo, 1, "qtys", INT8OID, &qtys), "qtys");
+	n = InvArgArray(fcinfo, 0, "skus", TEXTOID, &skus);
+	InvCheckSameLength(n, InvArgArray(fcinfo, 1, "qtys", INT8OID, &qtys), "qtys");
 	key = InvArgName(fcinfo, 2, "key");
 	if (!PG_ARGISNULL(3))
-		CheckSameLength(n, ArrayArg(fcinfo, 3, "locations", TEXTOID, &locations),
+		InvCheckSameLength(n, InvArgArray(fcinfo, 3, "locations", TEXTOID, &locations),
 						"locations");
 	if (n == 0)
 		ereport(ERROR,
@@ -442,8 +386,8 @@ deduct_cart(PG_FUNCTION_ARGS)
 	lines = palloc(sizeof(DeductLine) * n);
 	for (int i = 0; i < n; i++)
 	{
-		lines[i].sku = ElemName(skus[i], "sku");
-		lines[i].location = locations ? ElemName(locations[i], "location") : "default";
+		lines[i].sku = InvElemName(skus[i], "sku");
+		lines[i].location = locations ? InvElemName(locations[i], "location") : "default";
 		lines[i].qty = DatumGetInt64(qtys[i]);
 		InvCheckQty(lines[i].qty, "qty");
 	}
