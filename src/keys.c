@@ -7,8 +7,11 @@
  * allows one such row per key, so recording the key costs no write of its
  * own.  The call's arguments are what its rows say: sku, location and
  * quantity of a deduct, restock or reserve (plus the reservation's ttl),
- * the sale and quantity of a refund (ref), the counted figure of a stocktake
- * (counted), every line of a cart or a bill (all its rows).  A release that
+ * the sale and quantity of a refund (ref; all its rows, when it went to
+ * several), the counted figure of a stocktake (counted), every line of a cart
+ * or a bill (all its rows).  An allocating call (deduct_any, deduct_cart_any)
+ * keeps its canonical arguments in its call row's ref: its candidates and
+ * strategy are in none of its rows.  A release that
  * arrives before its reservation records a tombstone: a call row "release"
  * that moves nothing and names no stock row.
  *
