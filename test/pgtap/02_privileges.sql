@@ -1,7 +1,7 @@
 -- Least privilege: nothing for PUBLIC; the README's recipe for an application
 -- role (sale calls only) and an admin role (everything) works as documented.
 BEGIN;
-SELECT plan(27);
+SELECT plan(29);
 
 CREATE ROLE tap_nobody;
 CREATE ROLE tap_app;
@@ -17,6 +17,8 @@ GRANT EXECUTE ON FUNCTION
     inventory.confirm(text),
     inventory.release(text),
     inventory.deduct_cart(text[], bigint[], text, text[]),
+    inventory.deduct_any(text, bigint, text, text[], text),
+    inventory.deduct_cart_any(text[], bigint[], text, text[]),
     inventory.available(text, text)
   TO tap_app;
 GRANT SELECT ON inventory.stock_levels, inventory.availability TO tap_app;
@@ -50,7 +52,10 @@ SELECT is((inventory.deduct('tap-sku', 1, 'tap-a1')).status, 'ok', 'app can dedu
 SELECT is((inventory.reserve('tap-sku', 1, 'tap-a2')).status, 'ok', 'app can reserve');
 SELECT is((inventory.confirm('tap-a2')).status, 'ok', 'app can confirm');
 SELECT is((inventory.deduct_cart(ARRAY['tap-sku'], ARRAY[1], 'tap-a3')).status, 'ok', 'app can deduct a cart');
-SELECT is(inventory.available('tap-sku'), 7::bigint, 'app can read availability');
+SELECT is((inventory.deduct_any('tap-sku', 1, 'tap-a4')).status, 'ok', 'app can deduct from any location');
+SELECT throws_ok($$SELECT inventory.set_location('tap-loc', 1)$$, '42501', NULL,
+                 'app cannot configure locations');
+SELECT is(inventory.available('tap-sku'), 6::bigint, 'app can read availability');
 SELECT throws_ok($$SELECT inventory.restock('tap-sku', 100, 'tap-a4')$$, '42501', NULL,
                  'app cannot restock');
 SELECT throws_ok($$SELECT inventory.adjust('tap-sku', 100, 'tap-a5')$$, '42501', NULL,
