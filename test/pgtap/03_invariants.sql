@@ -1,19 +1,26 @@
--- The invariants of the data model after a mixed, seeded random workload:
--- counters match the ledger and the held reservations, nothing is negative
--- or oversold, every applied key replays as a duplicate that changes nothing.
+-- The invariants of the data model after a mixed, seeded random workload
+-- (deducts, reservations confirmed, released or left to expire, refunds,
+-- carts, allocations across three locations by every strategy and their
+-- refunds): counters match the ledger and the held reservations, nothing is
+-- negative or oversold at any location, refunds never exceed a sale or any
+-- row of it, every applied key replays as a duplicate that changes nothing.
 BEGIN;
-SELECT plan(9);
+SELECT plan(12);
 
 CREATE TEMP TABLE applied (call text, key text);
 
 DO $$
 DECLARE
     skus text[] := ARRAY['w-a', 'w-b', 'w-c', 'w-d'];
-    locs text[] := ARRAY['default', 'north'];
+    locs text[] := ARRAY['default', 'north', 'south'];
+    strategies text[] := ARRAY['priority', 'most_available', 'single'];
+    st text; s2 text;
     s text; l text; k text; r inventory.outcome; q bigint;
     held text[] := '{}'; sold text[] := '{}';
 BEGIN
     PERFORM setseed(0.42);
+    PERFORM inventory.set_location('north', 10);
+    PERFORM inventory.set_location('south', 5);
     FOREACH s IN ARRAY skus LOOP
         FOREACH l IN ARRAY locs LOOP
             k := 'wl-init-' || s || l;
@@ -21,12 +28,12 @@ BEGIN
             INSERT INTO applied VALUES (format('inventory.restock(%L, 20, %L, %L)', s, k, l), k);
         END LOOP;
     END LOOP;
-    FOR i IN 1..600 LOOP
+    FOR i IN 1..900 LOOP
         s := skus[1 + floor(random() * 4)::int];
-        l := locs[1 + floor(random() * 2)::int];
+        l := locs[1 + floor(random() * 3)::int];
         q := 1 + floor(random() * 4)::int;
         k := 'wl-' || i;
-        CASE floor(random() * 8)::int
+        CASE floor(random() * 12)::int
         WHEN 0 THEN
             r := inventory.restock(s, q, k, l);
             INSERT INTO applied VALUES (format('inventory.restock(%L, %s, %L, %L)', s, q, k, l), k);
@@ -56,13 +63,45 @@ BEGIN
             IF cardinality(sold) > 0 THEN
                 r := inventory.refund(sold[1 + floor(random() * cardinality(sold))::int], 1, k);
             END IF;
-        ELSE
+        WHEN 7 THEN
             r := inventory.deduct_cart(ARRAY[s, skus[1 + floor(random() * 4)::int]],
                                        ARRAY[q, 1], k, ARRAY[l, 'default']);
+        WHEN 8, 9 THEN
+            st := strategies[1 + floor(random() * 3)::int];
+            IF random() < 0.5 OR l = 'south' THEN
+                r := inventory.deduct_any(s, q + 2, k, strategy => st);
+                IF r.status = 'ok' THEN
+                    sold := sold || k;
+                    INSERT INTO applied VALUES (format('inventory.deduct_any(%L, %s, %L, strategy => %L)', s, q + 2, k, st), k);
+                END IF;
+            ELSE
+                r := inventory.deduct_any(s, q + 2, k, ARRAY[l, 'south'], st);
+                IF r.status = 'ok' THEN
+                    sold := sold || k;
+                    INSERT INTO applied VALUES (format('inventory.deduct_any(%L, %s, %L, %L, %L)', s, q + 2, k, ARRAY[l, 'south'], st), k);
+                END IF;
+            END IF;
+        WHEN 10 THEN
+            s2 := skus[1 + floor(random() * 4)::int];
+            r := inventory.deduct_cart_any(ARRAY[s, s2], ARRAY[q, 2], k);
+            IF r.status = 'ok' THEN
+                INSERT INTO applied VALUES (format('inventory.deduct_cart_any(%L, %L, %L)', ARRAY[s, s2], ARRAY[q, 2], k), k);
+            END IF;
+        ELSE
+            -- a hold left to expire (the expiry below settles it)
+            r := inventory.reserve(s, 1, k, '1 millisecond', l);
         END CASE;
     END LOOP;
 END $$;
+SELECT pg_sleep(0.01);
+SELECT cmp_ok(inventory.expire(), '>', 0::bigint, 'holds left to expire were expired');
 
+SELECT ok((SELECT count(*) FROM inventory.ledger WHERE call = 'deduct_any') > 20
+      AND (SELECT count(*) FROM inventory.ledger WHERE call = 'deduct_cart_any') > 5
+      AND EXISTS (SELECT FROM inventory.ledger f WHERE f.op = 'refund'
+                     AND (SELECT count(DISTINCT location) FROM inventory.ledger s
+                           WHERE s.key = f.ref AND s.op = 'deduct') > 1),
+          'the workload allocated, split sales over locations and refunded them');
 SELECT cmp_ok((SELECT count(*) FROM inventory.ledger), '>', 300::bigint,
               'the workload moved stock many times');
 SELECT is_empty($$
@@ -87,6 +126,14 @@ SELECT is_empty($$
     HAVING sum(on_hand_delta) > (SELECT -sum(on_hand_delta) FROM inventory.ledger s
                                   WHERE s.key = ref AND s.op IN ('deduct', 'confirm'))$$,
     'refunds never exceed what was sold');
+SELECT is_empty($$
+    SELECT f.ref, f.sku, f.location FROM inventory.ledger f
+     WHERE f.op = 'refund'
+     GROUP BY f.ref, f.sku, f.location
+    HAVING sum(f.on_hand_delta) > (SELECT -sum(on_hand_delta) FROM inventory.ledger s
+                                    WHERE s.key = f.ref AND s.op IN ('deduct', 'confirm')
+                                      AND s.sku = f.sku AND s.location = f.location)$$,
+    'a refund never returns to a row more than the sale took from it');
 SELECT is_empty($$SELECT * FROM inventory.reconcile()$$, 'reconcile() finds nothing');
 
 -- replay every applied call: all duplicates, and nothing moves
