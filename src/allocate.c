@@ -76,24 +76,6 @@ static InvQuery SetLocation = {
 	3, {TEXTOID, INT4OID, BOOLOID}
 };
 
-/* The caller's candidates that are active, in the caller's order. */
-static InvQuery ActiveGiven = {
-	"SELECT u.l FROM unnest($1::text[]) WITH ORDINALITY AS u(l, n) "
-	"LEFT JOIN inventory.location c ON c.location = u.l "
-	"WHERE COALESCE(c.active, true) ORDER BY u.n",
-	1, {TEXTARRAYOID}
-};
-
-/* Every active location holding one of the skus, by priority, then name. */
-static InvQuery ActiveHolding = {
-	"SELECT s.location FROM inventory.stock s "
-	"LEFT JOIN inventory.location c ON c.location = s.location "
-	"WHERE s.sku = ANY($1) AND COALESCE(c.active, true) "
-	"GROUP BY s.location, c.priority "
-	"ORDER BY COALESCE(c.priority, 0) DESC, s.location",
-	1, {TEXTARRAYOID}
-};
-
 /* Where the units of a call came from, in the order they were taken. */
 static InvQuery Allocation = {
 	"SELECT sku, location, sum(CASE op WHEN 'reserve' THEN reserved_delta ELSE -on_hand_delta END)::bigint "
@@ -212,23 +194,76 @@ ArgsLocations(StringInfo buf, char **given, int ngiven)
 	appendStringInfoChar(buf, ']');
 }
 
+/* Locations by priority (higher first), then by name (byte order). */
+typedef struct RankedLocation
+{
+	char	   *name;
+	int			priority;
+} RankedLocation;
+
+static int
+CompareRanked(const void *a, const void *b)
+{
+	const RankedLocation *ra = a;
+	const RankedLocation *rb = b;
+
+	if (ra->priority != rb->priority)
+		return ra->priority > rb->priority ? -1 : 1;
+	return strcmp(ra->name, rb->name);
+}
+
 /*
  * The candidate locations now, in the order to try them: the active ones of
  * the caller's list, or every active location holding one of the skus.
- * Strings are copied out of SPI memory.  *n gets how many.
+ * Read directly, without locks: a list of rows to lock.  *n gets how many.
  */
 static char **
 CandidateLocations(char **skus, int nskus, char **given, int ngiven, int *n)
 {
-	Datum		values[1];
-	char	  **names;
+	char	  **names = given;
+	int			count = ngiven;
+	int		   *priority;
+	bool	   *active;
+	RankedLocation *ranked;
 
-	values[0] = given ? InvTextArray(given, ngiven) : InvTextArray(skus, nskus);
-	InvRun(given ? &ActiveGiven : &ActiveHolding, values, NULL, 0);
-	*n = (int) SPI_processed;
-	names = palloc(sizeof(char *) * Max(*n, 1));
+	if (given == NULL)
+	{
+		/* the union of the skus' locations */
+		count = 0;
+		names = NULL;
+		for (int s = 0; s < nskus; s++)
+		{
+			int			m;
+			char	  **found = InvTablesSkuLocations(skus[s], &m);
+
+			names = names ? repalloc(names, sizeof(char *) * (count + m))
+				: palloc(sizeof(char *) * Max(m, 1));
+			for (int i = 0; i < m; i++)
+			{
+				bool		seen = false;
+
+				for (int j = 0; j < count && !seen; j++)
+					seen = strcmp(names[j], found[i]) == 0;
+				if (!seen)
+					names[count++] = found[i];
+			}
+		}
+	}
+	priority = palloc(sizeof(int) * Max(count, 1));
+	active = palloc(sizeof(bool) * Max(count, 1));
+	InvTablesLocationRules(names, count, priority, active);
+	ranked = palloc(sizeof(RankedLocation) * Max(count, 1));
+	*n = 0;
+	for (int i = 0; i < count; i++)
+		if (active[i])
+		{
+			ranked[*n].name = names[i];
+			ranked[(*n)++].priority = priority[i];
+		}
+	if (given == NULL)
+		qsort(ranked, *n, sizeof(RankedLocation), CompareRanked);
 	for (int i = 0; i < *n; i++)
-		names[i] = InvCopyOut(InvResultText(i, 1));
+		names[i] = ranked[i].name;
 	return names;
 }
 
@@ -438,92 +473,27 @@ ServedFrom(const Candidate *cands, int n)
 	return from;
 }
 
-PG_FUNCTION_INFO_V1(deduct_any);
-
 /*
- * inventory.deduct_any(sku, qty, key, locations, strategy): take qty units of
- * sku from one or several locations, all or nothing.
+ * How an allocation plans: each candidate's part (cands[].part), and fill[]
+ * the candidates in the order they are filled (*nfill of them); false if
+ * the candidates cannot serve it.
  */
-Datum
-deduct_any(PG_FUNCTION_ARGS)
+typedef bool (*Planner) (Candidate *cands, int n, const void *arg, int *fill, int *nfill);
+
+/* deduct_any's plan: qty units of one sku by a strategy. */
+typedef struct SkuPlan
 {
-	char	   *sku = InvArgName(fcinfo, 0, "sku");
-	int64		qty = InvArgQty(fcinfo, 1, "qty");
-	char	   *key = InvArgName(fcinfo, 2, "key");
-	int			ngiven;
-	char	  **given = GivenLocations(fcinfo, 3, &ngiven);
-	Strategy	strategy = StrategyArg(fcinfo, 4);
-	StringInfoData args;
-	InvOutcome	out;
-	char	  **locations;
-	int			n;
-	Candidate  *cands;
-	int		   *fill;
-	int			attempt;
-	bool		planned = false;
+	int64		qty;
+	Strategy	strategy;
+} SkuPlan;
 
-	InvArgsBegin(&args);
-	InvArgsText(&args, "sku", sku);
-	InvArgsInt8(&args, "qty", qty);
-	ArgsLocations(&args, given, ngiven);
-	InvArgsText(&args, "strategy", StrategyNames[strategy]);
-	InvArgsEnd(&args);
-	InvSetOutcome(&out, INV_OK, sku, NULL);
+static bool
+PlanSku(Candidate *cands, int n, const void *arg, int *fill, int *nfill)
+{
+	const SkuPlan *plan = arg;
 
-	InvCheckReady();
-	SPI_connect();
-	locations = CandidateLocations(&sku, 1, given, ngiven, &n);
-	cands = palloc0(sizeof(Candidate) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		cands[i].sku = sku;
-		cands[i].location = locations[i];
-		cands[i].rank = i;
-	}
-	OpenCandidates(cands, n);
-
-	if (InvKeyCheck(key, "deduct_any", args.data) == INV_KEY_DUPLICATE)
-	{
-		out.status = INV_DUPLICATE;
-		ReadAvailable(cands, n);
-		out.has_available = true;
-		out.available = TotalAvailable(cands, n);
-		SPI_finish();
-		return InvReturnOutcome(fcinfo, &out);
-	}
-
-	fill = palloc(sizeof(int) * Max(n, 1));
-	for (attempt = 0; attempt < PLAN_ATTEMPTS && !planned; attempt++)
-	{
-		ReadAvailable(cands, n);
-		if (!PlanOne(cands, n, qty, strategy, fill))
-			break;
-		planned = TakeParts(cands, n);
-	}
-	out.has_available = true;
-	if (!planned)
-	{
-		bool		any = false;
-
-		for (int i = 0; i < n; i++)
-			any |= cands[i].target.found;
-		out.status = any ? INV_INSUFFICIENT : INV_NOT_FOUND;
-		out.has_available = any;
-		out.available = TotalAvailable(cands, n);
-		SPI_finish();
-		return InvReturnOutcome(fcinfo, &out);
-	}
-
-	if (!WriteParts(cands, fill, n, "deduct_any", key, args.data))
-	{
-		GiveBack(cands, n);
-		(void) InvKeyCheck(key, "deduct_any", args.data);
-		out.status = INV_DUPLICATE;
-	}
-	out.location = ServedFrom(cands, n);
-	out.available = LeftAvailable(cands, n);
-	SPI_finish();
-	return InvReturnOutcome(fcinfo, &out);
+	*nfill = n;
+	return PlanOne(cands, n, plan->qty, plan->strategy, fill);
 }
 
 /* A cart line: a sku and its units. */
@@ -638,6 +608,213 @@ greedy:
 	return k;
 }
 
+/* deduct_cart_any's plan: lines over m locations, cands[l * m + j]. */
+typedef struct CartPlan
+{
+	const CartLine *lines;
+	int			nlines;
+	int			m;
+} CartPlan;
+
+/* Every line filled from the fewest locations' set, in rank order. */
+static bool
+PlanCart(Candidate *cands, int n, const void *arg, int *fill, int *nfill)
+{
+	const CartPlan *plan = arg;
+	int		   *set = palloc(sizeof(int) * Max(plan->m, 1));
+	int			k = ChooseSet(cands, plan->lines, plan->nlines, plan->m, set);
+
+	for (int i = 0; i < n; i++)
+		cands[i].part = 0;
+	*nfill = 0;
+	if (k == 0)
+		return false;
+	for (int l = 0; l < plan->nlines; l++)
+	{
+		int64		missing = plan->lines[l].qty;
+
+		for (int j = 0; j < k && missing > 0; j++)
+		{
+			Candidate  *c = &cands[l * plan->m + set[j]];
+
+			c->part = Min(c->available, missing);
+			missing -= c->part;
+			fill[(*nfill)++] = l * plan->m + set[j];
+		}
+	}
+	return true;
+}
+
+/*
+ * The everyday way for an allocation (tables.c): at READ COMMITTED, with no
+ * candidate hot, the candidate rows are locked in canonical order, read
+ * directly, planned, and the parts written directly, the first recording
+ * the key and the call's arguments.  False, having written nothing, when
+ * the general way must decide (a hot row, a hold due, no plan, the key
+ * taken...); the locks taken stay held, as the general way takes them too.
+ */
+static bool
+FastAllocate(Candidate *cands, int n, Planner planner, const void *arg,
+			 const char *call, const char *key, const char *args, int *fill, int *nfill)
+{
+	Candidate **order;
+	char	  **skus;
+	char	  **locations;
+	int64	   *available;
+	int		   *parts;
+	int64	   *qtys;
+	int64	   *after;
+	int			nparts = 0;
+	InvDirectRows *rows;
+
+	if (IsolationUsesXactSnapshot() || n == 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (InvHotLoaded(cands[i].sku, cands[i].location))
+			return false;
+	order = palloc(sizeof(Candidate *) * n);
+	for (int i = 0; i < n; i++)
+		order[i] = &cands[i];
+	qsort(order, n, sizeof(Candidate *), CompareLockOrder);
+	for (int i = 0; i < n; i++)
+		InvLockRow(order[i]->sku, order[i]->location, false);
+
+	skus = palloc(sizeof(char *) * n);
+	locations = palloc(sizeof(char *) * n);
+	available = palloc(sizeof(int64) * n);
+	for (int i = 0; i < n; i++)
+	{
+		skus[i] = cands[i].sku;
+		locations[i] = cands[i].location;
+	}
+	if ((rows = InvTablesReadRows(skus, locations, n, available)) == NULL)
+		return false;
+	for (int i = 0; i < n; i++)
+		cands[i].available = available[i];
+	if (!planner(cands, n, arg, fill, nfill))
+	{
+		InvTablesReleaseRows(rows);
+		return false;
+	}
+
+	parts = palloc(sizeof(int) * Max(*nfill, 1));
+	qtys = palloc(sizeof(int64) * Max(*nfill, 1));
+	after = palloc(sizeof(int64) * Max(*nfill, 1));
+	for (int k = 0; k < *nfill; k++)
+		if (cands[fill[k]].part > 0)
+		{
+			parts[nparts] = fill[k];
+			qtys[nparts++] = cands[fill[k]].part;
+		}
+	if (!InvTablesWriteRows(rows, call, key, args, parts, qtys, nparts, after))
+		return false;
+	for (int k = 0; k < nparts; k++)
+		cands[parts[k]].available = after[k];
+	return true;
+}
+
+/*
+ * The general way (see the file header): every candidate opened, the key
+ * checked, planned, taken and written.  Returns the status; the parts are
+ * in cands[].part, their rows' figures after in cands[].available.
+ */
+static const char *
+Allocate(Candidate *cands, int n, Planner planner, const void *arg,
+		 const char *call, const char *key, const char *args, int *fill, int *nfill)
+{
+	bool		planned = false;
+
+	if (FastAllocate(cands, n, planner, arg, call, key, args, fill, nfill))
+		return INV_OK;
+	OpenCandidates(cands, n);
+	if (InvKeyCheck(key, call, args) == INV_KEY_DUPLICATE)
+	{
+		ReadAvailable(cands, n);
+		return INV_DUPLICATE;
+	}
+	for (int attempt = 0; attempt < PLAN_ATTEMPTS && !planned; attempt++)
+	{
+		ReadAvailable(cands, n);
+		if (!planner(cands, n, arg, fill, nfill))
+			break;
+		planned = TakeParts(cands, n);
+	}
+	if (!planned)
+		return INV_INSUFFICIENT;
+	if (!WriteParts(cands, fill, *nfill, call, key, args))
+	{
+		GiveBack(cands, n);
+		(void) InvKeyCheck(key, call, args);
+		return INV_DUPLICATE;
+	}
+	(void) LeftAvailable(cands, n);
+	return INV_OK;
+}
+
+PG_FUNCTION_INFO_V1(deduct_any);
+
+/*
+ * inventory.deduct_any(sku, qty, key, locations, strategy): take qty units of
+ * sku from one or several locations, all or nothing.
+ */
+Datum
+deduct_any(PG_FUNCTION_ARGS)
+{
+	char	   *sku = InvArgName(fcinfo, 0, "sku");
+	SkuPlan		plan;
+	char	   *key;
+	int			ngiven;
+	char	  **given;
+	StringInfoData args;
+	InvOutcome	out;
+	char	  **locations;
+	int			n;
+	Candidate  *cands;
+	int		   *fill;
+	int			nfill;
+
+	plan.qty = InvArgQty(fcinfo, 1, "qty");
+	key = InvArgName(fcinfo, 2, "key");
+	given = GivenLocations(fcinfo, 3, &ngiven);
+	plan.strategy = StrategyArg(fcinfo, 4);
+	InvArgsBegin(&args);
+	InvArgsText(&args, "sku", sku);
+	InvArgsInt8(&args, "qty", plan.qty);
+	ArgsLocations(&args, given, ngiven);
+	InvArgsText(&args, "strategy", StrategyNames[plan.strategy]);
+	InvArgsEnd(&args);
+
+	InvCheckReady();
+	/* before SPI: the names must outlive it (the outcome points at one) */
+	locations = CandidateLocations(&sku, 1, given, ngiven, &n);
+	SPI_connect();
+	cands = palloc0(sizeof(Candidate) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		cands[i].sku = sku;
+		cands[i].location = locations[i];
+		cands[i].rank = i;
+	}
+	fill = palloc(sizeof(int) * Max(n, 1));
+	InvSetOutcome(&out, Allocate(cands, n, PlanSku, &plan, "deduct_any", key, args.data,
+								 fill, &nfill), sku, NULL);
+	if (strcmp(out.status, INV_INSUFFICIENT) == 0)
+	{
+		bool		any = false;
+
+		for (int i = 0; i < n; i++)
+			any |= cands[i].target.found;
+		if (!any)
+			out.status = INV_NOT_FOUND;
+	}
+	if (strcmp(out.status, INV_OK) == 0)
+		out.location = ServedFrom(cands, n);
+	out.has_available = strcmp(out.status, INV_NOT_FOUND) != 0;
+	out.available = TotalAvailable(cands, n);
+	SPI_finish();
+	return InvReturnOutcome(fcinfo, &out);
+}
+
 PG_FUNCTION_INFO_V1(deduct_cart_any);
 
 /*
@@ -661,11 +838,9 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 	char	  **locations;
 	int			m;
 	Candidate  *cands;
-	int		   *set;
+	CartPlan	plan;
 	int		   *fill;
-	int			nfill = 0;
-	int			k = 0;
-	bool		planned = false;
+	int			nfill;
 
 	nlines = InvArgArray(fcinfo, 0, "skus", TEXTOID, &skus);
 	InvCheckSameLength(nlines, InvArgArray(fcinfo, 1, "qtys", INT8OID, &qtys), "qtys");
@@ -706,14 +881,14 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 	appendStringInfoChar(&args, ']');
 	ArgsLocations(&args, given, ngiven);
 	InvArgsEnd(&args);
-	InvSetOutcome(&out, INV_OK, NULL, NULL);
 
 	InvCheckReady();
-	SPI_connect();
 	names = palloc(sizeof(char *) * nlines);
 	for (int l = 0; l < nlines; l++)
 		names[l] = lines[l].sku;
+	/* before SPI: the names must outlive it (the outcome points at one) */
 	locations = CandidateLocations(names, nlines, given, ngiven, &m);
+	SPI_connect();
 	cands = palloc0(sizeof(Candidate) * Max(nlines * m, 1));
 	for (int l = 0; l < nlines; l++)
 		for (int j = 0; j < m; j++)
@@ -724,44 +899,15 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 			c->location = locations[j];
 			c->rank = j;
 		}
-	OpenCandidates(cands, nlines * m);
-
-	if (InvKeyCheck(key, "deduct_cart_any", args.data) == INV_KEY_DUPLICATE)
-	{
-		out.status = INV_DUPLICATE;
-		SPI_finish();
-		return InvReturnOutcome(fcinfo, &out);
-	}
-
-	set = palloc(sizeof(int) * Max(m, 1));
+	plan.lines = lines;
+	plan.nlines = nlines;
+	plan.m = m;
 	fill = palloc(sizeof(int) * Max(nlines * m, 1));
-	for (int attempt = 0; attempt < PLAN_ATTEMPTS && !planned; attempt++)
-	{
-		ReadAvailable(cands, nlines * m);
-		for (int i = 0; i < nlines * m; i++)
-			cands[i].part = 0;
-		k = ChooseSet(cands, lines, nlines, m, set);
-		if (k == 0)
-			break;
-		/* each line filled from the set's locations in rank order */
-		nfill = 0;
-		for (int l = 0; l < nlines; l++)
-		{
-			int64		missing = lines[l].qty;
-
-			for (int j = 0; j < k && missing > 0; j++)
-			{
-				Candidate  *c = &cands[l * m + set[j]];
-
-				c->part = Min(c->available, missing);
-				missing -= c->part;
-				fill[nfill++] = l * m + set[j];
-			}
-		}
-		planned = TakeParts(cands, nlines * m);
-	}
-
-	if (!planned)
+	InvSetOutcome(&out, Allocate(cands, nlines * m, PlanCart, &plan, "deduct_cart_any",
+								 key, args.data, fill, &nfill), NULL, NULL);
+	if (strcmp(out.status, INV_OK) == 0)
+		out.location = ServedFrom(cands, nlines * m);
+	else if (strcmp(out.status, INV_INSUFFICIENT) == 0)
 	{
 		/* the first line that every candidate together cannot serve */
 		for (int l = 0; l < nlines; l++)
@@ -772,8 +918,8 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 			for (int j = 0; j < m; j++)
 			{
 				any |= cands[l * m + j].target.found;
-				sum = pg_add_s64_overflow(sum, cands[l * m + j].available, &sum) ?
-					PG_INT64_MAX : sum;
+				if (pg_add_s64_overflow(sum, cands[l * m + j].available, &sum))
+					sum = PG_INT64_MAX;
 			}
 			if (!any || sum < lines[l].qty)
 			{
@@ -783,20 +929,7 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 				break;
 			}
 		}
-		if (strcmp(out.status, INV_OK) == 0)
-			out.status = INV_INSUFFICIENT;	/* hot counters kept falling */
-		SPI_finish();
-		return InvReturnOutcome(fcinfo, &out);
 	}
-
-	if (!WriteParts(cands, fill, nfill, "deduct_cart_any", key, args.data))
-	{
-		GiveBack(cands, nlines * m);
-		(void) InvKeyCheck(key, "deduct_cart_any", args.data);
-		out.status = INV_DUPLICATE;
-	}
-	else
-		out.location = ServedFrom(cands, nlines * m);
 	SPI_finish();
 	return InvReturnOutcome(fcinfo, &out);
 }

@@ -221,6 +221,14 @@ extern bool InvTablesMove(const InvMovement *m, const char *sku, const char *loc
 						  int64 need, Interval *ttl, int64 *available);
 extern bool InvTablesCart(const char *call, const char *key, char **skus,
 						  char **locations, int64 *qtys, int n, int64 *available);
+extern char **InvTablesSkuLocations(const char *sku, int *n);
+extern void InvTablesLocationRules(char **names, int n, int *priority, bool *active);
+typedef struct InvDirectRows InvDirectRows;
+extern InvDirectRows *InvTablesReadRows(char **skus, char **locations, int n, int64 *available);
+extern bool InvTablesWriteRows(InvDirectRows *rows, const char *call, const char *key,
+							   const char *ref, const int *parts, const int64 *qtys,
+							   int nparts, int64 *available);
+extern void InvTablesReleaseRows(InvDirectRows *rows);
 extern bool InvTablesSettle(const char *key, const char *state, char **sku,
 							char **location, int64 *qty);
 extern void InvKeyDigest(const char *key, uint8 *digest);
@@ -247,6 +255,8 @@ typedef struct InvTables
 	Oid			reservation_pkey;
 	Oid			archived_key;
 	Oid			archived_key_bucket;
+	Oid			location;
+	Oid			location_pkey;
 	AttrNumber	st_sku,
 				st_location,
 				st_on_hand,
@@ -272,6 +282,9 @@ typedef struct InvTables
 				rs_created_at,
 				rs_expires_at,
 				rs_ttl;
+	AttrNumber	lc_location,
+				lc_priority,
+				lc_active;
 } InvTables;
 
 extern Oid	InvStockRelid(void);

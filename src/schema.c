@@ -92,7 +92,10 @@ LookUpTables(Oid ledger)
 	t.reservation_pkey = TableOid("reservation_pkey");
 	t.archived_key = TableOid("archived_key");
 	t.archived_key_bucket = TableOid("archived_key_bucket");
-	if (!OidIsValid(t.stock) || !OidIsValid(t.stock_pkey) ||
+	t.location = TableOid("location");
+	t.location_pkey = TableOid("location_pkey");
+	if (!OidIsValid(t.location) || !OidIsValid(t.location_pkey) ||
+		!OidIsValid(t.stock) || !OidIsValid(t.stock_pkey) ||
 		!OidIsValid(t.ledger_call_key) || !OidIsValid(t.reservation) ||
 		!OidIsValid(t.reservation_pkey) || !OidIsValid(t.archived_key) ||
 		!OidIsValid(t.archived_key_bucket))
@@ -123,6 +126,9 @@ LookUpTables(Oid ledger)
 	t.rs_created_at = Column(t.reservation, "created_at");
 	t.rs_expires_at = Column(t.reservation, "expires_at");
 	t.rs_ttl = Column(t.reservation, "ttl");
+	t.lc_location = Column(t.location, "location");
+	t.lc_priority = Column(t.location, "priority");
+	t.lc_active = Column(t.location, "active");
 	Tables = t;
 }
 

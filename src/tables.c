@@ -570,3 +570,218 @@ InvTablesSettle(const char *key, const char *state, char **sku, char **location,
 	UnregisterSnapshot(snapshot);
 	return go;
 }
+
+/*
+ * The locations of a sku's stock rows, read from the stock table's primary
+ * key alone, in index order: the candidates of an allocation that names
+ * none.  A list of rows to lock, not a read of them: an entry of a row not
+ * (or no longer) visible only adds a candidate that turns out to hold
+ * nothing.  *n gets how many.
+ */
+char **
+InvTablesSkuLocations(const char *sku, int *n)
+{
+	InvTables	tables = *InvGetTables();
+	Relation	stock = table_open(tables.stock, AccessShareLock);
+	Relation	index = index_open(tables.stock_pkey, AccessShareLock);
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	ScanKeyData skey;
+	IndexScanDesc scan;
+	int			max = 8;
+	char	  **names = palloc(sizeof(char *) * max);
+	bool		isnull;
+
+	*n = 0;
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(sku));
+	skey.sk_collation = index->rd_indcollation[0];
+	scan = index_beginscan(stock, index, snapshot, 1, 0);
+	scan->xs_want_itup = true;
+	index_rescan(scan, &skey, 1, NULL, 0);
+	while (index_getnext_tid(scan, ForwardScanDirection) != NULL)
+	{
+		Datum		location = index_getattr(scan->xs_itup, 2, scan->xs_itupdesc, &isnull);
+
+		if (*n == max)
+			names = repalloc(names, sizeof(char *) * (max *= 2));
+		names[(*n)++] = TextDatumGetCString(location);
+	}
+	index_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	index_close(index, AccessShareLock);
+	table_close(stock, AccessShareLock);
+	return names;
+}
+
+/*
+ * Each location's allocation rule, read directly: its priority and whether
+ * it is active (a location never configured: 0, active).  A table of one
+ * page (a few dozen locations) is read whole; a larger one through its key.
+ */
+void
+InvTablesLocationRules(char **names, int n, int *priority, bool *active)
+{
+	InvTables	tables = *InvGetTables();
+	Relation	rel = table_open(tables.location, AccessShareLock);
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool		isnull;
+
+	for (int i = 0; i < n; i++)
+	{
+		priority[i] = 0;
+		active[i] = true;
+	}
+	if (RelationGetNumberOfBlocks(rel) <= 1)
+	{
+		TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			char	   *name = TextDatumGetCString(slot_getattr(slot, tables.lc_location, &isnull));
+
+			for (int i = 0; i < n; i++)
+				if (strcmp(names[i], name) == 0)
+				{
+					priority[i] = DatumGetInt32(slot_getattr(slot, tables.lc_priority, &isnull));
+					active[i] = DatumGetBool(slot_getattr(slot, tables.lc_active, &isnull));
+				}
+		}
+		table_endscan(scan);
+	}
+	else
+		for (int i = 0; i < n; i++)
+			if (FindRow(rel, tables.location_pkey, (const char **) &names[i], 1, snapshot, slot))
+			{
+				priority[i] = DatumGetInt32(slot_getattr(slot, tables.lc_priority, &isnull));
+				active[i] = DatumGetBool(slot_getattr(slot, tables.lc_active, &isnull));
+			}
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+}
+
+/* Stock rows read directly, to be written directly (InvTablesReadRows). */
+struct InvDirectRows
+{
+	InvTables	tables;
+	Relation	stock;
+	Snapshot	snapshot;
+	int			n;
+	char	  **skus;			/* the caller's names of the rows */
+	char	  **locations;
+	StockRow   *rows;			/* slot NULL: the row does not exist */
+};
+
+/* Let go of rows read directly, writing nothing. */
+void
+InvTablesReleaseRows(InvDirectRows *d)
+{
+	for (int i = 0; i < d->n; i++)
+		if (d->rows[i].slot)
+			ExecDropSingleTupleTableSlot(d->rows[i].slot);
+	UnregisterSnapshot(d->snapshot);
+	table_close(d->stock, NoLock);
+}
+
+/*
+ * Read ordinary stock rows directly (the caller holds each one's lock
+ * exclusively and runs at READ COMMITTED): available[i] gets the units row i
+ * can give (0 for a row that does not exist).  NULL, having kept nothing,
+ * if a row is not the everyday way's (hot, a hold due).
+ */
+InvDirectRows *
+InvTablesReadRows(char **skus, char **locations, int n, int64 *available)
+{
+	InvDirectRows *d = palloc0(sizeof(InvDirectRows));
+	const InvTables *t;
+	Relation	index;
+	IndexScanDesc scan;
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+	bool		ok = true;
+
+	d->tables = *InvGetTables();
+	t = &d->tables;
+	d->skus = skus;
+	d->locations = locations;
+	d->stock = table_open(t->stock, RowExclusiveLock);
+	d->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	d->rows = palloc0(sizeof(StockRow) * Max(n, 1));
+	index = index_open(t->stock_pkey, AccessShareLock);
+	scan = index_beginscan(d->stock, index, d->snapshot, 2, 0);
+	for (int i = 0; i < n && ok; i++)
+	{
+		StockRow   *row = &d->rows[i];
+		ScanKeyData skeys[2];
+		bool		isnull;
+
+		ScanKeyInit(&skeys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(skus[i]));
+		skeys[0].sk_collation = index->rd_indcollation[0];
+		ScanKeyInit(&skeys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(locations[i]));
+		skeys[1].sk_collation = index->rd_indcollation[1];
+		index_rescan(scan, skeys, 2, NULL, 0);
+		row->slot = table_slot_create(d->stock, NULL);
+		d->n = i + 1;
+		available[i] = 0;
+		if (!index_getnext_slot(scan, ForwardScanDirection, row->slot))
+		{
+			ExecDropSingleTupleTableSlot(row->slot);
+			row->slot = NULL;
+			continue;
+		}
+		/* a copy, so that no buffer stays pinned until the write */
+		ExecMaterializeSlot(row->slot);
+		row->on_hand = DatumGetInt64(slot_getattr(row->slot, t->st_on_hand, &isnull));
+		row->reserved = DatumGetInt64(slot_getattr(row->slot, t->st_reserved, &isnull));
+		row->next_expiry = DatumGetTimestampTz(slot_getattr(row->slot, t->st_next_expiry, &isnull));
+		ok = !DatumGetBool(slot_getattr(row->slot, t->st_hot, &isnull)) &&
+			row->next_expiry > now;
+		available[i] = row->on_hand - row->reserved;
+	}
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	if (ok)
+		return d;
+	InvTablesReleaseRows(d);
+	return NULL;
+}
+
+/*
+ * Take qtys[k] units from row parts[k] of rows read directly, in that order,
+ * the first part's ledger row recording the call's key (and ref); then let
+ * go of the rows.  False, having written nothing, if the key is taken.
+ * available[k] gets each part's row's units left.
+ */
+bool
+InvTablesWriteRows(InvDirectRows *d, const char *call, const char *key, const char *ref,
+				   const int *parts, const int64 *qtys, int nparts, int64 *available)
+{
+	const InvTables *t = &d->tables;
+	Writer		w;
+
+	if (KeyTaken(t, key) || InvKeyArchived(key))
+	{
+		InvTablesReleaseRows(d);
+		return false;
+	}
+	WriterBegin(&w, t, d->stock, false, d->snapshot);
+	for (int k = 0; k < nparts; k++)
+	{
+		StockRow   *row = &d->rows[parts[k]];
+		InvMovement m;
+
+		if (row->slot == NULL || row->on_hand - row->reserved < qtys[k])
+			elog(ERROR, "inventory: a row read for an allocation cannot give its part");
+		InvMovementInit(&m, "deduct", key, -qtys[k], 0);
+		m.call = k == 0 ? call : NULL;
+		m.ref = k == 0 ? ref : NULL;
+		UpdateStock(&w, t, row, &m);
+		InsertLedger(&w, t, &m, d->skus[parts[k]], d->locations[parts[k]]);
+		available[k] = row->on_hand - row->reserved;
+	}
+	for (int i = 0; i < d->n; i++)
+		if (d->rows[i].slot)
+			ExecDropSingleTupleTableSlot(d->rows[i].slot);
+	WriterEnd(&w);
+	UnregisterSnapshot(d->snapshot);
+	return true;
+}
