@@ -32,6 +32,11 @@ ALTER TABLE inventory.ledger
     ALTER COLUMN sku DROP NOT NULL,
     ALTER COLUMN location DROP NOT NULL;
 ALTER TABLE inventory.reservation ADD COLUMN ttl interval;
+-- a reservation from several locations (reserve_any) is one row per part,
+-- parts 1, 2, ... under the call's key; a reserve's single row is part 0
+ALTER TABLE inventory.reservation ADD COLUMN part smallint NOT NULL DEFAULT 0;
+ALTER TABLE inventory.reservation DROP CONSTRAINT reservation_pkey,
+    ADD CONSTRAINT reservation_pkey PRIMARY KEY (key, part);
 
 -- the earliest expiry of the row's held reservations, or earlier (never
 -- later): a writer that finds it in the future knows no hold of the row is
@@ -128,6 +133,13 @@ CREATE FUNCTION inventory.deduct_any(sku text, qty bigint, key text,
 RETURNS inventory.outcome
 AS 'MODULE_PATHNAME', 'deduct_any' LANGUAGE C VOLATILE SECURITY DEFINER;
 
+CREATE FUNCTION inventory.reserve_any(sku text, qty bigint, key text,
+                                      ttl interval DEFAULT '15 minutes',
+                                      locations text[] DEFAULT NULL,
+                                      strategy text DEFAULT 'priority')
+RETURNS inventory.outcome
+AS 'MODULE_PATHNAME', 'reserve_any' LANGUAGE C VOLATILE SECURITY DEFINER;
+
 CREATE FUNCTION inventory.deduct_cart_any(skus text[], qtys bigint[], key text,
                                           locations text[] DEFAULT NULL)
 RETURNS inventory.outcome
@@ -139,6 +151,7 @@ AS 'MODULE_PATHNAME', 'allocation' LANGUAGE C STABLE SECURITY DEFINER;
 
 REVOKE ALL ON FUNCTION inventory.set_location(text, integer, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION inventory.deduct_any(text, bigint, text, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION inventory.reserve_any(text, bigint, text, interval, text[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION inventory.deduct_cart_any(text[], bigint[], text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION inventory.allocation(text) FROM PUBLIC;
 

@@ -94,6 +94,47 @@ SELECT * FROM inventory.allocation('h1');
 SELECT * FROM inventory.refund('h1', 4, 'h1-rf');
 SELECT inventory.merge() >= 0 AS merged;
 
+-- reserve_any: holds from one or several locations, one reservation part
+-- per location; confirm, release and expiry act on every part
+SELECT status FROM inventory.restock('lamp', 3, 'l1', 'north');
+SELECT status FROM inventory.restock('lamp', 5, 'l2', 'south');
+SELECT * FROM inventory.reserve_any('lamp', 5, 'rh1');
+SELECT key, part, location, qty, state, expires_at - created_at AS ttl
+  FROM inventory.reservation WHERE key = 'rh1' ORDER BY part;
+SELECT * FROM inventory.reserve_any('lamp', 5, 'rh1');
+SELECT pg_temp.err($$SELECT inventory.reserve_any('lamp', 5, 'rh1', ttl => '1 hour')$$);
+SELECT * FROM inventory.allocation('rh1');
+SELECT sku, location, on_hand, reserved, available FROM inventory.stock_levels WHERE sku = 'lamp' ORDER BY location;
+SELECT * FROM inventory.confirm('rh1');
+SELECT * FROM inventory.confirm('rh1');
+SELECT * FROM inventory.release('rh1');
+SELECT key, part, state FROM inventory.reservation WHERE key = 'rh1' ORDER BY part;
+-- a confirmed split reservation is refunded to its rows, the last filled first
+SELECT * FROM inventory.refund('rh1', 3, 'rh1-rma');
+SELECT sku, location, on_hand, reserved, available FROM inventory.stock_levels WHERE sku = 'lamp' ORDER BY location;
+-- release of every part; a refund of a released reservation is a conflict
+SELECT * FROM inventory.reserve_any('lamp', 4, 'rh2', strategy => 'most_available');
+SELECT * FROM inventory.allocation('rh2');
+SELECT * FROM inventory.release('rh2');
+SELECT * FROM inventory.refund('rh2', 1, 'rh2-rma');
+-- single: one location or none
+SELECT * FROM inventory.reserve_any('lamp', 6, 'rh3', strategy => 'single');
+SELECT * FROM inventory.reserve_any('lamp', 3, 'rh3', locations => '{south,north}', strategy => 'single');
+SELECT * FROM inventory.release('rh3');
+-- expiry of every part: by a confirm that comes too late, or by expire()
+SELECT * FROM inventory.reserve_any('lamp', 6, 'rh4', ttl => '1 millisecond');
+SELECT * FROM inventory.reserve_any('lamp', 1, 'rh5', ttl => '1 millisecond', locations => '{south}');
+SELECT pg_sleep(0.05);
+SELECT * FROM inventory.confirm('rh4');
+SELECT key, part, state FROM inventory.reservation WHERE key IN ('rh4', 'rh5') ORDER BY key, part;
+SELECT inventory.expire() >= 0 AS expired;
+SELECT key, part, state FROM inventory.reservation WHERE key IN ('rh4', 'rh5') ORDER BY key, part;
+-- a release that came first leaves a tombstone: the late reserve_any conflicts
+SELECT status FROM inventory.release('rh6');
+SELECT * FROM inventory.reserve_any('lamp', 1, 'rh6');
+SELECT sku, location, on_hand, reserved, available FROM inventory.stock_levels WHERE sku = 'lamp' ORDER BY location;
+SELECT * FROM inventory.reconcile();
+
 -- bad input: errors with SQLSTATEs, nothing changed
 SELECT count(*) AS ledger_rows_before FROM inventory.ledger;
 SELECT pg_temp.err($$SELECT inventory.deduct_any('tee', 1, 'x', strategy => 'nearest')$$);
@@ -116,6 +157,10 @@ SELECT pg_temp.err($$SELECT inventory.set_location(NULL)$$);
 SELECT pg_temp.err($$SELECT inventory.set_location('x', NULL)$$);
 SELECT pg_temp.err($$SELECT inventory.set_location('x', 1, NULL)$$);
 SELECT pg_temp.err($$SELECT inventory.allocation(NULL)$$);
+SELECT pg_temp.err($$SELECT inventory.reserve_any('tee', 1, 'x', ttl => NULL)$$);
+SELECT pg_temp.err($$SELECT inventory.reserve_any('tee', 1, 'x', ttl => '-1 minute')$$);
+SELECT pg_temp.err($$SELECT inventory.reserve_any('tee', 1, 'x', strategy => 'anywhere')$$);
+SELECT pg_temp.err($$SELECT inventory.reserve_any('tee', 1, 'x', locations => '{}')$$);
 -- (a line no location can serve is not an error: insufficient)
 SELECT status, sku FROM inventory.deduct_cart_any('{tee,mug}', '{9223372036854775807,1}', 'x');
 SELECT count(*) AS ledger_rows_after FROM inventory.ledger;

@@ -137,6 +137,16 @@ StrategyArg(FunctionCallInfo fcinfo, int argno)
 
 static const char *const StrategyNames[] = {"priority", "most_available", "single"};
 
+/* A reservation's terms: its ttl, and when it expires (ttl NULL: a sale). */
+typedef struct Hold
+{
+	Interval   *ttl;
+	TimestampTz expires_at;
+} Hold;
+
+/* The terms of a sale: no hold. */
+static const Hold sale = {NULL, 0};
+
 /*
  * The caller's candidate locations (argument argno), checked: not empty, no
  * NULL, no location twice.  NULL when the caller gave none.  *n gets how many.
@@ -427,15 +437,18 @@ PlanOne(Candidate *cands, int n, int64 qty, Strategy strategy, int *order)
 
 /*
  * Write the parts taken, in the order they were filled (the first records
- * the key); false, having written nothing, if another transaction recorded
- * the key meanwhile.  fill[] lists candidate indexes in filling order.
+ * the key), as sales, or as holds: a reserve's movement and a reservation
+ * row per part, parts numbered from 1.  False, having written nothing, if
+ * another transaction recorded the key meanwhile.  fill[] lists candidate
+ * indexes in filling order.
  */
 static bool
 WriteParts(Candidate *cands, const int *fill, int nfill, const char *call,
-		   const char *key, const char *args)
+		   const char *key, const char *args, const Hold *hold)
 {
 	bool		first = true;
 	int64		left;
+	int			part = 0;
 
 	for (int k = 0; k < nfill; k++)
 	{
@@ -444,12 +457,21 @@ WriteParts(Candidate *cands, const int *fill, int nfill, const char *call,
 
 		if (c->part == 0)
 			continue;
-		InvMovementInit(&m, "deduct", key, -c->part, 0);
+		if (hold->ttl)
+		{
+			InvMovementInit(&m, "reserve", key, 0, c->part);
+			m.expires_at = hold->expires_at;
+		}
+		else
+			InvMovementInit(&m, "deduct", key, -c->part, 0);
 		m.call = first ? call : NULL;
 		m.ref = first ? args : NULL;
 		m.args = args;
 		if (!InvMoveRecorded(&m, &c->target, &left))
 			return false;
+		if (hold->ttl)
+			InvInsertHold(key, ++part, c->sku, c->location, c->part,
+						  hold->expires_at, hold->ttl);
 		c->available = left;
 		first = false;
 	}
@@ -720,17 +742,22 @@ FastAllocate(Candidate *cands, int n, Planner planner, const void *arg,
  */
 static const char *
 Allocate(Candidate *cands, int n, Planner planner, const void *arg,
-		 const char *call, const char *key, const char *args, int *fill, int *nfill)
+		 const char *call, const char *key, const char *args, const Hold *hold,
+		 int *fill, int *nfill)
 {
 	bool		planned = false;
+	InvKeyState state;
 
-	if (FastAllocate(cands, n, planner, arg, call, key, args, fill, nfill))
+	if (hold->ttl == NULL &&
+		FastAllocate(cands, n, planner, arg, call, key, args, fill, nfill))
 		return INV_OK;
 	OpenCandidates(cands, n);
-	if (InvKeyCheck(key, call, args) == INV_KEY_DUPLICATE)
+	state = InvKeyCheck(key, call, args);
+	if (state != INV_KEY_NEW)
 	{
 		ReadAvailable(cands, n);
-		return INV_DUPLICATE;
+		/* a tombstone: the reservation was released before it arrived */
+		return state == INV_KEY_TOMBSTONE ? INV_CONFLICT : INV_DUPLICATE;
 	}
 	for (int attempt = 0; attempt < PLAN_ATTEMPTS && !planned; attempt++)
 	{
@@ -741,14 +768,65 @@ Allocate(Candidate *cands, int n, Planner planner, const void *arg,
 	}
 	if (!planned)
 		return INV_INSUFFICIENT;
-	if (!WriteParts(cands, fill, *nfill, call, key, args))
+	if (!WriteParts(cands, fill, *nfill, call, key, args, hold))
 	{
 		GiveBack(cands, n);
-		(void) InvKeyCheck(key, call, args);
-		return INV_DUPLICATE;
+		state = InvKeyCheck(key, call, args);
+		return state == INV_KEY_TOMBSTONE ? INV_CONFLICT : INV_DUPLICATE;
 	}
 	(void) LeftAvailable(cands, n);
 	return INV_OK;
+}
+
+/*
+ * qty units of one sku (deduct_any, reserve_any): the candidates listed, the
+ * allocation made, the outcome.  args has the call's canonical arguments but
+ * for the strategy and locations, added here.
+ */
+static Datum
+AllocateSku(FunctionCallInfo fcinfo, const char *call, char *sku, const char *key,
+			SkuPlan *plan, char **given, int ngiven, StringInfo args, const Hold *hold)
+{
+	InvOutcome	out;
+	char	  **locations;
+	int			n;
+	Candidate  *cands;
+	int		   *fill;
+	int			nfill;
+
+	ArgsLocations(args, given, ngiven);
+	InvArgsText(args, "strategy", StrategyNames[plan->strategy]);
+	InvArgsEnd(args);
+
+	InvCheckReady();
+	/* before SPI: the names must outlive it (the outcome points at one) */
+	locations = CandidateLocations(&sku, 1, given, ngiven, &n);
+	SPI_connect();
+	cands = palloc0(sizeof(Candidate) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		cands[i].sku = sku;
+		cands[i].location = locations[i];
+		cands[i].rank = i;
+	}
+	fill = palloc(sizeof(int) * Max(n, 1));
+	InvSetOutcome(&out, Allocate(cands, n, PlanSku, plan, call, key, args->data,
+								 hold, fill, &nfill), sku, NULL);
+	if (strcmp(out.status, INV_INSUFFICIENT) == 0)
+	{
+		bool		any = false;
+
+		for (int i = 0; i < n; i++)
+			any |= cands[i].target.found;
+		if (!any)
+			out.status = INV_NOT_FOUND;
+	}
+	if (strcmp(out.status, INV_OK) == 0)
+		out.location = ServedFrom(cands, n);
+	out.has_available = strcmp(out.status, INV_NOT_FOUND) != 0;
+	out.available = TotalAvailable(cands, n);
+	SPI_finish();
+	return InvReturnOutcome(fcinfo, &out);
 }
 
 PG_FUNCTION_INFO_V1(deduct_any);
@@ -766,12 +844,6 @@ deduct_any(PG_FUNCTION_ARGS)
 	int			ngiven;
 	char	  **given;
 	StringInfoData args;
-	InvOutcome	out;
-	char	  **locations;
-	int			n;
-	Candidate  *cands;
-	int		   *fill;
-	int			nfill;
 
 	plan.qty = InvArgQty(fcinfo, 1, "qty");
 	key = InvArgName(fcinfo, 2, "key");
@@ -780,39 +852,37 @@ deduct_any(PG_FUNCTION_ARGS)
 	InvArgsBegin(&args);
 	InvArgsText(&args, "sku", sku);
 	InvArgsInt8(&args, "qty", plan.qty);
-	ArgsLocations(&args, given, ngiven);
-	InvArgsText(&args, "strategy", StrategyNames[plan.strategy]);
-	InvArgsEnd(&args);
+	return AllocateSku(fcinfo, "deduct_any", sku, key, &plan, given, ngiven, &args, &sale);
+}
 
-	InvCheckReady();
-	/* before SPI: the names must outlive it (the outcome points at one) */
-	locations = CandidateLocations(&sku, 1, given, ngiven, &n);
-	SPI_connect();
-	cands = palloc0(sizeof(Candidate) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		cands[i].sku = sku;
-		cands[i].location = locations[i];
-		cands[i].rank = i;
-	}
-	fill = palloc(sizeof(int) * Max(n, 1));
-	InvSetOutcome(&out, Allocate(cands, n, PlanSku, &plan, "deduct_any", key, args.data,
-								 fill, &nfill), sku, NULL);
-	if (strcmp(out.status, INV_INSUFFICIENT) == 0)
-	{
-		bool		any = false;
+PG_FUNCTION_INFO_V1(reserve_any);
 
-		for (int i = 0; i < n; i++)
-			any |= cands[i].target.found;
-		if (!any)
-			out.status = INV_NOT_FOUND;
-	}
-	if (strcmp(out.status, INV_OK) == 0)
-		out.location = ServedFrom(cands, n);
-	out.has_available = strcmp(out.status, INV_NOT_FOUND) != 0;
-	out.available = TotalAvailable(cands, n);
-	SPI_finish();
-	return InvReturnOutcome(fcinfo, &out);
+/*
+ * inventory.reserve_any(sku, qty, key, ttl, locations, strategy): hold qty
+ * units of sku at one or several locations until now + ttl, all or nothing;
+ * confirm, release and expiry act on every part.
+ */
+Datum
+reserve_any(PG_FUNCTION_ARGS)
+{
+	char	   *sku = InvArgName(fcinfo, 0, "sku");
+	SkuPlan		plan;
+	char	   *key;
+	Hold		hold;
+	int			ngiven;
+	char	  **given;
+	StringInfoData args;
+
+	plan.qty = InvArgQty(fcinfo, 1, "qty");
+	key = InvArgName(fcinfo, 2, "key");
+	hold.ttl = InvArgTtl(fcinfo, 3, &hold.expires_at);
+	given = GivenLocations(fcinfo, 4, &ngiven);
+	plan.strategy = StrategyArg(fcinfo, 5);
+	InvArgsBegin(&args);
+	InvArgsText(&args, "sku", sku);
+	InvArgsInt8(&args, "qty", plan.qty);
+	InvArgsText(&args, "ttl", InvIntervalText(hold.ttl));
+	return AllocateSku(fcinfo, "reserve_any", sku, key, &plan, given, ngiven, &args, &hold);
 }
 
 PG_FUNCTION_INFO_V1(deduct_cart_any);
@@ -904,7 +974,7 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 	plan.m = m;
 	fill = palloc(sizeof(int) * Max(nlines * m, 1));
 	InvSetOutcome(&out, Allocate(cands, nlines * m, PlanCart, &plan, "deduct_cart_any",
-								 key, args.data, fill, &nfill), NULL, NULL);
+								 key, args.data, &sale, fill, &nfill), NULL, NULL);
 	if (strcmp(out.status, INV_OK) == 0)
 		out.location = ServedFrom(cands, nlines * m);
 	else if (strcmp(out.status, INV_INSUFFICIENT) == 0)

@@ -88,6 +88,36 @@ InvArgBool(FunctionCallInfo fcinfo, int argno, const char *what)
 	return PG_GETARG_BOOL(argno);
 }
 
+/*
+ * A reservation's ttl argument: not NULL, greater than zero.  *expires_at
+ * gets the statement's start plus the ttl.
+ */
+Interval *
+InvArgTtl(FunctionCallInfo fcinfo, int argno, TimestampTz *expires_at)
+{
+	Interval   *ttl;
+	Interval	zero;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("ttl must not be null")));
+	ttl = PG_GETARG_INTERVAL_P(argno);
+	memset(&zero, 0, sizeof(zero));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(ttl),
+										  IntervalPGetDatum(&zero))) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl must be greater than zero"),
+				 errdetail("The value given was %s.",
+						   DatumGetCString(DirectFunctionCall1(interval_out,
+															   IntervalPGetDatum(ttl))))));
+	*expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+														  TimestampTzGetDatum(GetCurrentStatementStartTimestamp()),
+														  IntervalPGetDatum(ttl)));
+	return ttl;
+}
+
 /* Deconstruct a one-dimensional array argument without NULL elements. */
 int
 InvArgArray(FunctionCallInfo fcinfo, int argno, const char *what, Oid elemtype,

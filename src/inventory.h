@@ -91,6 +91,7 @@ typedef struct InvOutcome
 extern char *InvArgName(FunctionCallInfo fcinfo, int argno, const char *what);
 extern int64 InvArgQty(FunctionCallInfo fcinfo, int argno, const char *what);
 extern bool InvArgBool(FunctionCallInfo fcinfo, int argno, const char *what);
+extern Interval *InvArgTtl(FunctionCallInfo fcinfo, int argno, TimestampTz *expires_at);
 extern int	InvArgArray(FunctionCallInfo fcinfo, int argno, const char *what, Oid elemtype,
 						Datum **elems);
 extern void InvCheckSameLength(int n, int m, const char *what);
@@ -209,6 +210,8 @@ typedef struct InvMovement
 } InvMovement;
 
 extern void InvRowCreate(const char *sku, const char *location);
+extern void InvInsertHold(const char *key, int part, const char *sku, const char *location,
+						  int64 qty, TimestampTz expires_at, Interval *ttl);
 extern void InvMovementInit(InvMovement *m, const char *op, const char *key,
 							int64 on_hand_delta, int64 reserved_delta);
 extern int64 InvMove(const InvMovement *m, InvTarget *target);
@@ -281,7 +284,8 @@ typedef struct InvTables
 				rs_state,
 				rs_created_at,
 				rs_expires_at,
-				rs_ttl;
+				rs_ttl,
+				rs_part;
 	AttrNumber	lc_location,
 				lc_priority,
 				lc_active;

@@ -9,9 +9,9 @@
  * quantity of a deduct, restock or reserve (plus the reservation's ttl),
  * the sale and quantity of a refund (ref; all its rows, when it went to
  * several), the counted figure of a stocktake (counted), every line of a cart
- * or a bill (all its rows).  An allocating call (deduct_any, deduct_cart_any)
- * keeps its canonical arguments in its call row's ref: its candidates and
- * strategy are in none of its rows.  A release that
+ * or a bill (all its rows).  An allocating call (deduct_any, deduct_cart_any,
+ * reserve_any) keeps its canonical arguments in its call row's ref: its
+ * candidates and strategy are in none of its rows.  A release that
  * arrives before its reservation records a tombstone: a call row "release"
  * that moves nothing and names no stock row.
  *
@@ -161,7 +161,8 @@ InvKeyLookup(const char *key, char **call, char **args)
 		InvArgsEnd(&buf);
 		*args = buf.data;
 	}
-	else if (strcmp(*call, "deduct_any") == 0 || strcmp(*call, "deduct_cart_any") == 0)
+	else if (strcmp(*call, "deduct_any") == 0 || strcmp(*call, "deduct_cart_any") == 0 ||
+			 strcmp(*call, "reserve_any") == 0)
 	{
 		/* the candidates and strategy are not in the rows: ref keeps them all */
 		*args = InvResultText(first, 6);
@@ -234,8 +235,8 @@ InvKeyClassify(const char *key, const char *op, const char *args)
 		return INV_KEY_NEW;
 	if (strcmp(old_op, "archived") == 0)
 		return INV_KEY_DUPLICATE;	/* its arguments are no longer kept */
-	if (strcmp(op, "reserve") == 0 && strcmp(old_op, "release") == 0 &&
-		old_args == NULL)
+	if ((strcmp(op, "reserve") == 0 || strcmp(op, "reserve_any") == 0) &&
+		strcmp(old_op, "release") == 0 && old_args == NULL)
 		return INV_KEY_TOMBSTONE;
 	if (strcmp(op, old_op) == 0 && old_args != NULL && strcmp(args, old_args) == 0)
 		return INV_KEY_DUPLICATE;

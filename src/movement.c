@@ -167,7 +167,8 @@ static InvQuery MergeRow = {
 /* The overdue holds of a row, up to $3, locked; the rest is per mode. */
 #define OVERDUE_OF_ROW \
 	"WITH e AS (UPDATE inventory.reservation SET state = 'expired' " \
-	"            WHERE key IN (SELECT key FROM inventory.reservation " \
+	"            WHERE sku = $1 AND location = $2 " \
+	"              AND key IN (SELECT key FROM inventory.reservation " \
 	"                           WHERE sku = $1 AND location = $2 AND state = 'held' " \
 	"                             AND expires_at <= statement_timestamp() " \
 	"                           ORDER BY expires_at LIMIT $3 " \
@@ -441,6 +442,28 @@ InvTake(InvTarget *target, int64 qty, int64 *available)
 		return false;
 	InvExpireOverdue(target, InvExpireBatch, NULL);
 	return HotTake(target->hot, qty, available);
+}
+
+static InvQuery HoldInsert = {
+	"INSERT INTO inventory.reservation "
+	"  (key, part, sku, location, qty, created_at, expires_at, ttl) "
+	"VALUES ($1, $2, $3, $4, $5, statement_timestamp(), $6, $7)",
+	7, {TEXTOID, INT2OID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, INTERVALOID}
+};
+
+/*
+ * The hold a reserve made (its movement applied): part 0 of a reserve, parts
+ * 1, 2, ... of a reservation from several locations.
+ */
+void
+InvInsertHold(const char *key, int part, const char *sku, const char *location,
+			  int64 qty, TimestampTz expires_at, Interval *ttl)
+{
+	Datum		values[7] = {CStringGetTextDatum(key), Int16GetDatum((int16) part),
+		CStringGetTextDatum(sku), CStringGetTextDatum(location), Int64GetDatum(qty),
+	TimestampTzGetDatum(expires_at), IntervalPGetDatum(ttl)};
+
+	InvRun(&HoldInsert, values, NULL, 0);
 }
 
 /* Create an empty stock row if it does not exist. */

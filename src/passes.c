@@ -168,9 +168,9 @@ static InvQuery MergeDigests = {
 };
 
 static InvQuery DropReservations = {
-	"DELETE FROM inventory.reservation WHERE key IN ("
-	"  SELECT key FROM inventory.reservation "
-	"   WHERE state <> 'held' AND created_at < $1 LIMIT $2)",
+	"DELETE FROM inventory.reservation WHERE ctid = ANY (ARRAY("
+	"  SELECT ctid FROM inventory.reservation "
+	"   WHERE state <> 'held' AND created_at < $1 LIMIT $2))",
 	2, {TIMESTAMPTZOID, INT8OID}
 };
 

@@ -18,20 +18,26 @@
 
 #include "inventory.h"
 
-/* The sale behind a key: its call and, for a reservation, its state. */
+/*
+ * The sale behind a key: its call and, for a reservation, whether it was
+ * confirmed (every part of it); NULL for other sales.
+ */
 static InvQuery Sale = {
-	"SELECT l.call, r.state "
-	"FROM inventory.ledger l LEFT JOIN inventory.reservation r ON r.key = l.key "
-	"WHERE l.key = $1 AND l.call IS NOT NULL",
+	"SELECT l.call, (SELECT bool_and(r.state = 'confirmed') FROM inventory.reservation r "
+	"                 WHERE r.key = l.key) "
+	"FROM inventory.ledger l WHERE l.key = $1 AND l.call IS NOT NULL",
 	1, {TEXTOID}
 };
 
-/* The rows a sale took its units from, the last filled first. */
+/*
+ * The rows a sale took its units from, the last filled first, and what each
+ * sold (a reservation's rows sold nothing until it was confirmed).
+ */
 static InvQuery SaleParts = {
 	"SELECT sku, location, "
-	"       sum(CASE op WHEN 'reserve' THEN reserved_delta ELSE -on_hand_delta END)::bigint "
+	"       COALESCE(-sum(on_hand_delta) FILTER (WHERE op IN ('deduct', 'confirm')), 0)::bigint "
 	"FROM inventory.ledger "
-	"WHERE key = $1 AND (op = 'deduct' OR (op = 'reserve' AND call IS NOT NULL)) "
+	"WHERE key = $1 AND op IN ('deduct', 'reserve', 'confirm') AND sku IS NOT NULL "
 	"GROUP BY sku, location ORDER BY max(id) DESC",
 	1, {TEXTOID}
 };
@@ -72,7 +78,8 @@ refund(PG_FUNCTION_ARGS)
 	StringInfoData args;
 	InvOutcome	out;
 	char	   *op;
-	char	   *state;
+	bool		reservation;
+	bool		confirmed;
 	SalePart   *parts;
 	SalePart  **order;
 	int			nparts;
@@ -96,18 +103,17 @@ refund(PG_FUNCTION_ARGS)
 	}
 	InvRunLatest(&Sale, values, NULL, 1);
 	op = SPI_processed ? InvResultText(0, 1) : "";
-	state = SPI_processed ? InvResultText(0, 2) : NULL;
+	reservation = SPI_processed && !InvResultIsNull(0, 2);
+	confirmed = reservation && InvResultBool(0, 2);
 	if (strcmp(op, "deduct") != 0 && strcmp(op, "deduct_cart") != 0 &&
 		strcmp(op, "deduct_any") != 0 && strcmp(op, "deduct_cart_any") != 0 &&
-		strcmp(op, "reserve") != 0)
+		strcmp(op, "reserve") != 0 && strcmp(op, "reserve_any") != 0)
 	{
 		/* no sale has this key (unknown, or a restock, adjust, bill, tombstone) */
 		out.status = INV_NOT_FOUND;
 		SPI_finish();
 		return InvReturnOutcome(fcinfo, &out);
 	}
-	op = InvCopyOut(op);
-	state = state ? InvCopyOut(state) : NULL;
 
 	InvRunLatest(&SaleParts, values, NULL, 0);
 	nparts = (int) SPI_processed;
@@ -142,7 +148,7 @@ refund(PG_FUNCTION_ARGS)
 		out.status = INV_DUPLICATE;
 		goto done;
 	}
-	if (state != NULL && strcmp(state, "confirmed") != 0)
+	if (reservation && !confirmed)
 	{
 		out.status = INV_CONFLICT;	/* a reservation that was never sold */
 		goto done;

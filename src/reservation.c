@@ -27,30 +27,24 @@
 #include "inventory.h"
 #include "hot.h"
 
-static InvQuery Insert = {
-	"INSERT INTO inventory.reservation "
-	"  (key, sku, location, qty, created_at, expires_at, ttl) "
-	"VALUES ($1, $2, $3, $4, statement_timestamp(), $5, $6)",
-	6, {TEXTOID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, INTERVALOID}
-};
-
 /* The everyday confirm or release: a held hold not yet due, settled at once. */
 static InvQuery SettleHeld = {
 	"UPDATE inventory.reservation SET state = $2 "
-	"WHERE key = $1 AND state = 'held' AND expires_at > statement_timestamp() "
+	"WHERE key = $1 AND part = 0 AND state = 'held' AND expires_at > statement_timestamp() "
 	"RETURNING sku, location, qty",
 	2, {TEXTOID, TEXTOID}
 };
 
-static InvQuery LockOne = {
-	"SELECT sku, location, qty, state, expires_at <= statement_timestamp() "
-	"FROM inventory.reservation WHERE key = $1 FOR UPDATE",
+/* A reservation's parts (one, unless it came from several locations). */
+static InvQuery LockParts = {
+	"SELECT sku, location, qty, state, expires_at <= statement_timestamp(), part::bigint "
+	"FROM inventory.reservation WHERE key = $1 ORDER BY part FOR UPDATE",
 	1, {TEXTOID}
 };
 
 static InvQuery SetState = {
-	"UPDATE inventory.reservation SET state = $2 WHERE key = $1",
-	2, {TEXTOID, TEXTOID}
+	"UPDATE inventory.reservation SET state = $3 WHERE key = $1 AND part = $2",
+	3, {TEXTOID, INT2OID, TEXTOID}
 };
 
 PG_FUNCTION_INFO_V1(reserve);
@@ -67,7 +61,6 @@ reserve(PG_FUNCTION_ARGS)
 	char	   *key = InvArgName(fcinfo, 2, "key");
 	char	   *location = InvArgName(fcinfo, 4, "location");
 	Interval   *ttl;
-	Interval	zero;
 	TimestampTz expires_at;
 	StringInfoData args;
 	InvOutcome	out;
@@ -77,23 +70,7 @@ reserve(PG_FUNCTION_ARGS)
 	InvMovement m;
 
 	InvCheckReady();
-	if (PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("ttl must not be null")));
-	ttl = PG_GETARG_INTERVAL_P(3);
-	memset(&zero, 0, sizeof(zero));
-	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(ttl),
-										  IntervalPGetDatum(&zero))) <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ttl must be greater than zero"),
-				 errdetail("The value given was %s.",
-						   DatumGetCString(DirectFunctionCall1(interval_out,
-															   IntervalPGetDatum(ttl))))));
-	expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-														 TimestampTzGetDatum(GetCurrentStatementStartTimestamp()),
-														 IntervalPGetDatum(ttl)));
+	ttl = InvArgTtl(fcinfo, 3, &expires_at);
 
 	InvArgsBegin(&args);
 	InvArgsText(&args, "sku", sku);
@@ -139,12 +116,8 @@ reserve(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			Datum		values[6] = {CStringGetTextDatum(key), CStringGetTextDatum(sku),
-				CStringGetTextDatum(location), Int64GetDatum(qty),
-			TimestampTzGetDatum(expires_at), IntervalPGetDatum(ttl)};
-
 			/* the movement recorded the key; now the hold */
-			InvRun(&Insert, values, NULL, 0);
+			InvInsertHold(key, 0, sku, location, qty, expires_at, ttl);
 			out.has_available = true;
 			out.available = available;
 		}
@@ -170,11 +143,12 @@ SettleMovement(InvMovement *m, const char *key, int64 qty, const char *state)
 						key, 0, -qty);
 }
 
-/* Move a held reservation, locked by the caller, to its final state. */
+/* Move a held part of a reservation, locked by the caller, to its final state. */
 static int64
-Settle(const char *key, InvTarget *target, int64 qty, const char *state)
+Settle(const char *key, int part, InvTarget *target, int64 qty, const char *state)
 {
-	Datum		values[2] = {CStringGetTextDatum(key), CStringGetTextDatum(state)};
+	Datum		values[3] = {CStringGetTextDatum(key), Int16GetDatum((int16) part),
+	CStringGetTextDatum(state)};
 	InvMovement m;
 
 	InvRun(&SetState, values, NULL, 0);
@@ -233,26 +207,46 @@ SettleFast(const char *key, bool confirm, InvOutcome *out)
 	return true;
 }
 
+/* One part of a reservation, as locked. */
+typedef struct HoldPart
+{
+	InvRowRef	row;
+	int64		qty;
+	char	   *state;
+	bool		overdue;
+	int			part;
+	InvTarget	target;
+} HoldPart;
+
+/* Order parts canonically, for locking their stock rows. */
+static int
+CompareParts(const void *a, const void *b)
+{
+	return InvRowOrder(&(*(HoldPart *const *) a)->row, &(*(HoldPart *const *) b)->row);
+}
+
 /*
- * The confirm and release calls.  Locks the reservation, then opens its
- * stock row, and moves it from held to confirmed or released; a hold past
- * its expiry is expired instead.
+ * The confirm and release calls.  Locks the reservation (every part of it),
+ * then opens its stock rows in canonical order, and moves it from held to
+ * confirmed or released; a hold past its expiry is expired instead.  The
+ * parts of a reservation from several locations share their fate: if one is
+ * expired or due (they share their expiry), all are expired.
  */
 static void
 ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 {
-	const char *state;
-	char	   *sku;
-	char	   *location;
-	int64		qty;
-	bool		overdue;
-	InvTarget	target;
 	Datum		values[1] = {CStringGetTextDatum(key)};
+	HoldPart   *parts;
+	HoldPart  **order;
+	int			n;
+	int			held = 0;
+	bool		overdue = false;
+	const char *settled = NULL;
 
 	InvSetOutcome(out, INV_OK, NULL, NULL);
 	if (SettleFast(key, confirm, out))
 		return;
-	InvRun(&LockOne, values, NULL, 1);
+	InvRun(&LockParts, values, NULL, 0);
 	if (SPI_processed == 0)
 	{
 		char	   *op;
@@ -273,7 +267,7 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 		 */
 		if (!confirm && !InvKeyTombstone(key))
 		{
-			InvRun(&LockOne, values, NULL, 1);
+			InvRun(&LockParts, values, NULL, 0);
 			found = SPI_processed > 0;
 		}
 		if (!found)
@@ -286,23 +280,38 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 		}
 	}
 
-	sku = InvCopyOut(InvResultText(0, 1));
-	location = InvCopyOut(InvResultText(0, 2));
-	qty = InvResultInt8(0, 3);
-	state = InvResultText(0, 4);
-	overdue = InvResultBool(0, 5);
-	out->sku = sku;
-	out->location = location;
-
-	if (strcmp(state, "held") != 0)
+	n = (int) SPI_processed;
+	parts = palloc0(sizeof(HoldPart) * n);
+	order = palloc(sizeof(HoldPart *) * n);
+	for (int i = 0; i < n; i++)
 	{
-		if (strcmp(state, confirm ? "confirmed" : "released") == 0)
+		parts[i].row.sku = InvCopyOut(InvResultText(i, 1));
+		parts[i].row.location = InvCopyOut(InvResultText(i, 2));
+		parts[i].row.lock_key = InvRowLockKey(parts[i].row.sku, parts[i].row.location);
+		parts[i].qty = InvResultInt8(i, 3);
+		parts[i].state = InvCopyOut(InvResultText(i, 4));
+		parts[i].overdue = InvResultBool(i, 5);
+		parts[i].part = (int) InvResultInt8(i, 6);
+		order[i] = &parts[i];
+		if (strcmp(parts[i].state, "held") == 0)
+			held++;
+		else if (settled == NULL || strcmp(parts[i].state, "expired") == 0)
+			settled = parts[i].state;
+		overdue |= parts[i].overdue || strcmp(parts[i].state, "expired") == 0;
+	}
+	out->sku = parts[0].row.sku;
+	out->location = n == 1 ? parts[0].row.location : NULL;
+
+	if (held == 0)
+	{
+		if (strcmp(settled, confirm ? "confirmed" : "released") == 0)
 			out->status = INV_DUPLICATE;
-		else if (strcmp(state, "confirmed") == 0)
+		else if (strcmp(settled, "confirmed") == 0)
 			out->status = INV_CONFLICT;
 		else
 			out->status = INV_EXPIRED;
-		InvReadAvailable(out);
+		if (n == 1)
+			InvReadAvailable(out);
 		return;
 	}
 
@@ -310,19 +319,27 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 	 * A cold row expires its overdue holds as it is prepared, ours among
 	 * them if it is overdue (SKIP LOCKED does not skip our own lock).
 	 */
-	(void) InvOpen(&target, sku, location, 0);
-	InvPrepare(&target);
-	out->has_available = true;
-	if (overdue)
+	qsort(order, n, sizeof(HoldPart *), CompareParts);
+	for (int i = 0; i < n; i++)
+		if (strcmp(order[i]->state, "held") == 0)
+			(void) InvOpen(&order[i]->target, order[i]->row.sku, order[i]->row.location, 0);
+	out->status = overdue ? INV_EXPIRED : INV_OK;
+	out->has_available = n == 1;
+	for (int i = 0; i < n; i++)
 	{
-		out->status = INV_EXPIRED;
-		if (target.hot)
-			out->available = Settle(key, &target, qty, "expired");
+		HoldPart   *p = &parts[i];
+
+		if (strcmp(p->state, "held") != 0)
+			continue;
+		InvPrepare(&p->target);
+		if (!overdue)
+			out->available = Settle(key, p->part, &p->target, p->qty,
+									confirm ? "confirmed" : "released");
+		else if (p->target.hot || !p->overdue)
+			out->available = Settle(key, p->part, &p->target, p->qty, "expired");
 		else
-			out->available = InvRowAvailable(&target.row);
+			out->available = InvRowAvailable(&p->target.row);
 	}
-	else
-		out->available = Settle(key, &target, qty, confirm ? "confirmed" : "released");
 }
 
 PG_FUNCTION_INFO_V1(confirm);

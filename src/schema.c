@@ -126,6 +126,7 @@ LookUpTables(Oid ledger)
 	t.rs_created_at = Column(t.reservation, "created_at");
 	t.rs_expires_at = Column(t.reservation, "expires_at");
 	t.rs_ttl = Column(t.reservation, "ttl");
+	t.rs_part = Column(t.reservation, "part");
 	t.lc_location = Column(t.location, "location");
 	t.lc_priority = Column(t.location, "priority");
 	t.lc_active = Column(t.location, "active");

@@ -396,6 +396,7 @@ InsertHold(Writer *w, const InvTables *t, const InvMovement *m,
 	SetColumn(slot, t->rs_created_at, TimestampTzGetDatum(GetCurrentStatementStartTimestamp()));
 	SetColumn(slot, t->rs_expires_at, TimestampTzGetDatum(m->expires_at));
 	SetColumn(slot, t->rs_ttl, IntervalPGetDatum(ttl));
+	SetColumn(slot, t->rs_part, Int16GetDatum(0));
 	ExecStoreVirtualTuple(slot);
 	ExecSimpleRelationInsert(w->reservation, w->estate, slot);
 }
@@ -528,7 +529,9 @@ InvTablesSettle(const char *key, const char *state, char **sku, char **location,
 	{
 		char	   *held = TextDatumGetCString(slot_getattr(old, t->rs_state, &isnull));
 
-		go = strcmp(held, "held") == 0 &&
+		/* a reserve's one part (reserve_any's parts: the general way) */
+		go = DatumGetInt16(slot_getattr(old, t->rs_part, &isnull)) == 0 &&
+			strcmp(held, "held") == 0 &&
 			DatumGetTimestampTz(slot_getattr(old, t->rs_expires_at, &isnull)) >
 			GetCurrentStatementStartTimestamp();
 	}

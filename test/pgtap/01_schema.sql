@@ -18,7 +18,7 @@ SELECT col_is_pk('inventory', 'stock', ARRAY['sku', 'location'], 'one stock row 
 SELECT col_type_is('inventory', 'stock', 'on_hand', 'bigint', 'on_hand is bigint');
 SELECT col_type_is('inventory', 'stock', 'reserved', 'bigint', 'reserved is bigint');
 SELECT index_is_unique('inventory', 'ledger', 'ledger_call_key', 'a key is recorded once');
-SELECT col_is_pk('inventory', 'reservation', 'key', 'one reservation per key');
+SELECT col_is_pk('inventory', 'reservation', ARRAY['key', 'part'], 'one reservation per key (one row per part)');
 SELECT columns_are('inventory', 'stock_levels',
        ARRAY['sku', 'location', 'on_hand', 'reserved', 'pending', 'available', 'hot']);
 SELECT columns_are('inventory', 'availability',

@@ -1,9 +1,10 @@
 -- The invariants of the data model after a mixed, seeded random workload
 -- (deducts, reservations confirmed, released or left to expire, refunds,
--- carts, allocations across three locations by every strategy and their
--- refunds): counters match the ledger and the held reservations, nothing is
--- negative or oversold at any location, refunds never exceed a sale or any
--- row of it, every applied key replays as a duplicate that changes nothing.
+-- carts, allocations and reservations across three locations by every
+-- strategy and their refunds): counters match the ledger and the held
+-- reservations, nothing is negative or oversold at any location, refunds
+-- never exceed a sale or any row of it, every applied key replays as a
+-- duplicate that changes nothing.
 BEGIN;
 SELECT plan(12);
 
@@ -44,10 +45,20 @@ BEGIN
                 INSERT INTO applied VALUES (format('inventory.deduct(%L, %s, %L, %L)', s, q, k, l), k);
             END IF;
         WHEN 3 THEN
-            r := inventory.reserve(s, q, k, '1 hour', l);
-            IF r.status = 'ok' THEN
-                held := held || k;
-                INSERT INTO applied VALUES (format('inventory.reserve(%L, %s, %L, %L, %L)', s, q, k, '1 hour', l), k);
+            IF random() < 0.5 THEN
+                r := inventory.reserve(s, q, k, '1 hour', l);
+                IF r.status = 'ok' THEN
+                    held := held || k;
+                    INSERT INTO applied VALUES (format('inventory.reserve(%L, %s, %L, %L, %L)', s, q, k, '1 hour', l), k);
+                END IF;
+            ELSE
+                -- a reservation from several locations (confirmed, released
+                -- and refunded like any)
+                r := inventory.reserve_any(s, q + 3, k, '1 hour');
+                IF r.status = 'ok' THEN
+                    held := held || k;
+                    INSERT INTO applied VALUES (format('inventory.reserve_any(%L, %s, %L, %L)', s, q + 3, k, '1 hour'), k);
+                END IF;
             END IF;
         WHEN 4 THEN
             IF cardinality(held) > 0 THEN
@@ -89,7 +100,11 @@ BEGIN
             END IF;
         ELSE
             -- a hold left to expire (the expiry below settles it)
-            r := inventory.reserve(s, 1, k, '1 millisecond', l);
+            IF random() < 0.5 THEN
+                r := inventory.reserve(s, 1, k, '1 millisecond', l);
+            ELSE
+                r := inventory.reserve_any(s, 4, k, '1 millisecond');
+            END IF;
         END CASE;
     END LOOP;
 END $$;
@@ -98,6 +113,7 @@ SELECT cmp_ok(inventory.expire(), '>', 0::bigint, 'holds left to expire were exp
 
 SELECT ok((SELECT count(*) FROM inventory.ledger WHERE call = 'deduct_any') > 20
       AND (SELECT count(*) FROM inventory.ledger WHERE call = 'deduct_cart_any') > 5
+      AND (SELECT count(*) FROM inventory.reservation WHERE part > 1) > 5
       AND EXISTS (SELECT FROM inventory.ledger f WHERE f.op = 'refund'
                      AND (SELECT count(DISTINCT location) FROM inventory.ledger s
                            WHERE s.key = f.ref AND s.op = 'deduct') > 1),
