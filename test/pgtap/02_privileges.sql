@@ -18,6 +18,7 @@ GRANT EXECUTE ON FUNCTION
     inventory.release(text),
     inventory.deduct_cart(text[], bigint[], text, text[]),
     inventory.deduct_any(text, bigint, text, text[], text),
+    inventory.reserve_any(text, bigint, text, interval, text[], text),
     inventory.deduct_cart_any(text[], bigint[], text, text[]),
     inventory.available(text, text)
   TO tap_app;
