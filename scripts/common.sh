@@ -71,6 +71,7 @@ pg_workdir() {
 
 # Start a throwaway cluster in $1 with the library preloaded; sockets only.
 # $2, if given, is the server executable (a wrapper such as Valgrind's).
+# INVENTORY_SERVE_ALL=off: a worker in inventory.database (postgres) only.
 # Sets PGHOST, PGPORT, PGDATABASE for the rest of the script.
 start_cluster() {
 	local dir=$1
@@ -80,6 +81,7 @@ listen_addresses = ''
 unix_socket_directories = '$dir'
 shared_preload_libraries = 'inventory'
 max_connections = 300
+inventory.serve_all_databases = ${INVENTORY_SERVE_ALL:-on}
 shared_buffers = 256MB
 fsync = on
 synchronous_commit = on

@@ -162,8 +162,11 @@ worker_status(PG_FUNCTION_ARGS)
 	InvCheckPreloaded();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "inventory: return type must be a row type");
+	memset(&s, 0, sizeof(s));
 	SpinLockAcquire(&InvState->mutex);
-	s = InvState->worker;
+	for (int i = 0; i < INV_MAX_DATABASES; i++)
+		if (InvState->workers[i].dbid == MyDatabaseId)
+			s = InvState->workers[i];
 	SpinLockRelease(&InvState->mutex);
 
 	values[0] = Int32GetDatum(s.pid);
@@ -195,13 +198,12 @@ worker_status(PG_FUNCTION_ARGS)
 	values[17] = Int64GetDatum(s.promoted);
 	values[18] = Int64GetDatum(s.demoted);
 
-	/* the figures are the workers', and they serve one database */
-	if (OidIsValid(s.dbid) && s.dbid != MyDatabaseId)
+	/* the figures are this database's worker's; say if it has none */
+	if (s.pid == 0)
 		ereport(WARNING,
-				(errmsg("the inventory workers serve database \"%s\", not this one",
-						database ? database : "?"),
-				 errdetail("Hot-row queues of this database are merged only by merge(), and its reservations expire only lazily or by expire(); merged mode does not apply here."),
-				 errhint("Set inventory.database to this database, or run merge() and expire() on a schedule.")));
+				(errmsg("no inventory worker serves this database now"),
+				 errdetail("Hot-row queues are merged only by merge(), reservations expire only lazily or by expire(); merged mode applies only in inventory.database."),
+				 errhint("Preload the library; the worker of inventory.database starts one here within 40 seconds of CREATE EXTENSION, unless inventory.serve_all_databases is off or max_worker_processes is reached.")));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  values, nulls)));
 }

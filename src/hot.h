@@ -56,11 +56,14 @@ typedef struct HotMapEntry
 /* Bits of the shared filter of rows that have an entry (a power of two). */
 #define INV_HOT_BITS (1 << 20)
 
-/* What the worker did, for inventory.worker_status(). */
+/* Databases the workers serve at once, at most. */
+#define INV_MAX_DATABASES 32
+
+/* What the worker of one database did, for inventory.worker_status(). */
 typedef struct InvWorkerStats
 {
-	Oid			dbid;			/* the database the workers serve */
-	int			pid;
+	Oid			dbid;			/* the database this worker serves */
+	int			pid;			/* 0: no worker runs there now */
 	TimestampTz started_at;
 	TimestampTz last_merge_at;
 	int64		merge_passes;
@@ -84,8 +87,8 @@ typedef struct InvShared
 	int			nfree;			/* free slots, listed in free[] */
 	/* one bit per hash of a row that has (or had) an entry: see HotMaybeLoaded */
 	pg_atomic_uint64 hot_bits[INV_HOT_BITS / 64];
-	slock_t		mutex;			/* protects worker */
-	InvWorkerStats worker;
+	slock_t		mutex;			/* protects workers */
+	InvWorkerStats workers[INV_MAX_DATABASES];	/* by database, first come */
 } InvShared;
 
 extern InvShared *InvState;

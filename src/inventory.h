@@ -301,7 +301,7 @@ extern void InvCheckPreloaded(void);
 extern void InvCheckReady(void);
 extern void InvWorkerInit(void);
 extern void InvRegisterWorker(const char *name, const char *function);
-extern void InvWorkerStart(const char *name);
+extern void InvWorkerStart(const char *name, Oid dbid);
 /* What a merge pass did: rows merged, movements folded, rows that failed. */
 typedef struct InvMergeResult
 {

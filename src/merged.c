@@ -626,7 +626,7 @@ CommitterExit(int code, Datum arg)
 void
 InvCommitterMain(Datum main_arg)
 {
-	InvWorkerStart("inventory committer");
+	InvWorkerStart("inventory committer", InvalidOid);
 
 	/*
 	 * Every batch is flushed to the local WAL before it commits, whatever

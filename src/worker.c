@@ -6,7 +6,13 @@
  *	  the automatic hot-row rule (autohot.c).
  *
  * Registered from _PG_init (so the library must be preloaded), it connects
- * to inventory.database, and then lives on its latch: every
+ * to inventory.database.  With inventory.serve_all_databases on (the
+ * default) it is also the launcher: every ten seconds it lists the
+ * databases and starts a worker like itself (a dynamic one, with the
+ * database's oid as its argument) in each that has none; a worker that finds
+ * no extension in its database exits at once, and is tried again 30 seconds
+ * later.  Each worker claims its database's slot of worker_status(), so two
+ * never serve one database.  Every worker then lives on its latch: every
  * inventory.merge_interval it runs a merge pass (one transaction), every
  * inventory.expire_interval an expiry pass (batches, each its own
  * transaction), and with inventory.auto_hot on, every
@@ -20,6 +26,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -38,6 +46,7 @@
 PGDLLEXPORT void InvWorkerMain(Datum main_arg);
 
 char	   *InvWorkerDatabase = NULL;
+static bool ServeAllDatabases = true;
 static int	MergeInterval = 200;
 static int	ExpireInterval = 1000;
 int			InvExpireBatch = 1000;
@@ -48,6 +57,24 @@ static int	HistoryRetention = 0;
 
 /* Memory of the automatic rule's pass, reset after each. */
 static MemoryContext AutoHotContext = NULL;
+
+/* This worker's slot of worker_status(), in shared memory. */
+static InvWorkerStats *MyStats = NULL;
+
+/* How often the launcher lists the databases, and how long it waits before
+ * starting a worker again in a database whose worker stopped. */
+#define LAUNCH_INTERVAL_MS 10000
+#define RELAUNCH_SECS 30
+#define MAX_LAUNCHED 256
+
+/* The launcher's memory of when it last started a worker, by database. */
+typedef struct Launched
+{
+	Oid			dbid;
+	TimestampTz at;
+} Launched;
+static Launched LaunchedAt[MAX_LAUNCHED];
+static int	NLaunched = 0;
 
 /* Define the worker's settings and register it (from _PG_init). */
 void
@@ -82,6 +109,13 @@ InvWorkerInit(void)
 							0, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("inventory.serve_all_databases",
+							 "Whether workers serve every database where the extension is installed.",
+							 "Off: only inventory.database has a worker.",
+							 &ServeAllDatabases,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	/* PGC_POSTMASTER settings and workers only at server start */
 	if (!process_shared_preload_libraries_in_progress)
@@ -98,38 +132,51 @@ InvWorkerInit(void)
 }
 
 /*
- * Register a background worker of this library: it needs shared memory and
- * a database connection, starts once recovery is over, and is restarted
- * 5 seconds after it exits abnormally.
+ * A background worker of this library: it needs shared memory and a
+ * database connection, and starts once recovery is over.
+ */
+static void
+FillWorker(BackgroundWorker *worker, const char *name, const char *function)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	strlcpy(worker->bgw_library_name, "inventory", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker->bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, name, BGW_MAXLEN);
+}
+
+/*
+ * Register a worker at server start; the postmaster restarts it 5 seconds
+ * after it exits abnormally.
  */
 void
 InvRegisterWorker(const char *name, const char *function)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	FillWorker(&worker, name, function);
 	worker.bgw_restart_time = 5;
-	strlcpy(worker.bgw_library_name, "inventory", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
-	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
-	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
 }
 
 /*
  * The start of every worker of this library: signal handlers, a connection
- * to inventory.database, and transactions of the kind every call is written
- * for (read committed, read-write), whatever the database's defaults say.
+ * to the database dbid (inventory.database if invalid), and transactions of
+ * the kind every call is written for (read committed, read-write), whatever
+ * the database's defaults say.
  */
 void
-InvWorkerStart(const char *name)
+InvWorkerStart(const char *name, Oid dbid)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(InvWorkerDatabase, NULL, 0);
+	if (OidIsValid(dbid))
+		BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	else
+		BackgroundWorkerInitializeConnection(InvWorkerDatabase, NULL, 0);
 	pgstat_report_appname(name);
 	SetConfigOption("default_transaction_isolation", "read committed",
 					PGC_SUSET, PGC_S_OVERRIDE);
@@ -168,7 +215,7 @@ static void
 MergePass(void *arg)
 {
 	InvMergeResult result;
-	char		last_error[sizeof(InvState->worker.last_error)] = "";
+	char		last_error[sizeof(((InvWorkerStats *) 0)->last_error)] = "";
 
 	pgstat_report_activity(STATE_RUNNING, "merge");
 	memset(&result, 0, sizeof(result));
@@ -179,14 +226,14 @@ MergePass(void *arg)
 	EndPass();
 
 	SpinLockAcquire(&InvState->mutex);
-	InvState->worker.last_merge_at = GetCurrentTimestamp();
-	InvState->worker.merge_passes++;
-	InvState->worker.rows_merged += result.rows;
-	InvState->worker.movements_merged += result.moved;
-	InvState->worker.errors += result.failed;
+	MyStats->last_merge_at = GetCurrentTimestamp();
+	MyStats->merge_passes++;
+	MyStats->rows_merged += result.rows;
+	MyStats->movements_merged += result.moved;
+	MyStats->errors += result.failed;
 	if (last_error[0] != '\0')
-		strlcpy(InvState->worker.last_error, last_error,
-				sizeof(InvState->worker.last_error));
+		strlcpy(MyStats->last_error, last_error,
+				sizeof(MyStats->last_error));
 	SpinLockRelease(&InvState->mutex);
 }
 
@@ -214,9 +261,9 @@ ExpirePass(void *arg)
 	} while (expired > 0);
 
 	SpinLockAcquire(&InvState->mutex);
-	InvState->worker.last_expire_at = GetCurrentTimestamp();
-	InvState->worker.expire_passes++;
-	InvState->worker.expired += total;
+	MyStats->last_expire_at = GetCurrentTimestamp();
+	MyStats->expire_passes++;
+	MyStats->expired += total;
 	SpinLockRelease(&InvState->mutex);
 }
 
@@ -248,8 +295,8 @@ ArchivePass(void *arg)
 	} while (folded == INV_ARCHIVE_BATCH || dropped == INV_ARCHIVE_BATCH);
 
 	SpinLockAcquire(&InvState->mutex);
-	InvState->worker.last_archive_at = GetCurrentTimestamp();
-	InvState->worker.archived += total;
+	MyStats->last_archive_at = GetCurrentTimestamp();
+	MyStats->archived += total;
 	SpinLockRelease(&InvState->mutex);
 }
 
@@ -274,9 +321,9 @@ RunPass(void (*pass) (void *arg), void *arg)
 		AbortCurrentTransaction();
 
 		SpinLockAcquire(&InvState->mutex);
-		InvState->worker.errors++;
-		strlcpy(InvState->worker.last_error, edata->message ? edata->message : "",
-				sizeof(InvState->worker.last_error));
+		MyStats->errors++;
+		strlcpy(MyStats->last_error, edata->message ? edata->message : "",
+				sizeof(MyStats->last_error));
 		SpinLockRelease(&InvState->mutex);
 		FreeErrorData(edata);
 	}
@@ -307,9 +354,9 @@ ChangeHot(void *arg)
 		return;
 	SpinLockAcquire(&InvState->mutex);
 	if (change->promote)
-		InvState->worker.promoted++;
+		MyStats->promoted++;
 	else
-		InvState->worker.demoted++;
+		MyStats->demoted++;
 	SpinLockRelease(&InvState->mutex);
 }
 
@@ -376,23 +423,200 @@ MsUntil(TimestampTz last, int interval, TimestampTz now)
 	return Max(ms, 0);
 }
 
-/* Entry point of the background worker. */
+/*
+ * Take this database's slot of worker_status() (a slot kept from an earlier
+ * worker of it, or a free one, or one whose database has no worker now);
+ * false if another worker serves the database, or no slot is left.
+ */
+static bool
+ClaimStats(void)
+{
+	InvWorkerStats *mine = NULL;
+	InvWorkerStats *spare = NULL;
+	bool		taken = false;
+
+	SpinLockAcquire(&InvState->mutex);
+	for (int i = 0; i < INV_MAX_DATABASES && mine == NULL; i++)
+	{
+		InvWorkerStats *s = &InvState->workers[i];
+
+		if (s->dbid == MyDatabaseId)
+			mine = s;
+		else if (s->pid == 0 && (spare == NULL || !OidIsValid(s->dbid)))
+			spare = s;
+	}
+	if (mine != NULL && mine->pid != 0)
+		taken = true;
+	else if (mine == NULL && spare != NULL)
+	{
+		memset(spare, 0, sizeof(*spare));
+		spare->dbid = MyDatabaseId;
+		mine = spare;
+	}
+	if (mine != NULL && !taken)
+	{
+		mine->pid = MyProcPid;
+		mine->started_at = GetCurrentTimestamp();
+		MyStats = mine;
+	}
+	SpinLockRelease(&InvState->mutex);
+	return MyStats != NULL;
+}
+
+/* On exit: the database has no worker now (its figures stay). */
+static void
+ReleaseStats(int code, Datum arg)
+{
+	SpinLockAcquire(&InvState->mutex);
+	MyStats->pid = 0;
+	SpinLockRelease(&InvState->mutex);
+}
+
+/* Whether CREATE EXTENSION inventory was run in this database. */
+static bool
+ExtensionInstalled(void)
+{
+	bool		installed;
+
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("inventory", true));
+	CommitTransactionCommand();
+	return installed;
+}
+
+/*
+ * A worker started by the launcher whose database has no extension (any
+ * more), or that is not to be served: it leaves, giving up its slot.
+ */
+static void
+LeaveIfUnserved(void)
+{
+	if (ServeAllDatabases && ExtensionInstalled())
+		return;
+	SpinLockAcquire(&InvState->mutex);
+	memset(MyStats, 0, sizeof(*MyStats));
+	SpinLockRelease(&InvState->mutex);
+	proc_exit(0);
+}
+
+/* Whether a worker serves the database now. */
+static bool
+Served(Oid dbid)
+{
+	bool		served = false;
+
+	SpinLockAcquire(&InvState->mutex);
+	for (int i = 0; i < INV_MAX_DATABASES; i++)
+		if (InvState->workers[i].dbid == dbid && InvState->workers[i].pid != 0)
+			served = true;
+	SpinLockRelease(&InvState->mutex);
+	return served;
+}
+
+/*
+ * Whether the launcher may start a worker in the database now (none started
+ * there within RELAUNCH_SECS), and if so, remember that it does.
+ */
+static bool
+MayLaunch(Oid dbid, TimestampTz now)
+{
+	int			i;
+
+	for (i = 0; i < NLaunched && LaunchedAt[i].dbid != dbid; i++)
+		;
+	if (i < NLaunched &&
+		!TimestampDifferenceExceeds(LaunchedAt[i].at, now, RELAUNCH_SECS * 1000))
+		return false;
+	if (i == NLaunched)
+	{
+		if (NLaunched == MAX_LAUNCHED)
+			return false;
+		NLaunched++;
+	}
+	LaunchedAt[i].dbid = dbid;
+	LaunchedAt[i].at = now;
+	return true;
+}
+
+/*
+ * The launcher's pass: a worker for every database that allows connections
+ * and has none (the worker itself finds out whether the extension is there).
+ */
+static void
+LaunchWorkers(void *arg)
+{
+	Oid		   *dbids;
+	int			n;
+	TimestampTz now = GetCurrentTimestamp();
+
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "inventory worker: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_execute("SELECT oid FROM pg_catalog.pg_database"
+					" WHERE datallowconn AND NOT datistemplate", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "inventory worker: cannot list the databases");
+	n = (int) SPI_processed;
+	dbids = MemoryContextAlloc(AutoHotContext, sizeof(Oid) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		dbids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	EndPass();
+
+	for (int i = 0; i < n; i++)
+	{
+		BackgroundWorker worker;
+
+		if (dbids[i] == MyDatabaseId || Served(dbids[i]) || !MayLaunch(dbids[i], now))
+			continue;
+		FillWorker(&worker, "inventory worker", "InvWorkerMain");
+		worker.bgw_restart_time = BGW_NEVER_RESTART;
+		worker.bgw_main_arg = ObjectIdGetDatum(dbids[i]);
+		if (!RegisterDynamicBackgroundWorker(&worker, NULL))
+			ereport(LOG,
+					(errmsg("inventory worker: no background worker slot is free for another database"),
+					 errhint("Raise max_worker_processes.")));
+	}
+	MemoryContextReset(AutoHotContext);
+}
+
+/*
+ * Entry point of the background worker: main_arg is 0 for the worker of
+ * inventory.database (the launcher), or the oid of the database a worker
+ * started by the launcher serves.
+ */
 void
 InvWorkerMain(Datum main_arg)
 {
+	Oid			dbid = DatumGetObjectId(main_arg);
+	bool		launcher = !OidIsValid(dbid);
 	TimestampTz last_merge = 0;
 	TimestampTz last_expire = 0;
 	TimestampTz last_auto_hot = 0;
+	TimestampTz last_launch = 0;
 
-	InvWorkerStart("inventory worker");
-	AutoHotContext = AllocSetContextCreate(TopMemoryContext, "inventory auto_hot",
+	InvWorkerStart("inventory worker", dbid);
+	AutoHotContext = AllocSetContextCreate(TopMemoryContext, "inventory worker",
 										   ALLOCSET_DEFAULT_SIZES);
+	if (!ClaimStats())
+	{
+		static InvWorkerStats unshared;
 
-	SpinLockAcquire(&InvState->mutex);
-	InvState->worker.dbid = MyDatabaseId;
-	InvState->worker.pid = MyProcPid;
-	InvState->worker.started_at = GetCurrentTimestamp();
-	SpinLockRelease(&InvState->mutex);
+		if (!launcher)
+			proc_exit(0);
+		/* every slot serves another database: work on, unseen */
+		ereport(LOG,
+				(errmsg("inventory worker: worker_status() has no room for database \"%s\"",
+						InvWorkerDatabase)));
+		MyStats = &unshared;
+	}
+	before_shmem_exit(ReleaseStats, (Datum) 0);
+	if (!launcher)
+		LeaveIfUnserved();
 
 	for (;;)
 	{
@@ -414,6 +638,8 @@ InvWorkerMain(Datum main_arg)
 		}
 		if (MsUntil(last_expire, ExpireInterval, now) == 0)
 		{
+			if (!launcher)
+				LeaveIfUnserved();
 			RunPass(ExpirePass, NULL);
 			RunPass(ArchivePass, NULL);
 			last_expire = now;
@@ -423,12 +649,19 @@ InvWorkerMain(Datum main_arg)
 			AutoHotPass();
 			last_auto_hot = now;
 		}
+		if (launcher && ServeAllDatabases && MsUntil(last_launch, LAUNCH_INTERVAL_MS, now) == 0)
+		{
+			RunPass(LaunchWorkers, NULL);
+			last_launch = now;
+		}
 
 		now = GetCurrentTimestamp();
 		timeout = Min(MsUntil(last_merge, MergeInterval, now),
 					  MsUntil(last_expire, ExpireInterval, now));
 		if (InvAutoHot)
 			timeout = Min(timeout, MsUntil(last_auto_hot, InvAutoHotInterval, now));
+		if (launcher && ServeAllDatabases)
+			timeout = Min(timeout, MsUntil(last_launch, LAUNCH_INTERVAL_MS, now));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Max(timeout, 1), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -15,7 +15,8 @@ use File::Basename;
 use InvNode;
 
 my $fixtures = dirname(__FILE__) . '/../fixtures';
-my $node = inventory_node('upgrade');
+# no worker in database shop: the steps after the update must not race one
+my $node = inventory_node('upgrade', "inventory.serve_all_databases = off\n");
 $node->safe_psql('postgres', "CREATE DATABASE shop");
 $node->safe_psql('shop', "CREATE EXTENSION inventory VERSION '1.0'");
 
