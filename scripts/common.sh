@@ -16,7 +16,8 @@ PGBIN=/usr/lib/postgresql/15/bin
 export PATH="$PGBIN:$PATH"
 
 PACKAGES="make gcc postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
-          libtap-parser-sourcehandler-pgtap-perl libipc-run-perl sqlsmith"
+          libtap-parser-sourcehandler-pgtap-perl libipc-run-perl sqlsmith
+          postgresql-15-plproxy"
 
 # Print a step heading.
 step() { printf '\n== %s\n' "$*"; }
