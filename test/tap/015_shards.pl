@@ -308,4 +308,26 @@ is(px($levels), $sold_before, 'and changes nothing');
 is(join(',', @{ on_all('SELECT count(*) FROM inventory.reconcile()') }), '0,0,0,0',
 	'reconcile() is empty on every partition');
 
+# a partition count that is not a power of two: modular_mapping
+my $three = join(', ', map { "p$_ '" . $shard{ $parts[$_][0] }->connstr($parts[$_][1]) =~ s/'//gr . "'" } 0 .. 2);
+$proxy->safe_psql('postgres', 'CREATE DATABASE proxy3');
+$proxy->safe_psql('proxy3', qq{
+	CREATE EXTENSION inventory_proxy CASCADE;
+	CREATE SERVER inventory_shards FOREIGN DATA WRAPPER plproxy OPTIONS ($three, modular_mapping '1');
+	CREATE USER MAPPING FOR PUBLIC SERVER inventory_shards;
+	SELECT inventory.restock('m-' || i, 5, 'po-m-' || i) FROM generate_series(1, 30) i;
+});
+my %part3 = map { split /\|/ } split /\n/, $proxy->safe_psql('proxy3',
+	"SELECT 'm-' || i || '|' || inventory_proxy.partition_of('m-' || i, 3, true) FROM generate_series(1, 30) i");
+my $wrong3 = 0;
+for my $p (0 .. 2)
+{
+	my %here = map { $_ => 1 } split /\n/, on_part($p, "SELECT sku FROM inventory.stock WHERE sku LIKE 'm-%'");
+	$wrong3 += grep { ($part3{$_} == $p) != ($here{$_} // 0) } keys %part3;
+}
+is($wrong3, 0, 'three partitions with modular_mapping: every sku where the proxy computes');
+is($proxy->safe_psql('proxy3', q{
+	SELECT status FROM inventory.deduct_cart('{m-1,m-2,m-3,m-4,m-5,m-6}', '{1,1,1,1,1,1}', 'm-cart')}),
+	'ok', 'and a cart across them');
+
 done_testing();
