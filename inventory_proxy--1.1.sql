@@ -28,19 +28,35 @@ CREATE TYPE inventory.outcome AS (
 
 -- The partition count of inventory_shards and whether it maps by modulus.
 CREATE FUNCTION inventory_proxy.shards(OUT n integer, OUT modular boolean)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-    SELECT count(*) FILTER (WHERE o.option_name ~ '^p[0-9]+$')::integer,
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    SELECT count(*) FILTER (WHERE o.option_name ~ '^(p|partition_)[0-9]+$')::integer,
            COALESCE(bool_or(o.option_name = 'modular_mapping' AND o.option_value = '1'), false)
-      FROM pg_foreign_server s
-     CROSS JOIN LATERAL pg_options_to_table(s.srvoptions) o
-     WHERE s.srvname = 'inventory_shards'
+      INTO n, modular
+      FROM pg_catalog.pg_foreign_server s
+     CROSS JOIN LATERAL pg_catalog.pg_options_to_table(s.srvoptions) o
+     WHERE s.srvname = 'inventory_shards';
+    IF n < 1 THEN
+        RAISE EXCEPTION 'the PL/Proxy cluster inventory_shards lists no partitions'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Create the server inventory_shards with the options p0, p1, ... (see the README).';
+    END IF;
+END
 $$;
 
--- The partition of a sku, as PL/Proxy maps hashtext(sku).
+-- The hash PL/Proxy routes a sku by (a NULL sku goes somewhere, to be refused there).
+CREATE FUNCTION inventory_proxy.route(sku text)
+RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT pg_catalog.hashtext(COALESCE(sku, ''))
+$$;
+
+-- The partition of a sku, as PL/Proxy maps route(sku).
 CREATE FUNCTION inventory_proxy.partition_of(sku text, n integer, modular boolean)
 RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN modular THEN abs(hashtext(sku) % n) ELSE hashtext(sku) & (n - 1) END
+    SELECT CASE WHEN modular THEN abs(inventory_proxy.route(sku) % n)
+                ELSE inventory_proxy.route(sku) & (n - 1) END
 $$;
 
 -- The partitions the skus of a call live on, each once.
@@ -66,51 +82,51 @@ CREATE FUNCTION inventory.deduct(sku text, qty bigint, key text,
                                  nowait boolean DEFAULT false)
 RETURNS inventory.outcome AS $$
     CLUSTER 'inventory_shards';
-    RUN ON hashtext(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER;
+    RUN ON inventory_proxy.route(sku);
+$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION inventory.reserve(sku text, qty bigint, key text,
                                   ttl interval DEFAULT '15 minutes',
                                   location text DEFAULT 'default')
 RETURNS inventory.outcome AS $$
     CLUSTER 'inventory_shards';
-    RUN ON hashtext(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER;
+    RUN ON inventory_proxy.route(sku);
+$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION inventory.available(sku text, location text DEFAULT NULL)
 RETURNS bigint AS $$
     CLUSTER 'inventory_shards';
-    RUN ON hashtext(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER;
+    RUN ON inventory_proxy.route(sku);
+$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION inventory.restock(sku text, qty bigint, key text,
                                   location text DEFAULT 'default')
 RETURNS inventory.outcome AS $$
     CLUSTER 'inventory_shards';
-    RUN ON hashtext(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER;
+    RUN ON inventory_proxy.route(sku);
+$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION inventory.adjust(sku text, on_hand bigint, key text,
                                  location text DEFAULT 'default')
 RETURNS inventory.outcome AS $$
     CLUSTER 'inventory_shards';
-    RUN ON hashtext(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER;
+    RUN ON inventory_proxy.route(sku);
+$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION inventory.set_hot(sku text, hot boolean DEFAULT true,
                                   location text DEFAULT 'default')
 RETURNS inventory.outcome AS $$
     CLUSTER 'inventory_shards';
-    RUN ON hashtext(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER;
+    RUN ON inventory_proxy.route(sku);
+$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION inventory.deduct_any(sku text, qty bigint, key text,
                                      locations text[] DEFAULT NULL,
                                      strategy text DEFAULT 'priority')
 RETURNS inventory.outcome AS $$
     CLUSTER 'inventory_shards';
-    RUN ON hashtext(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER;
+    RUN ON inventory_proxy.route(sku);
+$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION inventory.reserve_any(sku text, qty bigint, key text,
                                       ttl interval DEFAULT '15 minutes',
@@ -118,8 +134,8 @@ CREATE FUNCTION inventory.reserve_any(sku text, qty bigint, key text,
                                       strategy text DEFAULT 'priority')
 RETURNS inventory.outcome AS $$
     CLUSTER 'inventory_shards';
-    RUN ON hashtext(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER;
+    RUN ON inventory_proxy.route(sku);
+$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 -- Calls on one partition named by number (helpers of the calls below) -----
 
@@ -189,7 +205,7 @@ $$ LANGUAGE plproxy;
 CREATE FUNCTION inventory_proxy.release_on(sku text, key text)
 RETURNS inventory.outcome AS $$
     CLUSTER 'inventory_shards';
-    RUN ON hashtext(sku);
+    RUN ON inventory_proxy.route(sku);
     SELECT * FROM inventory.release(key);
 $$ LANGUAGE plproxy;
 
@@ -219,13 +235,13 @@ $$;
 
 CREATE FUNCTION inventory.confirm(key text)
 RETURNS inventory.outcome
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT inventory_proxy.answer(array_agg(o)) FROM inventory_proxy.confirm_all(key) o
 $$;
 
 CREATE FUNCTION inventory.refund(original_key text, qty bigint, key text)
 RETURNS inventory.outcome
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT inventory_proxy.answer(array_agg(o))
       FROM inventory_proxy.refund_all(original_key, qty, key) o
 $$;
@@ -237,7 +253,7 @@ $$;
  */
 CREATE FUNCTION inventory.release(key text)
 RETURNS inventory.outcome
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     owner text;
 BEGIN
@@ -258,7 +274,7 @@ $$ LANGUAGE plproxy;
 
 CREATE FUNCTION inventory.allocation(key text)
 RETURNS TABLE(sku text, location text, qty bigint)
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT a.sku, a.location, a.qty FROM inventory_proxy.allocation_all(key) a
 $$;
 
@@ -275,7 +291,7 @@ $$ LANGUAGE plproxy;
 CREATE FUNCTION inventory.set_location(location text, priority integer DEFAULT 0,
                                        active boolean DEFAULT true)
 RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT FROM (SELECT count(*) FROM inventory_proxy.set_location_all(location, priority, active)) c
 $$;
 
@@ -289,13 +305,13 @@ $$ LANGUAGE plproxy;
 
 CREATE FUNCTION inventory.merge()
 RETURNS bigint
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT COALESCE(sum(c), 0)::bigint FROM inventory_proxy.counts('merge') c
 $$;
 
 CREATE FUNCTION inventory.expire()
 RETURNS bigint
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT COALESCE(sum(c), 0)::bigint FROM inventory_proxy.counts('expire') c
 $$;
 
@@ -308,7 +324,7 @@ $$ LANGUAGE plproxy;
 
 CREATE FUNCTION inventory.archive(before timestamptz)
 RETURNS bigint
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT COALESCE(sum(c), 0)::bigint FROM inventory_proxy.archive_all(before) c
 $$;
 
@@ -321,7 +337,7 @@ $$ LANGUAGE plproxy;
 
 CREATE FUNCTION inventory.reconcile()
 RETURNS TABLE (sku text, location text, problem text, expected bigint, actual bigint)
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT r.sku, r.location, r.problem, r.expected, r.actual
       FROM inventory_proxy.reconcile_all() r
 $$;
@@ -340,7 +356,7 @@ CREATE FUNCTION inventory.hot_counters(
     OUT sku text, OUT location text, OUT loaded boolean, OUT available bigint,
     OUT transactions integer, OUT units_taken bigint, OUT refusals bigint)
 RETURNS SETOF record
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM inventory_proxy.hot_counters_all()
 $$;
 
@@ -352,7 +368,7 @@ RETURNS SETOF record AS $$
     RUN ON ALL;
     SELECT s.sku, s.location, s.on_hand, s.reserved, s.pending, s.available, s.hot
       FROM inventory.stock_levels s;
-$$ LANGUAGE plproxy SECURITY DEFINER;
+$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION inventory_proxy.locations_all(
     OUT location text, OUT priority integer, OUT active boolean)
@@ -360,7 +376,7 @@ RETURNS SETOF record AS $$
     CLUSTER 'inventory_shards';
     RUN ON ALL;
     SELECT l.location, l.priority, l.active FROM inventory.locations l;
-$$ LANGUAGE plproxy SECURITY DEFINER;
+$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE VIEW inventory.stock_levels AS
 SELECT sku, location, on_hand, reserved, pending, available, hot
@@ -384,106 +400,159 @@ SELECT DISTINCT location, priority, active FROM inventory_proxy.locations_all();
 
 /*
  * Phase one: hold what the lines take, each line on its sku's partition
- * (the lines of a partition in one transaction there, in the order given).
- * state is the reservation's state before this call when the key was known
- * (status duplicate), NULL if its history was archived.
+ * (the lines of a partition in one transaction there, in the order of their
+ * rows' locks, as every call of one node takes them).
  */
 CREATE FUNCTION inventory_proxy.hold(keys text[], skus text[], qtys bigint[],
                                      locations text[], ttl interval)
-RETURNS TABLE (key text, status text, available bigint, sku text, location text,
-               state text) AS $$
+RETURNS TABLE (key text, status text, available bigint, sku text, location text) AS $$
     CLUSTER 'inventory_shards';
     SPLIT keys, skus, qtys, locations;
-    RUN ON hashtext(skus);
-    SELECT l.k AS key, o.status, o.available, o.sku, o.location,
-           (SELECT r.state FROM inventory.reservation r
-             WHERE r.key = l.k AND r.part = 0) AS state
-      FROM unnest(keys, skus, qtys, locations) WITH ORDINALITY AS l(k, s, q, loc, i)
-     CROSS JOIN LATERAL inventory.reserve(l.s, l.q, l.k, ttl, l.loc) o
-     ORDER BY l.i;
+    RUN ON inventory_proxy.route(skus);
+    SELECT l.k AS key, o.status, o.available, o.sku, o.location
+      FROM (SELECT u.k, u.s, u.q, u.loc FROM unnest(keys, skus, qtys, locations) AS u(k, s, q, loc)
+             ORDER BY inventory.lock_key(u.s, u.loc) OFFSET 0) l
+     CROSS JOIN LATERAL inventory.reserve(l.s, l.q, l.k, ttl, l.loc) o;
+$$ LANGUAGE plproxy;
+
+-- The states of the holds of keys, read after phase one (a fresh snapshot).
+CREATE FUNCTION inventory_proxy.states(keys text[], skus text[])
+RETURNS TABLE (key text, state text) AS $$
+    CLUSTER 'inventory_shards';
+    SPLIT keys, skus;
+    RUN ON inventory_proxy.route(skus);
+    SELECT r.key, r.state FROM inventory.reservation r
+     WHERE r.key = ANY (keys) AND r.part = 0;
 $$ LANGUAGE plproxy;
 
 /*
- * Phase two, line by line on its partition: confirm or release a hold,
- * refund a confirmed one (undo), or receive units (a bill's receipt).
+ * Phase two, line by line on its partition, in the order of the rows'
+ * locks: confirm or release a hold, refund a sold line (undo), or receive
+ * units (a bill's receipt).
  */
 CREATE FUNCTION inventory_proxy.settle(keys text[], skus text[], qtys bigint[],
                                        locations text[], actions text[])
 RETURNS TABLE (key text, status text) AS $$
     CLUSTER 'inventory_shards';
     SPLIT keys, skus, qtys, locations, actions;
-    RUN ON hashtext(skus);
+    RUN ON inventory_proxy.route(skus);
     SELECT l.k AS key,
            (CASE l.a WHEN 'confirm' THEN inventory.confirm(l.k)
                      WHEN 'release' THEN inventory.release(l.k)
                      WHEN 'refund' THEN inventory.refund(l.k, l.q, l.k || '~undo')
                      ELSE inventory.restock(l.s, l.q, l.k, l.loc) END).status AS status
-      FROM unnest(keys, skus, qtys, locations, actions) WITH ORDINALITY AS l(k, s, q, loc, a, i)
-     ORDER BY l.i;
+      FROM (SELECT u.k, u.s, u.q, u.loc, u.a
+              FROM unnest(keys, skus, qtys, locations, actions) AS u(k, s, q, loc, a)
+             ORDER BY inventory.lock_key(u.s, u.loc) OFFSET 0) l;
 $$ LANGUAGE plproxy;
 
--- Settle the lines picked (by number) of the derived keys, one action for all.
+/*
+ * The lock of a key's cross-shard calls: a session lock of the proxy's
+ * connection to the key's home partition, so that calls with one key, from
+ * any proxy, take turns (a proxy that dies lets go with its connection).
+ */
+CREATE FUNCTION inventory_proxy.lock_key(part integer, key text)
+RETURNS integer AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON part;
+    SELECT 1 AS lock_key FROM pg_catalog.pg_advisory_lock(1769365621, pg_catalog.hashtext(key));
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION inventory_proxy.unlock_key(part integer, key text)
+RETURNS boolean AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON part;
+    SELECT pg_catalog.pg_advisory_unlock(1769365621, pg_catalog.hashtext(key)) AS unlock_key;
+$$ LANGUAGE plproxy;
+
+/*
+ * Settle the lines picked (by number) of the derived keys, one action for
+ * all; the answer of each, in the order picked (an error if a partition
+ * did not answer for a line).
+ */
 CREATE FUNCTION inventory_proxy.settle_lines(keys text[], skus text[], qtys bigint[],
                                              locations text[], picked integer[],
                                              action text)
-RETURNS TABLE (key text, status text)
-LANGUAGE sql AS $$
-    SELECT s.key, s.status
-      FROM inventory_proxy.settle(
-             ARRAY(SELECT keys[i] FROM unnest(picked) i),
-             ARRAY(SELECT skus[i] FROM unnest(picked) i),
-             ARRAY(SELECT qtys[i] FROM unnest(picked) i),
-             ARRAY(SELECT locations[i] FROM unnest(picked) i),
-             ARRAY(SELECT action FROM unnest(picked) i)) s
-     WHERE cardinality(picked) > 0
+RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    answers text[];
+BEGIN
+    IF cardinality(picked) = 0 THEN
+        RETURN '{}';
+    END IF;
+    WITH s AS MATERIALIZED (
+        SELECT * FROM inventory_proxy.settle(
+            ARRAY(SELECT keys[i] FROM unnest(picked) i),
+            ARRAY(SELECT skus[i] FROM unnest(picked) i),
+            ARRAY(SELECT qtys[i] FROM unnest(picked) i),
+            ARRAY(SELECT locations[i] FROM unnest(picked) i),
+            ARRAY(SELECT action FROM unnest(picked) i)))
+    SELECT array_agg(s.status ORDER BY p.n) INTO answers
+      FROM unnest(picked) WITH ORDINALITY p(i, n) LEFT JOIN s ON s.key = keys[p.i];
+    IF array_position(answers, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'a shard did not answer for a line of a cart across shards'
+            USING ERRCODE = 'internal_error';
+    END IF;
+    RETURN answers;
+END
 $$;
 
 /*
- * Undo lines of an attempt of a cross-shard cart: release each (a hold is
- * freed, and the attempt is spent for good), then refund the ones that
- * were sold (release answers conflict).
+ * Abandon an attempt of a cross-shard cart: release the lines given (a
+ * hold is freed; a line never held keeps a tombstone, so the attempt can
+ * never be completed by anyone), then refund the lines sold (those known
+ * sold, and those whose release answers conflict).
  */
 CREATE FUNCTION inventory_proxy.undo(keys text[], skus text[], qtys bigint[],
-                                     locations text[], lines integer[])
+                                     locations text[], lines integer[], sold integer[])
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    sold integer[];
+    released text[] := inventory_proxy.settle_lines(keys, skus, qtys, locations, lines, 'release');
+    refunds integer[];
 BEGIN
-    SELECT array_agg(i) INTO sold
-      FROM inventory_proxy.settle_lines(keys, skus, qtys, locations, lines, 'release') s
-      JOIN unnest(lines) i ON keys[i] = s.key
-     WHERE s.status = 'conflict';
-    PERFORM FROM inventory_proxy.settle_lines(keys, skus, qtys, locations,
-                                              COALESCE(sold, '{}'), 'refund');
+    refunds := ARRAY(SELECT DISTINCT i FROM (
+        SELECT lines[n] AS i FROM generate_subscripts(lines, 1) n WHERE released[n] = 'conflict'
+        UNION SELECT unnest(sold)) r ORDER BY i);
+    IF EXISTS (SELECT FROM unnest(inventory_proxy.settle_lines(keys, skus, qtys, locations,
+                                                             refunds, 'refund')) a
+                WHERE a NOT IN ('ok', 'duplicate')) THEN
+        RAISE EXCEPTION 'a sold line of a cart across shards could not be refunded'
+            USING ERRCODE = 'internal_error',
+                  HINT = 'Check the refunds of the keys ending in "~undo" on the shards.';
+    END IF;
 END
 $$;
 
 /*
  * A cart or bill whose lines live on several partitions, all or nothing for
  * the caller (try/confirm/cancel).  Lines are canonical: one per row, in
- * row order, delta < 0 takes units, delta > 0 receives them.  Attempt g
- * holds line i under the key "<key>#<g>.<i>":
+ * row order, delta < 0 takes units, delta > 0 receives them.  Calls with
+ * one key take turns (lock_key).  Attempt g holds line i under the key
+ * "<key>#<g>.<i>":
  *
- *  - every taking line held (or sold by an earlier attempt of g): confirm
- *    them all, then receive the receipts (restock under the line's key);
- *    ok, or duplicate when an earlier call had done it all;
- *  - a line refused (insufficient, not_found, busy): release what attempt g
- *    holds and return the refusal; the cart's key stays unused (if a line
- *    was held, the next call finds attempt g spent and tries g + 1);
- *  - attempt g spent (a line released, expired or tombstoned by an earlier
- *    call), or a hold that expired before its confirm: undo attempt g (free
- *    its holds, refund what it sold) and try g + 1.
+ *  - every taking line held (or sold by an earlier call of attempt g):
+ *    confirm them all, then receive the receipts (restock under the line's
+ *    key); ok, or duplicate when an earlier call had done it all;
+ *  - a line refused (insufficient, not_found, busy) and nothing of attempt
+ *    g recorded: the refusal, and the key stays unused;
+ *  - a line refused after others were held, a line of attempt g spent
+ *    (released, expired, tombstoned) by an earlier call, or a hold that
+ *    expired before its confirm: abandon attempt g (every line released,
+ *    what it sold refunded), then the refusal, or attempt g + 1;
+ *  - every line's history archived: duplicate (as an archived key answers
+ *    on one node); part of it archived: an error, the outcome is unknown.
  *
  * Every step is idempotent by its derived key, so a call that dies anywhere
  * (proxy or shard) leaves what the caller's retry with the same key
  * finishes or undoes, and holds nobody finishes expire after
  * inventory_proxy.hold_ttl.  Units are never taken twice: an attempt is
- * confirmed only when all of its lines are held, and a spent attempt can
- * never be completed.
+ * confirmed only when all of its lines are held, and an abandoned attempt
+ * can never be completed.
  */
-CREATE FUNCTION inventory_proxy.two_phase(key text, skus text[], locations text[],
-                                          deltas bigint[])
+CREATE FUNCTION inventory_proxy.attempt(key text, skus text[], locations text[],
+                                        deltas bigint[])
 RETURNS inventory.outcome
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -493,65 +562,121 @@ DECLARE
     takes integer[] := ARRAY(SELECT i FROM generate_subscripts(deltas, 1) i WHERE deltas[i] < 0);
     receipts integer[] := ARRAY(SELECT i FROM generate_subscripts(deltas, 1) i WHERE deltas[i] > 0);
     keys text[];
+    outs inventory.outcome[];
+    states text[];
     held integer[];
     sold integer[];
     spent boolean;
-    archived boolean;
+    archived integer;
     refusals inventory.outcome[];
-    confirmed boolean;
-    received boolean;
+    answers text[];
 BEGIN
     FOR g IN 0 .. 99 LOOP
         keys := ARRAY(SELECT format('%s#%s.%s', key, g, i) FROM generate_series(1, n) i);
+        outs := '{}';
+        states := '{}';
+        IF cardinality(takes) > 0 THEN
+            WITH h AS MATERIALIZED (
+                SELECT * FROM inventory_proxy.hold(
+                    ARRAY(SELECT keys[i] FROM unnest(takes) i),
+                    ARRAY(SELECT skus[i] FROM unnest(takes) i),
+                    ARRAY(SELECT qtys[i] FROM unnest(takes) i),
+                    ARRAY(SELECT locations[i] FROM unnest(takes) i), ttl))
+            SELECT array_agg(CASE WHEN h.key IS NULL THEN NULL
+                                  ELSE ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
+                             END ORDER BY t.n)
+              INTO outs
+              FROM unnest(takes) WITH ORDINALITY t(i, n) LEFT JOIN h ON h.key = keys[t.i];
+            IF array_position(outs, NULL) IS NOT NULL THEN
+                RAISE EXCEPTION 'a shard did not answer for a line of a cart across shards'
+                    USING ERRCODE = 'internal_error';
+            END IF;
+            -- what earlier calls left of attempt g, read after the holds
+            IF EXISTS (SELECT FROM unnest(outs) o WHERE o.status = 'duplicate') THEN
+                WITH s AS MATERIALIZED (
+                    SELECT * FROM inventory_proxy.states(
+                        ARRAY(SELECT keys[i] FROM unnest(takes) i),
+                        ARRAY(SELECT skus[i] FROM unnest(takes) i)))
+                SELECT array_agg(s.state ORDER BY t.n) INTO states
+                  FROM unnest(takes) WITH ORDINALITY t(i, n) LEFT JOIN s ON s.key = keys[t.i];
+            END IF;
+        END IF;
 
-        WITH h AS MATERIALIZED (
-            SELECT * FROM inventory_proxy.hold(
-                ARRAY(SELECT keys[i] FROM unnest(takes) i),
-                ARRAY(SELECT skus[i] FROM unnest(takes) i),
-                ARRAY(SELECT qtys[i] FROM unnest(takes) i),
-                ARRAY(SELECT locations[i] FROM unnest(takes) i), ttl)
-             WHERE cardinality(takes) > 0),
-        l AS (SELECT i, h.* FROM unnest(takes) i JOIN h ON h.key = keys[i])
-        SELECT COALESCE(array_agg(i ORDER BY i) FILTER (
-                   WHERE l.status = 'ok' OR (l.status = 'duplicate' AND l.state = 'held')), '{}'),
-               COALESCE(array_agg(i ORDER BY i) FILTER (
-                   WHERE l.status = 'duplicate' AND l.state = 'confirmed'), '{}'),
-               COALESCE(bool_or(l.status = 'conflict' OR
-                   (l.status = 'duplicate' AND l.state IN ('released', 'expired'))), false),
-               COALESCE(bool_or(l.status = 'duplicate' AND l.state IS NULL), false),
-               array_agg(ROW(l.status, l.available, l.sku, l.location)::inventory.outcome
-                         ORDER BY i) FILTER (
-                   WHERE l.status NOT IN ('ok', 'duplicate', 'conflict'))
+        SELECT COALESCE(array_agg(takes[t.j] ORDER BY t.j) FILTER (
+                   WHERE (outs[t.j]).status = 'ok'
+                      OR ((outs[t.j]).status = 'duplicate' AND states[t.j] = 'held')), '{}'),
+               COALESCE(array_agg(takes[t.j] ORDER BY t.j) FILTER (
+                   WHERE (outs[t.j]).status = 'duplicate' AND states[t.j] = 'confirmed'), '{}'),
+               COALESCE(bool_or((outs[t.j]).status = 'conflict' OR ((outs[t.j]).status = 'duplicate'
+                                AND states[t.j] IN ('released', 'expired'))), false),
+               count(*) FILTER (WHERE (outs[t.j]).status = 'duplicate' AND states[t.j] IS NULL),
+               array_agg(outs[t.j] ORDER BY t.j) FILTER (
+                   WHERE (outs[t.j]).status NOT IN ('ok', 'duplicate', 'conflict'))
           INTO held, sold, spent, archived, refusals
-          FROM l;
+          FROM generate_subscripts(takes, 1) AS t(j);
 
-        IF refusals IS NULL AND NOT spent AND NOT archived THEN
-            SELECT COALESCE(bool_and(s.status IN ('ok', 'duplicate')), true) INTO confirmed
-              FROM inventory_proxy.settle_lines(keys, skus, qtys, locations, held, 'confirm') s;
-            IF confirmed THEN
-                SELECT COALESCE(bool_and(s.status = 'duplicate'), true) INTO received
-                  FROM inventory_proxy.settle_lines(keys, skus, qtys, locations, receipts,
-                                                    'restock') s;
-                RETURN ROW(CASE WHEN cardinality(held) = 0 AND received
+        IF archived > 0 THEN
+            PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, held, 'release');
+            IF archived = cardinality(takes) THEN
+                RETURN ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+            END IF;
+            RAISE EXCEPTION 'the history of key "%" across shards is partly archived', key
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Its outcome cannot be told any more.',
+                      HINT = 'Keep inventory.history_retention far longer than inventory_proxy.hold_ttl, and use a new key.';
+        END IF;
+
+        IF refusals IS NULL AND NOT spent THEN
+            answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, held, 'confirm');
+            IF NOT EXISTS (SELECT FROM unnest(answers) a WHERE a NOT IN ('ok', 'duplicate')) THEN
+                answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, receipts, 'restock');
+                RETURN ROW(CASE WHEN cardinality(held) = 0
+                                 AND NOT EXISTS (SELECT FROM unnest(answers) a WHERE a <> 'duplicate')
                                 THEN 'duplicate' ELSE 'ok' END,
                            NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
             END IF;
-            -- a hold expired before its confirm: this attempt is spent
-            PERFORM inventory_proxy.undo(keys, skus, qtys, locations, held || sold);
-        ELSIF archived AND NOT spent THEN
-            -- the cart was concluded so long ago that its history is archived
-            PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, held, 'release');
-            RETURN ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
-        ELSE
-            PERFORM inventory_proxy.undo(keys, skus, qtys, locations, held || sold);
-            IF NOT spent AND cardinality(sold) = 0 THEN
-                RETURN refusals[1];
-            END IF;
+            -- a hold expired before its confirm: abandon attempt g
+            PERFORM inventory_proxy.undo(keys, skus, qtys, locations, takes, sold);
+            CONTINUE;
+        END IF;
+
+        IF cardinality(held) = 0 AND cardinality(sold) = 0 AND NOT spent THEN
+            RETURN refusals[1];     -- nothing recorded: the key stays unused
+        END IF;
+        PERFORM inventory_proxy.undo(keys, skus, qtys, locations, takes, sold);
+        IF NOT spent AND cardinality(sold) = 0 THEN
+            RETURN refusals[1];
         END IF;
     END LOOP;
     RAISE EXCEPTION 'key "%" was refused too often across shards', key
         USING ERRCODE = 'program_limit_exceeded',
               HINT = 'Use a new key for this order.';
+END
+$$;
+
+-- attempt() with the key's lock held on its home partition.
+CREATE FUNCTION inventory_proxy.two_phase(key text, skus text[], locations text[],
+                                          deltas bigint[])
+RETURNS inventory.outcome
+LANGUAGE plpgsql AS $$
+DECLARE
+    c record := inventory_proxy.shards();
+    home integer := inventory_proxy.partition_of(key, c.n, c.modular);
+    result inventory.outcome;
+BEGIN
+    PERFORM inventory_proxy.lock_key(home, key);
+    BEGIN
+        result := inventory_proxy.attempt(key, skus, locations, deltas);
+    EXCEPTION WHEN OTHERS THEN
+        BEGIN
+            PERFORM inventory_proxy.unlock_key(home, key);
+        EXCEPTION WHEN OTHERS THEN
+            NULL;   -- the connection is gone, and the lock with it
+        END;
+        RAISE;
+    END;
+    PERFORM inventory_proxy.unlock_key(home, key);
+    RETURN result;
 END
 $$;
 
@@ -637,14 +762,14 @@ $$;
 CREATE FUNCTION inventory.deduct_cart(skus text[], qtys bigint[], key text,
                                       locations text[] DEFAULT NULL)
 RETURNS inventory.outcome
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT inventory_proxy.cart('deduct_cart', skus, qtys, key, locations)
 $$;
 
 CREATE FUNCTION inventory.deduct_cart_any(skus text[], qtys bigint[], key text,
                                           locations text[] DEFAULT NULL)
 RETURNS inventory.outcome
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT inventory_proxy.cart('deduct_cart_any', skus, qtys, key, locations)
 $$;
 
@@ -692,7 +817,7 @@ $$;
  */
 CREATE FUNCTION inventory.apply_bills(bills jsonb)
 RETURNS TABLE (key text, status text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c record;
     b record;
@@ -736,12 +861,14 @@ BEGIN
         nos := docs;
         CONTINUE WHEN b.no IS NULL;
         PERFORM inventory_proxy.check_key(b.bill ->> 'key');
-        outcome := (SELECT inventory_proxy.two_phase(b.bill ->> 'key',
+        outcome := (SELECT CASE WHEN count(*) = 0
+                                THEN ROW('ok', NULL, NULL, NULL)::inventory.outcome
+                                ELSE inventory_proxy.two_phase(b.bill ->> 'key',
                    array_agg(x.sku ORDER BY x.sku COLLATE "C", x.location COLLATE "C"),
                    array_agg(x.location ORDER BY x.sku COLLATE "C", x.location COLLATE "C"),
-                   array_agg(x.delta ORDER BY x.sku COLLATE "C", x.location COLLATE "C"))
+                   array_agg(x.delta ORDER BY x.sku COLLATE "C", x.location COLLATE "C")) END
           FROM (SELECT l ->> 'sku' AS sku, COALESCE(l ->> 'location', 'default') AS location,
-                       sum((l ->> 'delta')::bigint)::bigint AS delta
+                       sum((l ->> 'delta')::numeric)::bigint AS delta
                   FROM jsonb_array_elements(b.bill -> 'lines') l
                  GROUP BY 1, 2) x
          WHERE x.delta <> 0);

@@ -102,6 +102,21 @@ is(px('SELECT count(*) FROM inventory.stock_levels'), '25', 'stock_levels covers
 is(px("SELECT locations FROM inventory.availability WHERE sku = '$on_b'"), '2', 'availability');
 is(px("SELECT status FROM inventory.release('any-2')"), 'ok', 'release of a reserve_any');
 
+# a caller's search_path cannot reach into the calls: an own hashtext()
+# first in the path, and a temporary domain named text
+px(q{CREATE SCHEMA evil;
+	CREATE FUNCTION evil.hashtext(text) RETURNS integer LANGUAGE plpgsql
+	  AS $$ BEGIN RAISE EXCEPTION 'evil hashtext ran'; END $$;
+	CREATE FUNCTION evil.fail(text) RETURNS boolean LANGUAGE plpgsql
+	  AS $$ BEGIN RAISE EXCEPTION 'evil domain check ran'; END $$;});
+is($proxy->safe_psql('postgres', qq{
+	CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (evil.fail(VALUE));
+	SET search_path = evil, pg_catalog;
+	SELECT status FROM inventory.deduct('$on_b', 1, 'evil-1');
+	SELECT status FROM inventory.deduct_cart('{$on_a,$on_b}', '{1,1}', 'evil-2');
+	SELECT status FROM inventory.release('evil-1');}), "ok\nok\nnot_found",
+	'a caller\'s own hashtext() and a temporary domain "text" are not used');
+
 # a cart across shards: one line short, and nothing changes anywhere
 my $levels = 'SELECT string_agg(sku || location || on_hand || reserved, \',\' ORDER BY sku, location) FROM inventory.stock_levels';
 my $before = px($levels);
@@ -192,9 +207,10 @@ sub cart_sql
 	return "SELECT '$key', status FROM inventory.deduct_cart('{" . join(',', @$s) . "}', '{"
 	  . join(',', @$q) . "}', '$key');\n";
 }
+# $same: every client sends the carts of client 1 (the same keys, at once)
 sub load
 {
-	my ($phase, $clients, $carts) = @_;
+	my ($phase, $clients, $carts, $same) = @_;
 	my (@handles, @outputs);
 	for my $c (1 .. $clients)
 	{
@@ -202,7 +218,12 @@ sub load
 		open my $fh, '>', $file or die $!;
 		for my $i (1 .. $carts)
 		{
-			my $key = "$phase-$c-$i";
+			my $key = $same ? "$phase-1-$i" : "$phase-$c-$i";
+			if ($same && $c > 1)
+			{
+				print $fh cart_sql($key);
+				next;
+			}
 			my %pick;
 			$pick{ $skus[ int(rand(@skus)) ] } = 1 + int(rand(2)) while keys %pick < 2 + int(rand(2));
 			$cart{$key} = [ [ sort keys %pick ], [ map { $pick{$_} } sort keys %pick ] ];
@@ -246,8 +267,9 @@ sub retry_unanswered
 my $confirmed = q{SELECT count(*) FROM inventory.reservation WHERE state = 'confirmed'};
 
 # a shard stopped immediately in the middle of the carts
+my $base = on_part(0, $confirmed);
 my ($h, $o) = load('A', 4, 60);
-$shard{a}->poll_query_until('part0', "SELECT ($confirmed) > 30") or die 'the load did not start';
+$shard{a}->poll_query_until('part0', "SELECT ($confirmed) > $base + 20") or die 'the load did not start';
 $shard{b}->stop('immediate');
 $_->finish for @$h;
 $shard{b}->start;
@@ -257,7 +279,7 @@ cmp_ok($acked_a, '>', 0, 'clients saw carts succeed before the shard stopped');
 cmp_ok(retry_unanswered('A'), '>', 0, 'some carts failed while the shard was down, and were retried');
 
 # the proxy stopped immediately in the middle of the carts
-my $base = on_part(0, $confirmed);
+$base = on_part(0, $confirmed);
 ($h, $o) = load('B', 4, 60);
 $shard{a}->poll_query_until('part0', "SELECT ($confirmed) > $base + 10") or die 'the load did not start';
 $proxy->stop('immediate');
@@ -265,6 +287,26 @@ $_->finish for @$h;
 $proxy->start;
 collect($o);
 retry_unanswered('B');
+# two clients sending the same carts (the same keys) at the same time: the
+# calls with one key take turns, and no cart is sold twice
+($h, $o) = load('C', 2, 40, 1);
+$_->finish for @$h;
+my %answers;
+for my $out (@$o)
+{
+	for (split /\n/, $$out)
+	{
+		my ($key, $st) = split / /;
+		push @{ $answers{$key} }, $st if defined $st && $st ne '';
+	}
+}
+my @twice = grep { (grep { $_ eq 'ok' } @{ $answers{$_} }) > 1 } keys %answers;
+is("@twice", '', 'the same cart sent twice at once is sold once (never two ok)');
+my @unpaired = grep { my @a = sort @{ $answers{$_} }; "@a" eq 'duplicate duplicate' } keys %answers;
+is("@unpaired", '', 'and a duplicate always follows an ok');
+$status{$_} = (grep { $_ eq 'ok' } @{ $answers{$_} }) ? 'ok' : $answers{$_}[0] for keys %answers;
+is(scalar(grep { /^C-/ } keys %status), 40, 'both clients answered every cart');
+
 is(scalar(grep { !defined $status{$_} } keys %cart), 0, 'every cart has an answer after the retries');
 my %tally;
 $tally{ $status{$_} }++ for keys %cart;
