@@ -450,19 +450,21 @@ $$ LANGUAGE plproxy;
  * The lock of a key's cross-shard calls: a session lock of the proxy's
  * connection to the key's home partition, so that calls with one key, from
  * any proxy, take turns (a proxy that dies lets go with its connection).
+ * try_lock_key does not wait; unlock_keys lets go of every such lock of the
+ * connection (a backend runs one call at a time, so there is only its own).
  */
-CREATE FUNCTION inventory_proxy.lock_key(part integer, key text)
-RETURNS integer AS $$
-    CLUSTER 'inventory_shards';
-    RUN ON part;
-    SELECT 1 AS lock_key FROM pg_catalog.pg_advisory_lock(1769365621, pg_catalog.hashtext(key));
-$$ LANGUAGE plproxy;
-
-CREATE FUNCTION inventory_proxy.unlock_key(part integer, key text)
+CREATE FUNCTION inventory_proxy.try_lock_key(part integer, key text)
 RETURNS boolean AS $$
     CLUSTER 'inventory_shards';
     RUN ON part;
-    SELECT pg_catalog.pg_advisory_unlock(1769365621, pg_catalog.hashtext(key)) AS unlock_key;
+    SELECT pg_catalog.pg_try_advisory_lock(1769365621, pg_catalog.hashtext(key)) AS try_lock_key;
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION inventory_proxy.unlock_keys(part integer)
+RETURNS integer AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON part;
+    SELECT 1 AS unlock_keys FROM pg_catalog.pg_advisory_unlock_all();
 $$ LANGUAGE plproxy;
 
 /*
@@ -499,22 +501,26 @@ END
 $$;
 
 /*
- * Abandon an attempt of a cross-shard cart: release the lines given (a
- * hold is freed; a line never held keeps a tombstone, so the attempt can
- * never be completed by anyone), then refund the lines sold (those known
- * sold, and those whose release answers conflict).
+ * Abandon an attempt of a cross-shard cart: release every line (a hold is
+ * freed; a line never held keeps a tombstone, so nobody can complete the
+ * attempt any more), then refund the lines sold (release answers conflict).
+ * Unless every line answers conflict: then every line is sold, the attempt
+ * is complete (a call with the same key finished it meanwhile), nothing is
+ * refunded, and the answer is false.
  */
 CREATE FUNCTION inventory_proxy.undo(keys text[], skus text[], qtys bigint[],
-                                     locations text[], lines integer[], sold integer[])
-RETURNS void
+                                     locations text[], lines integer[])
+RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
     released text[] := inventory_proxy.settle_lines(keys, skus, qtys, locations, lines, 'release');
     refunds integer[];
 BEGIN
-    refunds := ARRAY(SELECT DISTINCT i FROM (
-        SELECT lines[n] AS i FROM generate_subscripts(lines, 1) n WHERE released[n] = 'conflict'
-        UNION SELECT unnest(sold)) r ORDER BY i);
+    IF NOT EXISTS (SELECT FROM unnest(released) a WHERE a <> 'conflict') THEN
+        RETURN false;
+    END IF;
+    refunds := ARRAY(SELECT lines[n] FROM generate_subscripts(lines, 1) n
+                      WHERE released[n] = 'conflict' ORDER BY n);
     IF EXISTS (SELECT FROM unnest(inventory_proxy.settle_lines(keys, skus, qtys, locations,
                                                              refunds, 'refund')) a
                 WHERE a NOT IN ('ok', 'duplicate')) THEN
@@ -522,6 +528,7 @@ BEGIN
             USING ERRCODE = 'internal_error',
                   HINT = 'Check the refunds of the keys ending in "~undo" on the shards.';
     END IF;
+    RETURN true;
 END
 $$;
 
@@ -541,8 +548,12 @@ $$;
  *    (released, expired, tombstoned) by an earlier call, or a hold that
  *    expired before its confirm: abandon attempt g (every line released,
  *    what it sold refunded), then the refusal, or attempt g + 1;
- *  - every line's history archived: duplicate (as an archived key answers
- *    on one node); part of it archived: an error, the outcome is unknown.
+ *  - a line's history archived: an error, the outcome cannot be told;
+ *  - a line sold and another never held: the key was another cart's.
+ *
+ * Abandoning refunds only when some line can never be sold (its release
+ * did not answer conflict), so whatever order two calls with one key run
+ * in, no call answers ok for an attempt another one refunds.
  *
  * Every step is idempotent by its derived key, so a call that dies anywhere
  * (proxy or shard) leaves what the caller's retry with the same key
@@ -617,34 +628,44 @@ BEGIN
 
         IF archived > 0 THEN
             PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, held, 'release');
-            IF archived = cardinality(takes) THEN
-                RETURN ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
-            END IF;
-            RAISE EXCEPTION 'the history of key "%" across shards is partly archived', key
+            RAISE EXCEPTION 'the history of key "%" across shards is archived', key
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       DETAIL = 'Its outcome cannot be told any more.',
-                      HINT = 'Keep inventory.history_retention far longer than inventory_proxy.hold_ttl, and use a new key.';
+                      HINT = 'Keep inventory.history_retention far longer than inventory_proxy.hold_ttl, retry unanswered carts before it passes, and use a new key for a new order.';
+        END IF;
+        IF refusals IS NOT NULL AND cardinality(sold) > 0 THEN
+            -- sold lines and a line never held: another cart's key
+            RAISE EXCEPTION 'idempotency key "%" was already used by another cart', key
+                USING ERRCODE = 'unique_violation',
+                      HINT = 'Use a new key for every distinct cart; retry only with the same lines.';
         END IF;
 
         IF refusals IS NULL AND NOT spent THEN
             answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, held, 'confirm');
-            IF NOT EXISTS (SELECT FROM unnest(answers) a WHERE a NOT IN ('ok', 'duplicate')) THEN
-                answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, receipts, 'restock');
-                RETURN ROW(CASE WHEN cardinality(held) = 0
-                                 AND NOT EXISTS (SELECT FROM unnest(answers) a WHERE a <> 'duplicate')
-                                THEN 'duplicate' ELSE 'ok' END,
-                           NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+            IF EXISTS (SELECT FROM unnest(answers) a WHERE a NOT IN ('ok', 'duplicate')) THEN
+                -- a hold expired before its confirm: abandon attempt g
+                IF inventory_proxy.undo(keys, skus, qtys, locations, takes) THEN
+                    CONTINUE;
+                END IF;
             END IF;
-            -- a hold expired before its confirm: abandon attempt g
-            PERFORM inventory_proxy.undo(keys, skus, qtys, locations, takes, sold);
-            CONTINUE;
+            -- every line sold: the receipts, and the answer
+            answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, receipts, 'restock');
+            RETURN ROW(CASE WHEN cardinality(held) = 0
+                             AND NOT EXISTS (SELECT FROM unnest(answers) a WHERE a <> 'duplicate')
+                            THEN 'duplicate' ELSE 'ok' END,
+                       NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         END IF;
 
-        IF cardinality(held) = 0 AND cardinality(sold) = 0 AND NOT spent THEN
+        IF cardinality(held) = 0 AND NOT spent THEN
             RETURN refusals[1];     -- nothing recorded: the key stays unused
         END IF;
-        PERFORM inventory_proxy.undo(keys, skus, qtys, locations, takes, sold);
-        IF NOT spent AND cardinality(sold) = 0 THEN
+        -- a line refused after others were held, or attempt g spent earlier
+        IF NOT inventory_proxy.undo(keys, skus, qtys, locations, takes) THEN
+            -- every line sold: a call with the same key completed attempt g meanwhile
+            PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, receipts, 'restock');
+            RETURN ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        END IF;
+        IF NOT spent THEN
             RETURN refusals[1];
         END IF;
     END LOOP;
@@ -654,7 +675,8 @@ BEGIN
 END
 $$;
 
--- attempt() with the key's lock held on its home partition.
+-- attempt() with the key's lock held on its home partition (waited for at
+-- most inventory_proxy.hold_ttl, then 55P03: retry).
 CREATE FUNCTION inventory_proxy.two_phase(key text, skus text[], locations text[],
                                           deltas bigint[])
 RETURNS inventory.outcome
@@ -662,20 +684,30 @@ LANGUAGE plpgsql AS $$
 DECLARE
     c record := inventory_proxy.shards();
     home integer := inventory_proxy.partition_of(key, c.n, c.modular);
+    deadline timestamptz := clock_timestamp() + inventory_proxy.hold_ttl();
+    pause float8 := 0.001;
     result inventory.outcome;
 BEGIN
-    PERFORM inventory_proxy.lock_key(home, key);
     BEGIN
+        WHILE NOT inventory_proxy.try_lock_key(home, key) LOOP
+            IF clock_timestamp() > deadline THEN
+                RAISE EXCEPTION 'another call with key "%" is in progress', key
+                    USING ERRCODE = 'lock_not_available',
+                          HINT = 'Retry with the same key: it finishes what the other call leaves.';
+            END IF;
+            PERFORM pg_sleep(pause);
+            pause := least(pause * 2, 0.1);
+        END LOOP;
         result := inventory_proxy.attempt(key, skus, locations, deltas);
-    EXCEPTION WHEN OTHERS THEN
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
         BEGIN
-            PERFORM inventory_proxy.unlock_key(home, key);
+            PERFORM inventory_proxy.unlock_keys(home);
         EXCEPTION WHEN OTHERS THEN
             NULL;   -- the connection is gone, and the lock with it
         END;
         RAISE;
     END;
-    PERFORM inventory_proxy.unlock_key(home, key);
+    PERFORM inventory_proxy.unlock_keys(home);
     RETURN result;
 END
 $$;
