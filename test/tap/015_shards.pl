@@ -197,6 +197,20 @@ is(on_hand(), join(',', map { $_ - 3 } split /,/, $start), 'each line sold exact
 is(px("SELECT status FROM inventory.deduct_cart('{$l1,$l2}', '{1,1}', 'tcc-3')"), 'duplicate',
 	'and its next retry is a duplicate');
 
+# calls with one key take turns: while another session holds the key's
+# lock on its home partition, a cart with the key waits hold_ttl, then 55P03
+my $home = px("SELECT inventory_proxy.partition_of('lock-cart', 4, false)");
+my $holder = $shard{ $parts[$home][0] }->background_psql($parts[$home][1]);
+$holder->query_safe("SELECT pg_advisory_lock(1769365621, hashtext('lock-cart'))");
+($ret, $out, $err) = $proxy->psql('postgres',
+	"SELECT inventory.deduct_cart('{$l1,$l2}', '{1,1}', 'lock-cart')",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/55P03: another call with key "lock-cart" is in progress/,
+	'a cart whose key another call holds waits, then answers 55P03');
+$holder->quit;
+is(px("SELECT status FROM inventory.deduct_cart('{$l1,$l2}', '{1,1}', 'lock-cart')"), 'ok',
+	'and goes through once the key is free');
+
 # the load: clients sending carts of two or three skus from all partitions
 srand(15);
 my %cart;
