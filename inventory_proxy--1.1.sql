@@ -59,12 +59,11 @@ LANGUAGE sql IMMUTABLE AS $$
                 ELSE inventory_proxy.route(sku) & (n - 1) END
 $$;
 
--- The partitions the skus of a call live on, each once.
-CREATE FUNCTION inventory_proxy.partitions(skus text[])
-RETURNS integer[]
-LANGUAGE sql STABLE AS $$
-    SELECT array_agg(DISTINCT inventory_proxy.partition_of(u.sku, c.n, c.modular))
-      FROM inventory_proxy.shards() c, unnest(skus) AS u(sku)
+-- The elements of an array at the positions given, in their order.
+CREATE FUNCTION inventory_proxy.pick(a anyarray, positions integer[])
+RETURNS anyarray
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY(SELECT a[p.i] FROM unnest(positions) WITH ORDINALITY AS p(i, n) ORDER BY p.n)
 $$;
 
 -- How long a cross-shard hold lasts if nobody finishes it.
@@ -77,65 +76,38 @@ $$;
 
 -- Calls about one sku: run on its shard -----------------------------------
 
-CREATE FUNCTION inventory.deduct(sku text, qty bigint, key text,
-                                 location text DEFAULT 'default',
-                                 nowait boolean DEFAULT false)
-RETURNS inventory.outcome AS $$
-    CLUSTER 'inventory_shards';
-    RUN ON inventory_proxy.route(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-
-CREATE FUNCTION inventory.reserve(sku text, qty bigint, key text,
-                                  ttl interval DEFAULT '15 minutes',
-                                  location text DEFAULT 'default')
-RETURNS inventory.outcome AS $$
-    CLUSTER 'inventory_shards';
-    RUN ON inventory_proxy.route(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-
-CREATE FUNCTION inventory.available(sku text, location text DEFAULT NULL)
-RETURNS bigint AS $$
-    CLUSTER 'inventory_shards';
-    RUN ON inventory_proxy.route(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-
-CREATE FUNCTION inventory.restock(sku text, qty bigint, key text,
-                                  location text DEFAULT 'default')
-RETURNS inventory.outcome AS $$
-    CLUSTER 'inventory_shards';
-    RUN ON inventory_proxy.route(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-
-CREATE FUNCTION inventory.adjust(sku text, on_hand bigint, key text,
-                                 location text DEFAULT 'default')
-RETURNS inventory.outcome AS $$
-    CLUSTER 'inventory_shards';
-    RUN ON inventory_proxy.route(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-
-CREATE FUNCTION inventory.set_hot(sku text, hot boolean DEFAULT true,
-                                  location text DEFAULT 'default')
-RETURNS inventory.outcome AS $$
-    CLUSTER 'inventory_shards';
-    RUN ON inventory_proxy.route(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-
-CREATE FUNCTION inventory.deduct_any(sku text, qty bigint, key text,
-                                     locations text[] DEFAULT NULL,
-                                     strategy text DEFAULT 'priority')
-RETURNS inventory.outcome AS $$
-    CLUSTER 'inventory_shards';
-    RUN ON inventory_proxy.route(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-
-CREATE FUNCTION inventory.reserve_any(sku text, qty bigint, key text,
-                                      ttl interval DEFAULT '15 minutes',
-                                      locations text[] DEFAULT NULL,
-                                      strategy text DEFAULT 'priority')
-RETURNS inventory.outcome AS $$
-    CLUSTER 'inventory_shards';
-    RUN ON inventory_proxy.route(sku);
-$$ LANGUAGE plproxy SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- Each is the shard's own call, run on the partition of its sku: one body
+-- for all, made from their signatures (as on a shard).
+DO $do$
+DECLARE
+    signature text;
+BEGIN
+    FOREACH signature IN ARRAY ARRAY[
+        $s$deduct(sku text, qty bigint, key text, location text DEFAULT 'default',
+                  nowait boolean DEFAULT false) RETURNS inventory.outcome$s$,
+        $s$reserve(sku text, qty bigint, key text, ttl interval DEFAULT '15 minutes',
+                   location text DEFAULT 'default') RETURNS inventory.outcome$s$,
+        $s$available(sku text, location text DEFAULT NULL) RETURNS bigint$s$,
+        $s$restock(sku text, qty bigint, key text, location text DEFAULT 'default')
+           RETURNS inventory.outcome$s$,
+        $s$adjust(sku text, on_hand bigint, key text, location text DEFAULT 'default')
+           RETURNS inventory.outcome$s$,
+        $s$set_hot(sku text, hot boolean DEFAULT true, location text DEFAULT 'default')
+           RETURNS inventory.outcome$s$,
+        $s$deduct_any(sku text, qty bigint, key text, locations text[] DEFAULT NULL,
+                      strategy text DEFAULT 'priority') RETURNS inventory.outcome$s$,
+        $s$reserve_any(sku text, qty bigint, key text, ttl interval DEFAULT '15 minutes',
+                       locations text[] DEFAULT NULL, strategy text DEFAULT 'priority')
+           RETURNS inventory.outcome$s$]
+    LOOP
+        EXECUTE format($f$CREATE FUNCTION inventory.%s AS $$
+                              CLUSTER 'inventory_shards';
+                              RUN ON inventory_proxy.route(sku);
+                          $$ LANGUAGE plproxy SECURITY DEFINER
+                          SET search_path = pg_catalog, pg_temp$f$, signature);
+    END LOOP;
+END
+$do$;
 
 -- Calls on one partition named by number (helpers of the calls below) -----
 
@@ -485,11 +457,9 @@ BEGIN
     END IF;
     WITH s AS MATERIALIZED (
         SELECT * FROM inventory_proxy.settle(
-            ARRAY(SELECT keys[i] FROM unnest(picked) i),
-            ARRAY(SELECT skus[i] FROM unnest(picked) i),
-            ARRAY(SELECT qtys[i] FROM unnest(picked) i),
-            ARRAY(SELECT locations[i] FROM unnest(picked) i),
-            ARRAY(SELECT action FROM unnest(picked) i)))
+            inventory_proxy.pick(keys, picked), inventory_proxy.pick(skus, picked),
+            inventory_proxy.pick(qtys, picked), inventory_proxy.pick(locations, picked),
+            array_fill(action, ARRAY[cardinality(picked)])))
     SELECT array_agg(s.status ORDER BY p.n) INTO answers
       FROM unnest(picked) WITH ORDINALITY p(i, n) LEFT JOIN s ON s.key = keys[p.i];
     IF array_position(answers, NULL) IS NOT NULL THEN
@@ -589,10 +559,8 @@ BEGIN
         IF cardinality(takes) > 0 THEN
             WITH h AS MATERIALIZED (
                 SELECT * FROM inventory_proxy.hold(
-                    ARRAY(SELECT keys[i] FROM unnest(takes) i),
-                    ARRAY(SELECT skus[i] FROM unnest(takes) i),
-                    ARRAY(SELECT qtys[i] FROM unnest(takes) i),
-                    ARRAY(SELECT locations[i] FROM unnest(takes) i), ttl))
+                    inventory_proxy.pick(keys, takes), inventory_proxy.pick(skus, takes),
+                    inventory_proxy.pick(qtys, takes), inventory_proxy.pick(locations, takes), ttl))
             SELECT array_agg(CASE WHEN h.key IS NULL THEN NULL
                                   ELSE ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
                              END ORDER BY t.n)
@@ -606,8 +574,7 @@ BEGIN
             IF EXISTS (SELECT FROM unnest(outs) o WHERE o.status = 'duplicate') THEN
                 WITH s AS MATERIALIZED (
                     SELECT * FROM inventory_proxy.states(
-                        ARRAY(SELECT keys[i] FROM unnest(takes) i),
-                        ARRAY(SELECT skus[i] FROM unnest(takes) i)))
+                        inventory_proxy.pick(keys, takes), inventory_proxy.pick(skus, takes)))
                 SELECT array_agg(s.state ORDER BY t.n) INTO states
                   FROM unnest(takes) WITH ORDINALITY t(i, n) LEFT JOIN s ON s.key = keys[t.i];
             END IF;
@@ -675,15 +642,14 @@ BEGIN
 END
 $$;
 
--- attempt() with the key's lock held on its home partition (waited for at
--- most inventory_proxy.hold_ttl, then 55P03: retry).
-CREATE FUNCTION inventory_proxy.two_phase(key text, skus text[], locations text[],
-                                          deltas bigint[])
+-- attempt() with the key's lock held on its home partition (the partition
+-- the key would have as a sku), waited for at most inventory_proxy.hold_ttl,
+-- then 55P03: retry.
+CREATE FUNCTION inventory_proxy.two_phase(key text, home integer, skus text[],
+                                          locations text[], deltas bigint[])
 RETURNS inventory.outcome
 LANGUAGE plpgsql AS $$
 DECLARE
-    c record := inventory_proxy.shards();
-    home integer := inventory_proxy.partition_of(key, c.n, c.modular);
     deadline timestamptz := clock_timestamp() + inventory_proxy.hold_ttl();
     pause float8 := 0.001;
     result inventory.outcome;
@@ -759,6 +725,7 @@ CREATE FUNCTION inventory_proxy.cart(call text, skus text[], qtys bigint[], key 
 RETURNS inventory.outcome
 LANGUAGE plpgsql AS $$
 DECLARE
+    c record := inventory_proxy.shards();
     parts integer[];
     lines record;
 BEGIN
@@ -766,7 +733,8 @@ BEGIN
         PERFORM inventory_proxy.refuse_cart(skus, qtys, key, locations, call);
         RAISE EXCEPTION 'the shard accepted a cart the proxy refused' USING ERRCODE = 'internal_error';
     END IF;
-    parts := inventory_proxy.partitions(skus);
+    parts := ARRAY(SELECT DISTINCT inventory_proxy.partition_of(u.sku, c.n, c.modular)
+                     FROM unnest(skus) AS u(sku));
     IF cardinality(parts) = 1 THEN
         IF call = 'deduct_cart' THEN
             RETURN inventory_proxy.deduct_cart(parts[1], skus, qtys, key, locations);
@@ -787,7 +755,8 @@ BEGIN
       FROM (SELECT u.sku, COALESCE(u.location, 'default') AS location, sum(u.qty) AS qty
               FROM unnest(skus, qtys, locations) AS u(sku, qty, location)
              GROUP BY 1, 2) c;
-    RETURN inventory_proxy.two_phase(key, lines.skus, lines.locations, lines.deltas::bigint[]);
+    RETURN inventory_proxy.two_phase(key, inventory_proxy.partition_of(key, c.n, c.modular),
+                                     lines.skus, lines.locations, lines.deltas::bigint[]);
 END
 $$;
 
@@ -896,6 +865,7 @@ BEGIN
         outcome := (SELECT CASE WHEN count(*) = 0
                                 THEN ROW('ok', NULL, NULL, NULL)::inventory.outcome
                                 ELSE inventory_proxy.two_phase(b.bill ->> 'key',
+                   inventory_proxy.partition_of(b.bill ->> 'key', c.n, c.modular),
                    array_agg(x.sku ORDER BY x.sku COLLATE "C", x.location COLLATE "C"),
                    array_agg(x.location ORDER BY x.sku COLLATE "C", x.location COLLATE "C"),
                    array_agg(x.delta ORDER BY x.sku COLLATE "C", x.location COLLATE "C")) END

@@ -55,8 +55,9 @@ static int	HistoryRetention = 0;
 /* Rows the automatic rule demotes per interval, at most. */
 #define MAX_DEMOTIONS 16
 
-/* Memory of the automatic rule's pass, reset after each. */
-static MemoryContext AutoHotContext = NULL;
+/* Memory that outlives the transactions of one pass (the automatic rule's,
+ * the launcher's), reset after it. */
+static MemoryContext PassContext = NULL;
 
 /* This worker's slot of worker_status(), in shared memory. */
 static InvWorkerStats *MyStats = NULL;
@@ -378,7 +379,7 @@ FindQuiet(void *arg)
 	{
 		/* kept past the transaction, for the changes that follow */
 		rows = InvAutoHotQuiet(MAX_DEMOTIONS, &quiet->n);
-		quiet->rows = MemoryContextAlloc(AutoHotContext, sizeof(InvRowTally) * Max(quiet->n, 1));
+		quiet->rows = MemoryContextAlloc(PassContext, sizeof(InvRowTally) * Max(quiet->n, 1));
 		memcpy(quiet->rows, rows, sizeof(InvRowTally) * quiet->n);
 	}
 	EndPass();
@@ -392,7 +393,7 @@ FindQuiet(void *arg)
 static void
 AutoHotPass(void)
 {
-	MemoryContext old = MemoryContextSwitchTo(AutoHotContext);
+	MemoryContext old = MemoryContextSwitchTo(PassContext);
 	RowList		queued = {NULL, 0};
 	RowList		quiet = {NULL, 0};
 
@@ -411,7 +412,7 @@ AutoHotPass(void)
 		RunPass(ChangeHot, &change);
 	}
 	MemoryContextSwitchTo(old);
-	MemoryContextReset(AutoHotContext);
+	MemoryContextReset(PassContext);
 }
 
 /* Milliseconds from now until last + interval (0 if due). */
@@ -557,7 +558,7 @@ LaunchWorkers(void *arg)
 					" WHERE datallowconn AND NOT datistemplate", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "inventory worker: cannot list the databases");
 	n = (int) SPI_processed;
-	dbids = MemoryContextAlloc(AutoHotContext, sizeof(Oid) * Max(n, 1));
+	dbids = MemoryContextAlloc(PassContext, sizeof(Oid) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -581,7 +582,7 @@ LaunchWorkers(void *arg)
 					(errmsg("inventory worker: no background worker slot is free for another database"),
 					 errhint("Raise max_worker_processes.")));
 	}
-	MemoryContextReset(AutoHotContext);
+	MemoryContextReset(PassContext);
 }
 
 /*
@@ -600,7 +601,7 @@ InvWorkerMain(Datum main_arg)
 	TimestampTz last_launch = 0;
 
 	InvWorkerStart("inventory worker", dbid);
-	AutoHotContext = AllocSetContextCreate(TopMemoryContext, "inventory worker",
+	PassContext = AllocSetContextCreate(TopMemoryContext, "inventory worker",
 										   ALLOCSET_DEFAULT_SIZES);
 	if (!ClaimStats())
 	{
