@@ -725,7 +725,7 @@ CREATE FUNCTION inventory_proxy.cart(call text, skus text[], qtys bigint[], key 
 RETURNS inventory.outcome
 LANGUAGE plpgsql AS $$
 DECLARE
-    c record := inventory_proxy.shards();
+    cluster record := inventory_proxy.shards();
     parts integer[];
     lines record;
 BEGIN
@@ -733,7 +733,7 @@ BEGIN
         PERFORM inventory_proxy.refuse_cart(skus, qtys, key, locations, call);
         RAISE EXCEPTION 'the shard accepted a cart the proxy refused' USING ERRCODE = 'internal_error';
     END IF;
-    parts := ARRAY(SELECT DISTINCT inventory_proxy.partition_of(u.sku, c.n, c.modular)
+    parts := ARRAY(SELECT DISTINCT inventory_proxy.partition_of(u.sku, cluster.n, cluster.modular)
                      FROM unnest(skus) AS u(sku));
     IF cardinality(parts) = 1 THEN
         IF call = 'deduct_cart' THEN
@@ -755,7 +755,7 @@ BEGIN
       FROM (SELECT u.sku, COALESCE(u.location, 'default') AS location, sum(u.qty) AS qty
               FROM unnest(skus, qtys, locations) AS u(sku, qty, location)
              GROUP BY 1, 2) c;
-    RETURN inventory_proxy.two_phase(key, inventory_proxy.partition_of(key, c.n, c.modular),
+    RETURN inventory_proxy.two_phase(key, inventory_proxy.partition_of(key, cluster.n, cluster.modular),
                                      lines.skus, lines.locations, lines.deltas::bigint[]);
 END
 $$;

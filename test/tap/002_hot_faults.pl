@@ -6,7 +6,6 @@
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
-use IPC::Run;
 use Test::More;
 use InvNode;
 
@@ -28,47 +27,25 @@ $node->safe_psql('postgres', qq{
 my %acked;
 my $round = 0;
 
-# Start $clients psql clients deducting from the hot row; returns the handles.
+# Start $clients psql clients deducting from the hot row; returns them.
 sub start_load
 {
 	my ($clients, $calls) = @_;
-	my @load;
 	$round++;
-	for my $c (1 .. $clients)
-	{
-		my $file = "${PostgreSQL::Test::Utils::tmp_check}/load-$round-$c.sql";
-		open my $fh, '>', $file or die $!;
-		for my $i (1 .. $calls)
-		{
-			my $sku = $i % 10 ? 'flash' : 'scarce';
-			print $fh "SELECT 'r$round-c$c-$i', status FROM inventory.deduct('$sku', 1, 'r$round-c$c-$i');\n";
-		}
-		close $fh;
-		my %client = (out => '');
-		$client{h} = IPC::Run::start(
-			[ 'psql', '-X', '-At', '-F', ' ', '-v', 'ON_ERROR_STOP=1',
-			  '-d', $node->connstr('postgres'), '-f', $file ],
-			'>', \$client{out}, '2>', \my $err);
-		push @load, \%client;
-	}
-	return \@load;
+	return start_clients($node, 'postgres', "load-$round", [ map {
+		my $c = $_;
+		join('', map {
+			my $sku = $_ % 10 ? 'flash' : 'scarce';
+			"SELECT 'r$round-c$c-$_', status FROM inventory.deduct('$sku', 1, 'r$round-c$c-$_');\n"
+		} 1 .. $calls) } 1 .. $clients ]);
 }
 
 # Wait for the clients and remember every deduction they saw succeed.
 sub finish_load
 {
-	my ($load) = @_;
-	my $seen = 0;
-	for my $client (@$load)
-	{
-		$client->{h}->finish;
-		for (split /\n/, $client->{out})
-		{
-			my ($key, $status) = split / /;
-			if (defined $status && $status eq 'ok') { $acked{$key} = 1; $seen++; }
-		}
-	}
-	return $seen;
+	my @ok = grep { $_->[1] eq 'ok' } finish_clients($_[0]);
+	$acked{ $_->[0] } = 1 for @ok;
+	return scalar @ok;
 }
 
 # The pid of the worker, once it is running.

@@ -9,7 +9,6 @@
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
-use IPC::Run;
 use Test::More;
 use InvNode;
 
@@ -39,22 +38,10 @@ my $round = 0;
 sub start_load
 {
 	my ($clients, $calls, $line) = @_;
-	my @load;
 	$round++;
-	for my $c (1 .. $clients)
-	{
-		my $file = "${PostgreSQL::Test::Utils::tmp_check}/load-$round-$c.sql";
-		open my $fh, '>', $file or die $!;
-		print $fh $line->("r$round-c$c-$_", $_) for 1 .. $calls;
-		close $fh;
-		my %client = (out => '');
-		$client{h} = IPC::Run::start(
-			[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1',
-			  '-d', $node->connstr('postgres'), '-f', $file ],
-			'>', \$client{out}, '2>', \my $err);
-		push @load, \%client;
-	}
-	return \@load;
+	return start_clients($node, 'postgres', "load-$round", [ map {
+		my $c = $_;
+		join('', map { $line->("r$round-c$c-$_", $_) } 1 .. $calls) } 1 .. $clients ]);
 }
 
 # A deduction of one unit, in a transaction block for even $i.
@@ -70,18 +57,9 @@ sub deduct_line
 # Wait for the clients; remember every deduction they saw committed.
 sub finish_load
 {
-	my ($load) = @_;
-	my $seen = 0;
-	for my $client (@$load)
-	{
-		$client->{h}->finish;
-		for (split /\n/, $client->{out})
-		{
-			my ($key, $status) = split / /;
-			if (defined $status && $status eq 'ok') { $acked{$key} = 1; $seen++; }
-		}
-	}
-	return $seen;
+	my @ok = grep { $_->[1] eq 'ok' } finish_clients($_[0]);
+	$acked{ $_->[0] } = 1 for @ok;
+	return scalar @ok;
 }
 
 # The checks made after each part.

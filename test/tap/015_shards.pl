@@ -10,7 +10,6 @@
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
-use IPC::Run;
 use Test::More;
 use InvNode;
 
@@ -221,50 +220,30 @@ sub cart_sql
 	return "SELECT '$key', status FROM inventory.deduct_cart('{" . join(',', @$s) . "}', '{"
 	  . join(',', @$q) . "}', '$key');\n";
 }
+# Clients sending carts (going on after errors: a shard may be down);
 # $same: every client sends the carts of client 1 (the same keys, at once)
 sub load
 {
 	my ($phase, $clients, $carts, $same) = @_;
-	my (@handles, @outputs);
+	my @scripts;
 	for my $c (1 .. $clients)
 	{
-		my $file = "${PostgreSQL::Test::Utils::tmp_check}/$phase-$c.sql";
-		open my $fh, '>', $file or die $!;
 		for my $i (1 .. $carts)
 		{
 			my $key = $same ? "$phase-1-$i" : "$phase-$c-$i";
-			if ($same && $c > 1)
+			if (!$same || $c == 1)
 			{
-				print $fh cart_sql($key);
-				next;
+				my %pick;
+				$pick{ $skus[ int(rand(@skus)) ] } = 1 + int(rand(2)) while keys %pick < 2 + int(rand(2));
+				$cart{$key} = [ [ sort keys %pick ], [ map { $pick{$_} } sort keys %pick ] ];
 			}
-			my %pick;
-			$pick{ $skus[ int(rand(@skus)) ] } = 1 + int(rand(2)) while keys %pick < 2 + int(rand(2));
-			$cart{$key} = [ [ sort keys %pick ], [ map { $pick{$_} } sort keys %pick ] ];
-			print $fh cart_sql($key);
+			$scripts[ $c - 1 ] .= cart_sql($key);
 		}
-		close $fh;
-		my $out = '';
-		push @outputs, \$out;
-		push @handles, IPC::Run::start(
-			[ 'psql', '-X', '-At', '-F', ' ', '-d', $proxy->connstr('postgres'), '-f', $file ],
-			'>', \$out, '2>', \my $err);
 	}
-	return (\@handles, \@outputs);
+	return start_clients($proxy, 'postgres', $phase, \@scripts, on_error_stop => 0);
 }
 my %status;
-sub collect
-{
-	my ($outputs) = @_;
-	for my $out (@$outputs)
-	{
-		for (split /\n/, $$out)
-		{
-			my ($key, $st) = split / /;
-			$status{$key} = $st if defined $st && $st ne '';
-		}
-	}
-}
+sub collect { $status{ $_->[0] } = $_->[1] for finish_clients($_[0]) }
 # every cart without an answer is retried with its key until it gets one
 sub retry_unanswered
 {
@@ -282,38 +261,27 @@ my $confirmed = q{SELECT count(*) FROM inventory.reservation WHERE state = 'conf
 
 # a shard stopped immediately in the middle of the carts
 my $base = on_part(0, $confirmed);
-my ($h, $o) = load('A', 4, 60);
+my $load = load('A', 4, 60);
 $shard{a}->poll_query_until('part0', "SELECT ($confirmed) > $base + 20") or die 'the load did not start';
 $shard{b}->stop('immediate');
-$_->finish for @$h;
+collect($load);
 $shard{b}->start;
-collect($o);
 my $acked_a = grep { /^A-/ && $status{$_} eq 'ok' } keys %status;
 cmp_ok($acked_a, '>', 0, 'clients saw carts succeed before the shard stopped');
 cmp_ok(retry_unanswered('A'), '>', 0, 'some carts failed while the shard was down, and were retried');
 
 # the proxy stopped immediately in the middle of the carts
 $base = on_part(0, $confirmed);
-($h, $o) = load('B', 4, 60);
+$load = load('B', 4, 60);
 $shard{a}->poll_query_until('part0', "SELECT ($confirmed) > $base + 10") or die 'the load did not start';
 $proxy->stop('immediate');
-$_->finish for @$h;
+collect($load);
 $proxy->start;
-collect($o);
 retry_unanswered('B');
 # two clients sending the same carts (the same keys) at the same time: the
 # calls with one key take turns, and no cart is sold twice
-($h, $o) = load('C', 2, 40, 1);
-$_->finish for @$h;
 my %answers;
-for my $out (@$o)
-{
-	for (split /\n/, $$out)
-	{
-		my ($key, $st) = split / /;
-		push @{ $answers{$key} }, $st if defined $st && $st ne '';
-	}
-}
+push @{ $answers{ $_->[0] } }, $_->[1] for finish_clients(load('C', 2, 40, 1));
 my @twice = grep { (grep { $_ eq 'ok' } @{ $answers{$_} }) > 1 } keys %answers;
 is("@twice", '', 'the same cart sent twice at once is sold once (never two ok)');
 my @unpaired = grep { my @a = sort @{ $answers{$_} }; "@a" eq 'duplicate duplicate' } keys %answers;
