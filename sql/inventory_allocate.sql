@@ -86,6 +86,13 @@ SELECT * FROM inventory.deduct_cart_any('{mug,zzz}', '{1,1}', 'cart4');
 SELECT * FROM inventory.deduct_cart_any('{tee}', '{1}', 'cart5', '{south}');
 SELECT pg_temp.err($$SELECT inventory.refund('cart2', 1, 'rf5')$$);
 SELECT * FROM inventory.refund('cart5', 1, 'rf6');
+-- a line one location of the set serves alone is not split: xs 2 from
+-- south (north has 1), ys 2 from north
+SELECT status FROM inventory.restock('xs', 1, 'x1', 'north');
+SELECT status FROM inventory.restock('xs', 2, 'x2', 'south');
+SELECT status FROM inventory.restock('ys', 2, 'y1', 'north');
+SELECT * FROM inventory.deduct_cart_any('{xs,ys}', '{2,2}', 'cart6');
+SELECT * FROM inventory.allocation('cart6');
 
 -- hot rows may be candidates
 SELECT status FROM inventory.set_hot('tee', true, 'north');

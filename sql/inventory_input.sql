@@ -88,6 +88,15 @@ SELECT status FROM inventory.restock('gadget', 5, 'in-2');
 SELECT status FROM inventory.deduct_cart('{widget,gadget}', '{1,1}', 'cart-1');
 SELECT pg_temp.err($$SELECT inventory.refund('cart-1', 1, 'refund-x')$$);
 
+-- a call that writes, in a read-only transaction: 25006 before any work,
+-- as PostgreSQL refuses a write; one that only reads goes on
+BEGIN READ ONLY;
+SELECT pg_temp.err($$SELECT inventory.deduct('widget', 1, 'ro-1')$$);
+SELECT pg_temp.err($$SELECT inventory.restock('widget', 1, 'ro-2')$$);
+SELECT pg_temp.err($$SELECT inventory.confirm('ro-3')$$);
+SELECT inventory.available('widget') IS NOT NULL AS reads_go_on;
+COMMIT;
+
 -- the error text in full, as a caller sees it
 SELECT inventory.deduct('widget', 5, 'sale-1');
 

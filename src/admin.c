@@ -36,7 +36,7 @@ set_hot(PG_FUNCTION_ARGS)
 	InvOutcome	out;
 	bool		found;
 
-	InvCheckReady();
+	InvCheckReady("set_hot()");
 	InvSetOutcome(&out, INV_OK, sku, location);
 	SPI_connect();
 	if (PG_ARGISNULL(1))
@@ -58,7 +58,7 @@ merge(PG_FUNCTION_ARGS)
 {
 	InvMergeResult result;
 
-	InvCheckReady();
+	InvCheckReady("merge()");
 	SPI_connect();
 	InvMergePass(false, &result);
 	SPI_finish();
@@ -81,7 +81,7 @@ archive(PG_FUNCTION_ARGS)
 	int64		folded;
 	int64		dropped;
 
-	InvCheckReady();
+	InvCheckReady("archive()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -99,7 +99,7 @@ archive(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 		folded = InvArchiveBatch(before, INV_ARCHIVE_BATCH, &dropped);
 		total += folded;
-	} while (folded == INV_ARCHIVE_BATCH || dropped == INV_ARCHIVE_BATCH);
+	} while (folded > 0 || dropped > 0);
 	SPI_finish();
 	PG_RETURN_INT64(total);
 }

@@ -104,7 +104,7 @@ set_location(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(location);
 	values[1] = Int32GetDatum(PG_GETARG_INT32(1));
 	values[2] = BoolGetDatum(InvArgBool(fcinfo, 2, "active"));
-	InvCheckReady();
+	InvCheckReady("set_location()");
 	SPI_connect();
 	InvRun(&SetLocation, values, NULL, 0);
 	SPI_finish();
@@ -638,13 +638,21 @@ typedef struct CartPlan
 	int			m;
 } CartPlan;
 
-/* Every line filled from the fewest locations' set, in rank order. */
+/*
+ * Every line filled from the fewest locations' set: each line from the
+ * fewest of the set's locations that serve it (ChooseSet over that line
+ * alone, among the set's locations), in rank order, so a line is split only
+ * when no one location of the set has all of it.
+ */
 static bool
 PlanCart(Candidate *cands, int n, const void *arg, int *fill, int *nfill)
 {
 	const CartPlan *plan = arg;
-	int		   *set = palloc(sizeof(int) * Max(plan->m, 1));
-	int			k = ChooseSet(cands, plan->lines, plan->nlines, plan->m, set);
+	int			m = plan->m;
+	int		   *set = palloc(sizeof(int) * Max(m, 1));
+	int		   *sub = palloc(sizeof(int) * Max(m, 1));
+	Candidate  *line = palloc(sizeof(Candidate) * Max(m, 1));
+	int			k = ChooseSet(cands, plan->lines, plan->nlines, m, set);
 
 	for (int i = 0; i < n; i++)
 		cands[i].part = 0;
@@ -654,26 +662,42 @@ PlanCart(Candidate *cands, int n, const void *arg, int *fill, int *nfill)
 	for (int l = 0; l < plan->nlines; l++)
 	{
 		int64		missing = plan->lines[l].qty;
+		int			h;
 
-		for (int j = 0; j < k && missing > 0; j++)
+		/* the line's candidates at the set's locations, in rank order */
+		for (int j = 0; j < k; j++)
+			line[j] = cands[l * m + set[j]];
+		h = ChooseSet(line, &plan->lines[l], 1, k, sub);
+		for (int j = 0; j < h && missing > 0; j++)
 		{
-			Candidate  *c = &cands[l * plan->m + set[j]];
+			Candidate  *c = &cands[l * m + set[sub[j]]];
 
 			c->part = Min(c->available, missing);
 			missing -= c->part;
-			fill[(*nfill)++] = l * plan->m + set[j];
+			fill[(*nfill)++] = l * m + set[sub[j]];
 		}
 	}
 	return true;
+}
+
+/* Let go of the candidates' locks FastAllocate took; returns false. */
+static bool
+UnlockCandidates(Candidate **order, int n)
+{
+	for (int i = n - 1; i >= 0; i--)
+		InvUnlockRow(order[i]->sku, order[i]->location, false);
+	return false;
 }
 
 /*
  * The everyday way for an allocation (tables.c): at READ COMMITTED, with no
  * candidate hot, the candidate rows are locked in canonical order, read
  * directly, planned, and the parts written directly, the first recording
- * the key and the call's arguments.  False, having written nothing, when
- * the general way must decide (a hot row, a hold due, no plan, the key
- * taken...); the locks taken stay held, as the general way takes them too.
+ * the key and the call's arguments.  False, having written nothing and let
+ * go of the locks it took, when the general way must decide (a hot row, a
+ * hold due, no plan, the key taken...): a row found hot is opened in share
+ * mode by the general way, and an exclusive lock kept till commit would
+ * hold up its other writers.
  */
 static bool
 FastAllocate(Candidate *cands, int n, Planner planner, const void *arg,
@@ -710,13 +734,13 @@ FastAllocate(Candidate *cands, int n, Planner planner, const void *arg,
 		locations[i] = cands[i].location;
 	}
 	if ((rows = InvTablesReadRows(skus, locations, n, available)) == NULL)
-		return false;
+		return UnlockCandidates(order, n);
 	for (int i = 0; i < n; i++)
 		cands[i].available = available[i];
 	if (!planner(cands, n, arg, fill, nfill))
 	{
 		InvTablesReleaseRows(rows);
-		return false;
+		return UnlockCandidates(order, n);
 	}
 
 	parts = palloc(sizeof(int) * Max(*nfill, 1));
@@ -729,7 +753,7 @@ FastAllocate(Candidate *cands, int n, Planner planner, const void *arg,
 			qtys[nparts++] = cands[fill[k]].part;
 		}
 	if (!InvTablesWriteRows(rows, call, key, args, parts, qtys, nparts, after))
-		return false;
+		return UnlockCandidates(order, n);
 	for (int k = 0; k < nparts; k++)
 		cands[parts[k]].available = after[k];
 	return true;
@@ -798,7 +822,7 @@ AllocateSku(FunctionCallInfo fcinfo, const char *call, char *sku, const char *ke
 	InvArgsText(args, "strategy", StrategyNames[plan->strategy]);
 	InvArgsEnd(args);
 
-	InvCheckReady();
+	InvCheckReady(psprintf("%s()", call));
 	/* before SPI: the names must outlive it (the outcome points at one) */
 	locations = CandidateLocations(&sku, 1, given, ngiven, &n);
 	SPI_connect();
@@ -952,7 +976,7 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 	ArgsLocations(&args, given, ngiven);
 	InvArgsEnd(&args);
 
-	InvCheckReady();
+	InvCheckReady("deduct_cart_any()");
 	names = palloc(sizeof(char *) * nlines);
 	for (int l = 0; l < nlines; l++)
 		names[l] = lines[l].sku;
@@ -1017,7 +1041,7 @@ allocation(PG_FUNCTION_ARGS)
 	char	   *key = InvArgName(fcinfo, 0, "key");
 	Datum		values[1] = {CStringGetTextDatum(key)};
 
-	InvCheckReady();
+	InvCheckReady(NULL);
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	InvRunLatest(&Allocation, values, NULL, 0);

@@ -131,12 +131,16 @@ InvSetHot(const char *sku, const char *location, bool hot, bool by_hand)
 	return true;
 }
 
-/* Hand a row back to the rule (set_hot(sku, NULL)); false if no such row. */
+/*
+ * Hand a row back to the rule (set_hot(sku, NULL)); false if no such row.
+ * Under the row's lock, as every writer of a stock row.
+ */
 bool
 InvUnpinHot(const char *sku, const char *location)
 {
 	Datum		values[2] = {CStringGetTextDatum(sku), CStringGetTextDatum(location)};
 
+	InvLockRow(sku, location, false);
 	InvRun(&Unpin, values, NULL, 0);
 	return SPI_processed > 0;
 }

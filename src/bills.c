@@ -600,7 +600,7 @@ apply_bills(PG_FUNCTION_ARGS)
 	Datum		values[5];
 	HTAB	   *keyindex;
 
-	InvCheckReady();
+	InvCheckReady("apply_bills()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -156,6 +156,8 @@ extern InvKeyState InvKeyCheck(const char *key, const char *op, const char *args
 extern void InvKeyTaken(const char *key, const char *call, const char *args) pg_attribute_noreturn();
 extern bool InvKeyTombstone(const char *key);
 extern bool InvKeyLookup(const char *key, char **call, char **args);
+struct InvMovement;
+extern void InvKeyNotArchived(const struct InvMovement *m);
 
 /* movement.c */
 struct HotEntry;
@@ -236,6 +238,7 @@ extern bool InvTablesSettle(const char *key, const char *state, char **sku,
 							char **location, int64 *qty);
 extern void InvKeyDigest(const char *key, uint8 *digest);
 extern bool InvKeyArchived(const char *key);
+extern bool InvKeyRecorded(const char *key);
 extern int	InvDigestBucket(const uint8 *digest);
 extern int64 InvMerge(const char *sku, const char *location);
 extern void InvReadAvailable(InvOutcome *out);
@@ -289,6 +292,11 @@ typedef struct InvTables
 	AttrNumber	lc_location,
 				lc_priority,
 				lc_active;
+	/* how many columns each table has as the extension made it */
+	int			st_columns,
+				lg_columns,
+				rs_columns,
+				lc_columns;
 } InvTables;
 
 extern Oid	InvStockRelid(void);
@@ -298,7 +306,7 @@ extern bool InvSchemaIsCurrent(void);
 /* shmem.c, worker.c */
 extern void InvShmemInit(void);
 extern void InvCheckPreloaded(void);
-extern void InvCheckReady(void);
+extern void InvCheckReady(const char *call);
 extern void InvWorkerInit(void);
 extern void InvRegisterWorker(const char *name, const char *function);
 extern void InvWorkerStart(const char *name, Oid dbid);

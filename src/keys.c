@@ -276,6 +276,25 @@ InvKeyTaken(const char *key, const char *call, const char *args)
 }
 
 /*
+ * After a movement recorded its call's key by INSERT ... ON CONFLICT DO
+ * NOTHING: that insertion waits for a transaction deleting a row of the key
+ * and then goes through, so if an archiving transaction folded the key's
+ * call row meanwhile (a retry that committed after this call looked, then
+ * archived at once), the call has been applied twice in this transaction.
+ * It raises a serialization failure then: the retry answers "duplicate".
+ * Callers look the key up first, so this is only the last line of defence.
+ */
+void
+InvKeyNotArchived(const InvMovement *m)
+{
+	if (m->call != NULL && InvKeyArchived(m->key))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not apply call: key \"%s\" was archived concurrently", m->key),
+				 errhint("Retry the transaction: the call will answer duplicate.")));
+}
+
+/*
  * Record a tombstone: a release that arrived before its reservation.
  * Returns false when the key was recorded meanwhile by another call.
  */

@@ -328,8 +328,13 @@ ApplyBatch(int from, int to)
 		if (w->duplicate)
 			continue;
 
-		/* an archived key is not taken again (Classify answers duplicate) */
-		if (InvKeyArchived(slot->key))
+		/*
+		 * A key recorded in any state, or archived, goes the transactional
+		 * way, which looks it up: an archiving transaction may be deleting
+		 * its row, and the insertion below would wait for that and then go
+		 * through.
+		 */
+		if (InvKeyRecorded(slot->key) || InvKeyArchived(slot->key))
 			continue;
 
 		/* rows that stopped being hot meanwhile go the transactional way */
@@ -361,10 +366,17 @@ ApplyBatch(int from, int to)
 		InvRun(&ApplyMany, values, NULL, 0);
 	}
 
-	/* Mark the requests whose key was recorded (keys in a round are distinct). */
+	/*
+	 * Mark the requests whose key was recorded (keys in a round are
+	 * distinct).  A key archived meanwhile (see InvKeyNotArchived) aborts
+	 * the batch: its callers take the transactional path, which answers.
+	 */
 	for (uint64 r = 0; r < (m > 0 ? SPI_processed : 0); r++)
 	{
 		char	   *key = InvResultText((int) r, 1);
+
+		if (InvKeyArchived(key))
+			elog(ERROR, "inventory committer: key \"%s\" was archived while the batch recorded it", key);
 
 		for (int i = 0; i < n; i++)
 			if (work[i].took && work[i].slot->status == NULL &&

@@ -541,6 +541,7 @@ InvMoveRecorded(const InvMovement *m, InvTarget *target, int64 *available)
 		InvRun(&HotMove, values, nulls, 1);
 		if (InvResultInt8(0, 1) == 0)
 			return false;
+		InvKeyNotArchived(m);
 		if (change > 0)
 			HotArrive(target->hot, change);
 		if (m->expires_at != DT_NOEND)
@@ -560,6 +561,7 @@ InvMoveRecorded(const InvMovement *m, InvTarget *target, int64 *available)
 		UnmoveRow(m, target->sku, target->location);
 		return false;
 	}
+	InvKeyNotArchived(m);
 	InvNotifyLevel(target->sku, target->location, *available - change, *available);
 	return true;
 }

@@ -116,14 +116,23 @@ InvExpirePass(int64 batch, bool nowait)
 
 /*
  * Archiving.  Ledger rows older than the cutoff are folded, a batch at a
- * time: they are deleted, together with the older checkpoint of each stock
- * row they move, and one new checkpoint per stock row (op "checkpoint")
- * carries their sums, so every counter is still the sum of its ledger rows
- * (invariant 2).  Rows of a reservation still held stay.  The keys of the
- * calls those rows recorded (their call rows) go to inventory.archived_key
- * as digests, in the same statement's transaction, so a retry of an
- * archived key still finds it (keys.c).  Concluded reservations older than
- * the cutoff go too.  Nothing here takes a stock row's lock: sales go on.
+ * time, oldest first: they are deleted, together with the older checkpoint
+ * of each stock row they move, and one new checkpoint per stock row (op
+ * "checkpoint") carries their sums, so every counter is still the sum of
+ * its ledger rows (invariant 2).  The keys of the calls those rows recorded
+ * (their call rows) go to inventory.archived_key as digests, in the same
+ * statement's transaction, so a retry of an archived key still finds it
+ * (keys.c).  Nothing here takes a stock row's lock: sales go on.
+ *
+ * What stays, because a later call still reads it:
+ * - the rows of a reservation still held (its confirm or release);
+ * - a refund's rows while its sale's call row is there: what a sale may
+ *	 still refund is what it sold less its refunds' rows, so a refund folded
+ *	 before its sale would be refunded again.  Once the sale's call row is
+ *	 folded, a refund of it answers not_found, and its refunds follow in the
+ *	 next batch (a statement sees the rows it deletes);
+ * - a concluded reservation while its call row is there: a retry of the
+ *	 reserve compares its ttl.  It goes once its call row has.
  */
 static InvQuery FoldLedger = {
 	"WITH f AS (DELETE FROM inventory.ledger WHERE id IN ("
@@ -131,7 +140,10 @@ static InvQuery FoldLedger = {
 	"              WHERE l.at < $1 AND l.op <> 'checkpoint' "
 	"                AND NOT EXISTS (SELECT FROM inventory.reservation r "
 	"                                 WHERE r.key = l.key AND r.state = 'held') "
-	"              LIMIT $2) "
+	"                AND (l.op <> 'refund' OR NOT EXISTS "
+	"                       (SELECT FROM inventory.ledger s "
+	"                         WHERE s.key = l.ref AND s.call IS NOT NULL)) "
+	"              ORDER BY l.id LIMIT $2) "
 	"           RETURNING key, call, sku, location, on_hand_delta, reserved_delta, at), "
 	"     c AS (DELETE FROM inventory.ledger l "
 	"            WHERE l.op = 'checkpoint' AND l.at < $1 "
@@ -169,8 +181,11 @@ static InvQuery MergeDigests = {
 
 static InvQuery DropReservations = {
 	"DELETE FROM inventory.reservation WHERE ctid = ANY (ARRAY("
-	"  SELECT ctid FROM inventory.reservation "
-	"   WHERE state <> 'held' AND created_at < $1 LIMIT $2))",
+	"  SELECT r.ctid FROM inventory.reservation r "
+	"   WHERE r.state <> 'held' AND r.created_at < $1 "
+	"     AND NOT EXISTS (SELECT FROM inventory.ledger l "
+	"                      WHERE l.key = r.key AND l.call IS NOT NULL) "
+	"   LIMIT $2))",
 	2, {TIMESTAMPTZOID, INT8OID}
 };
 
@@ -180,7 +195,8 @@ static InvQuery DropReservations = {
 /*
  * One batch of archiving, in the current transaction: up to batch ledger
  * rows and batch concluded reservations before the cutoff.  Returns the
- * ledger rows folded (fewer than batch: nothing more to fold).
+ * ledger rows folded; archiving is done when a batch folds and drops
+ * nothing (a batch may free rows for the next, see FoldLedger).
  */
 int64
 InvArchiveBatch(TimestampTz before, int64 batch, int64 *reservations)

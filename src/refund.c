@@ -86,7 +86,7 @@ refund(PG_FUNCTION_ARGS)
 	int64		left;
 	bool		first = true;
 
-	InvCheckReady();
+	InvCheckReady("refund()");
 	InvArgsBegin(&args);
 	InvArgsText(&args, "original_key", original);
 	InvArgsInt8(&args, "qty", qty);

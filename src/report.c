@@ -155,7 +155,7 @@ reconcile(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	InvCheckReady();
+	InvCheckReady(NULL);
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	InvRun(&Breaches, NULL, NULL, 0);

@@ -69,7 +69,7 @@ reserve(PG_FUNCTION_ARGS)
 	int64		available;
 	InvMovement m;
 
-	InvCheckReady();
+	InvCheckReady("reserve()");
 	ttl = InvArgTtl(fcinfo, 3, &expires_at);
 
 	InvArgsBegin(&args);
@@ -351,7 +351,7 @@ confirm(PG_FUNCTION_ARGS)
 	char	   *key;
 	InvOutcome	out;
 
-	InvCheckReady();
+	InvCheckReady("confirm()");
 	key = InvArgName(fcinfo, 0, "key");
 	SPI_connect();
 	ConfirmOrRelease(key, true, &out);
@@ -368,7 +368,7 @@ release(PG_FUNCTION_ARGS)
 	char	   *key;
 	InvOutcome	out;
 
-	InvCheckReady();
+	InvCheckReady("release()");
 	key = InvArgName(fcinfo, 0, "key");
 	SPI_connect();
 	ConfirmOrRelease(key, false, &out);
@@ -388,7 +388,7 @@ expire(PG_FUNCTION_ARGS)
 {
 	int64		total;
 
-	InvCheckReady();
+	InvCheckReady("expire()");
 	SPI_connect();
 	total = InvExpirePass(INT64_MAX, false);
 	SPI_finish();

@@ -148,8 +148,9 @@ NoteWait(const char *sku, const char *location, int64 key)
 
 /*
  * The rows of this database whose writers waited at least min_waits times
- * since the last call, most first at most max; every count starts again
- * from zero.  Returns how many.
+ * since the last call, most first at most max; every count of this
+ * database starts again from zero (other databases' workers take theirs).
+ * Returns how many.
  */
 int
 InvTakeLockWaits(int min_waits, InvRowTally *rows, int max)
@@ -163,14 +164,17 @@ InvTakeLockWaits(int min_waits, InvRowTally *rows, int max)
 		bool		taken = false;
 
 		SpinLockAcquire(&entry->mutex);
-		if (entry->waits >= min_waits && entry->dbid == MyDatabaseId)
+		if (entry->dbid == MyDatabaseId)
 		{
-			row.count = entry->waits;
-			memcpy(row.sku, entry->sku, sizeof(row.sku));
-			memcpy(row.location, entry->location, sizeof(row.location));
-			taken = true;
+			if (entry->waits >= min_waits)
+			{
+				row.count = entry->waits;
+				memcpy(row.sku, entry->sku, sizeof(row.sku));
+				memcpy(row.location, entry->location, sizeof(row.location));
+				taken = true;
+			}
+			entry->waits = 0;
 		}
-		entry->waits = 0;
 		SpinLockRelease(&entry->mutex);
 
 		/* keep the max rows with the most waits, in that order */

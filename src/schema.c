@@ -25,12 +25,24 @@ static Oid	CachedStockRelid = InvalidOid;
 static bool SchemaCurrent = false;
 static InvTables Tables;
 
-/* Relcache invalidation: forget what may be stale. */
+/*
+ * Relcache invalidation: forget what may be stale.  Any of the relations
+ * looked up counts, indexes too: REINDEX CONCURRENTLY gives an index a new
+ * OID, and ALTER TABLE, CREATE TRIGGER or a policy change what the direct
+ * writes may do (tables.c).
+ */
 static void
 Invalidate(Datum arg, Oid relid)
 {
-	if (!OidIsValid(relid) || relid == CachedStockRelid || relid == Tables.stock ||
-		relid == Tables.ledger || relid == Tables.reservation)
+	const Oid	known[] = {CachedStockRelid, Tables.stock, Tables.stock_pkey, Tables.ledger,
+		Tables.ledger_call_key, Tables.reservation, Tables.reservation_pkey,
+		Tables.archived_key, Tables.archived_key_bucket, Tables.location,
+	Tables.location_pkey};
+	bool		stale = !OidIsValid(relid);
+
+	for (int i = 0; i < (int) lengthof(known) && !stale; i++)
+		stale = relid == known[i];
+	if (stale)
 	{
 		CachedStockRelid = InvalidOid;
 		SchemaCurrent = false;
@@ -67,14 +79,18 @@ InvStockRelid(void)
 	return CachedStockRelid;
 }
 
-/* A column's number, or an error if the table has no such column. */
+/*
+ * A column's number, or an error if the table has no such column; *count
+ * counts the columns of the table looked up.
+ */
 static AttrNumber
-Column(Oid relid, const char *name)
+Column(Oid relid, const char *name, int *count)
 {
 	AttrNumber	attnum = get_attnum(relid, name);
 
 	if (attnum == InvalidAttrNumber)
 		elog(ERROR, "inventory: column %s of table %s is missing", name, get_rel_name(relid));
+	(*count)++;
 	return attnum;
 }
 
@@ -84,6 +100,7 @@ LookUpTables(Oid ledger)
 {
 	InvTables	t;
 
+	memset(&t, 0, sizeof(t));
 	t.stock = TableOid("stock");
 	t.stock_pkey = TableOid("stock_pkey");
 	t.ledger = ledger;
@@ -100,36 +117,37 @@ LookUpTables(Oid ledger)
 		!OidIsValid(t.reservation_pkey) || !OidIsValid(t.archived_key) ||
 		!OidIsValid(t.archived_key_bucket))
 		elog(ERROR, "inventory: a table or index of the extension is missing");
-	t.st_sku = Column(t.stock, "sku");
-	t.st_location = Column(t.stock, "location");
-	t.st_on_hand = Column(t.stock, "on_hand");
-	t.st_reserved = Column(t.stock, "reserved");
-	t.st_hot = Column(t.stock, "hot");
-	t.st_next_expiry = Column(t.stock, "next_expiry");
-	t.lg_id = Column(ledger, "id");
-	t.lg_op = Column(ledger, "op");
-	t.lg_key = Column(ledger, "key");
-	t.lg_sku = Column(ledger, "sku");
-	t.lg_location = Column(ledger, "location");
-	t.lg_on_hand_delta = Column(ledger, "on_hand_delta");
-	t.lg_reserved_delta = Column(ledger, "reserved_delta");
-	t.lg_ref = Column(ledger, "ref");
-	t.lg_at = Column(ledger, "at");
-	t.lg_call = Column(ledger, "call");
-	t.lg_counted = Column(ledger, "counted");
+	t.st_sku = Column(t.stock, "sku", &t.st_columns);
+	t.st_location = Column(t.stock, "location", &t.st_columns);
+	t.st_on_hand = Column(t.stock, "on_hand", &t.st_columns);
+	t.st_reserved = Column(t.stock, "reserved", &t.st_columns);
+	t.st_hot = Column(t.stock, "hot", &t.st_columns);
+	t.st_next_expiry = Column(t.stock, "next_expiry", &t.st_columns);
+	(void) Column(t.stock, "pinned", &t.st_columns);
+	t.lg_id = Column(ledger, "id", &t.lg_columns);
+	t.lg_op = Column(ledger, "op", &t.lg_columns);
+	t.lg_key = Column(ledger, "key", &t.lg_columns);
+	t.lg_sku = Column(ledger, "sku", &t.lg_columns);
+	t.lg_location = Column(ledger, "location", &t.lg_columns);
+	t.lg_on_hand_delta = Column(ledger, "on_hand_delta", &t.lg_columns);
+	t.lg_reserved_delta = Column(ledger, "reserved_delta", &t.lg_columns);
+	t.lg_ref = Column(ledger, "ref", &t.lg_columns);
+	t.lg_at = Column(ledger, "at", &t.lg_columns);
+	t.lg_call = Column(ledger, "call", &t.lg_columns);
+	t.lg_counted = Column(ledger, "counted", &t.lg_columns);
 	t.ledger_seq = getIdentitySequence(ledger, t.lg_id, false);
-	t.rs_key = Column(t.reservation, "key");
-	t.rs_sku = Column(t.reservation, "sku");
-	t.rs_location = Column(t.reservation, "location");
-	t.rs_qty = Column(t.reservation, "qty");
-	t.rs_state = Column(t.reservation, "state");
-	t.rs_created_at = Column(t.reservation, "created_at");
-	t.rs_expires_at = Column(t.reservation, "expires_at");
-	t.rs_ttl = Column(t.reservation, "ttl");
-	t.rs_part = Column(t.reservation, "part");
-	t.lc_location = Column(t.location, "location");
-	t.lc_priority = Column(t.location, "priority");
-	t.lc_active = Column(t.location, "active");
+	t.rs_key = Column(t.reservation, "key", &t.rs_columns);
+	t.rs_sku = Column(t.reservation, "sku", &t.rs_columns);
+	t.rs_location = Column(t.reservation, "location", &t.rs_columns);
+	t.rs_qty = Column(t.reservation, "qty", &t.rs_columns);
+	t.rs_state = Column(t.reservation, "state", &t.rs_columns);
+	t.rs_created_at = Column(t.reservation, "created_at", &t.rs_columns);
+	t.rs_expires_at = Column(t.reservation, "expires_at", &t.rs_columns);
+	t.rs_ttl = Column(t.reservation, "ttl", &t.rs_columns);
+	t.rs_part = Column(t.reservation, "part", &t.rs_columns);
+	t.lc_location = Column(t.location, "location", &t.lc_columns);
+	t.lc_priority = Column(t.location, "priority", &t.lc_columns);
+	t.lc_active = Column(t.location, "active", &t.lc_columns);
 	Tables = t;
 }
 

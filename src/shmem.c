@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -131,12 +132,17 @@ InvCheckPreloaded(void)
 
 /*
  * What every SQL entry point that reads or writes the tables calls first:
- * the library must be preloaded, and the database's tables of its version.
+ * the library must be preloaded, and the database's tables of its version;
+ * a call that writes (named call, NULL for one that only reads) is refused
+ * in a read-only transaction (also on a hot standby) before it does
+ * anything, as PostgreSQL refuses a write.
  */
 void
-InvCheckReady(void)
+InvCheckReady(const char *call)
 {
 	InvCheckPreloaded();
+	if (call != NULL)
+		PreventCommandIfReadOnly(call);
 	if (!InvSchemaIsCurrent())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

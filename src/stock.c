@@ -293,20 +293,27 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 	}
 
 	/*
-	 * Write: the first row records the call's key.  If another transaction
-	 * recorded it meanwhile (a concurrent retry on the hot path, which does
-	 * not look the key up first; a call on other rows), that row writes
-	 * nothing, and the answer comes from the key: "duplicate", or the
-	 * key-reuse error.
+	 * The hot path looked nothing up.  Its insertion of the call row below
+	 * waits for a transaction deleting the key's row and then goes through:
+	 * so a key whose row is there in any state is looked up first (an
+	 * archiving transaction's deletion is not committed yet, or its digest
+	 * is there), and one with no row may only have been archived.
 	 */
-	/* the hot path looked nothing up: an archived key is a duplicate */
-	if (hot_path && InvKeyArchived(key))
+	if (hot_path && (InvKeyRecorded(key) ? InvKeyCheck(key, op, args) == INV_KEY_DUPLICATE
+					 : InvKeyArchived(key)))
 	{
 		GiveBack(targets, lines, taken, n);
 		out->status = INV_DUPLICATE;
 		InvReadAvailable(out);
 		return;
 	}
+
+	/*
+	 * Write: the first row records the call's key.  If another transaction
+	 * recorded it meanwhile (a concurrent retry on the hot path; a call on
+	 * other rows), that row writes nothing, and the answer comes from the
+	 * key: "duplicate", or the key-reuse error.
+	 */
 	for (int i = 0; i < n; i++)
 	{
 		InvMovement m;
@@ -348,7 +355,7 @@ deduct(PG_FUNCTION_ARGS)
 	nowait = InvArgBool(fcinfo, 4, "nowait");
 	line.lock_key = InvRowLockKey(line.sku, line.location);
 
-	InvCheckReady();
+	InvCheckReady("deduct()");
 	SPI_connect();
 	DeductLines("deduct", key, &line, 1, nowait, &out);
 	SPI_finish();
@@ -393,7 +400,7 @@ deduct_cart(PG_FUNCTION_ARGS)
 	}
 	n = CanonicalLines(lines, n);
 
-	InvCheckReady();
+	InvCheckReady("deduct_cart()");
 	SPI_connect();
 	DeductLines("deduct_cart", key, lines, n, false, &out);
 	SPI_finish();
@@ -420,7 +427,7 @@ restock(PG_FUNCTION_ARGS)
 	InvMovementInit(&m, "restock", key, qty, 0);
 	m.call = "restock";
 
-	InvCheckReady();
+	InvCheckReady("restock()");
 	SPI_connect();
 
 	/* the everyday way: an ordinary row, one statement */
@@ -488,7 +495,7 @@ adjust(PG_FUNCTION_ARGS)
 	args = InvRowArgs(sku, location, "on_hand", counted);
 	InvSetOutcome(&out, INV_OK, sku, location);
 
-	InvCheckReady();
+	InvCheckReady("adjust()");
 	SPI_connect();
 	(void) InvOpen(&target, sku, location, INV_LOCK);
 	if (InvKeyCheck(key, "adjust", args) == INV_KEY_DUPLICATE)
@@ -547,7 +554,7 @@ available(PG_FUNCTION_ARGS)
 	int64		result;
 
 	values[0] = CStringGetTextDatum(sku);
-	InvCheckReady();
+	InvCheckReady(NULL);
 	SPI_connect();
 	if (PG_ARGISNULL(1))
 		InvRun(&AvailableAll, values, NULL, 1);

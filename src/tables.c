@@ -8,21 +8,35 @@
  * data-modifying CTE through SPI starts and ends an executor for a plan of
  * two ModifyTable nodes, their CTE scans and subplans, every time, for two
  * rows.  Here the rows are found through their indexes and written through
- * the executor's single-row routines, the ones logical replication applies
- * changes with (ExecSimpleRelationUpdate, ExecSimpleRelationInsert): they
- * keep every index (also any an admin adds), check the tables' constraints
- * and fire their triggers, exactly as a statement would.
+ * the table access method and the executor's index routines, keeping every
+ * index (also any an admin adds) and checking the tables' constraints.
+ *
+ * Only tables exactly as the extension made them are written this way: no
+ * trigger, no rule, no row-level security, and no column beyond the
+ * extension's own (PlainTable).  A table an admin has given any of those
+ * takes the general way (movement.c), whose statements fire every trigger,
+ * fill every default and apply every policy, as a user's own statement
+ * would.  The choice is made afresh after every relcache invalidation of
+ * the tables, so a CREATE TRIGGER or ALTER TABLE counts at once.
  *
  * The decision is the one the statement made: with the row's lock held
  * exclusively (rowlock.c), the call goes through only if the row exists, is
  * ordinary, has no hold due to expire (stock.next_expiry), has the units and
  * stays within bigint, and the call's key is free; otherwise nothing is
- * written and the general way (movement.c) decides.  The key is probed first
- * in the unique index of call rows, with a dirty snapshot, so a key being
- * recorded by a transaction still in progress counts as taken too (the
- * general way then waits for it); the row is read with the latest snapshot,
- * which under READ COMMITTED (the only level this way serves) is what a
- * statement taken after the lock would see.
+ * written and the general way decides.  The row is read with the latest
+ * snapshot, which under READ COMMITTED (the only level this way serves) is
+ * what a statement taken after the lock would see.
+ *
+ * The key is recorded as INSERT ... ON CONFLICT DO NOTHING records it, by a
+ * speculative insertion into the unique index of call rows: a key taken, or
+ * being taken by a transaction still running, or one whose call row an
+ * archiving transaction was deleting when we looked (its digest is checked
+ * after the insertion, before it is confirmed), makes the call write
+ * nothing and take the general way, which answers from the key.  A writer of
+ * the stock row that does not take the row's lock (an admin's UPDATE) is
+ * waited for as a statement would wait; if it changed the row, the call
+ * takes the general way too (or, for a cart whose first row is written
+ * already, fails with a serialization error).
  */
 #include "postgres.h"
 
@@ -34,12 +48,12 @@
 #include "commands/sequence.h"
 #include "common/int.h"
 #include "common/md5.h"
-#include "commands/trigger.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "storage/bufmgr.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -66,21 +80,43 @@ typedef struct Writer
 	ResultRelInfo *stock;
 	ResultRelInfo *ledger;
 	ResultRelInfo *reservation;	/* NULL unless a hold is made */
+	uint32		token;			/* of the call row's speculative insertion */
 } Writer;
 
-/* A result relation of the writer, its indexes open. */
+/*
+ * Is the table as the extension made it (see the file header): no trigger,
+ * rule or row-level security, and exactly its columns?
+ */
+static bool
+PlainTable(Relation rel, int columns)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			n = 0;
+
+	if (rel->trigdesc != NULL || rel->rd_rules != NULL || rel->rd_rel->relrowsecurity)
+		return false;
+	for (int i = 0; i < desc->natts; i++)
+		n += TupleDescAttr(desc, i)->attisdropped ? 0 : 1;
+	return n == columns;
+}
+
+/* A result relation of the writer, its indexes open (for ON CONFLICT too). */
 static ResultRelInfo *
 WriterRelation(EState *estate, Relation rel, Index rti)
 {
 	ResultRelInfo *info = makeNode(ResultRelInfo);
 
 	InitResultRelInfo(info, rel, rti, NULL, 0);
-	ExecOpenIndices(info, false);
+	ExecOpenIndices(info, true);
 	return info;
 }
 
-/* Open the tables a movement writes, in an executor state of their own. */
-static void
+/*
+ * Open the tables a movement writes (stock is open already), in an executor
+ * state of their own; false, having opened nothing, if the ledger (or the
+ * reservation table, for a hold) is not the extension's own as it made it.
+ */
+static bool
 WriterBegin(Writer *w, const InvTables *t, Relation stock, bool hold, Snapshot snapshot)
 {
 	List	   *rtable = NIL;
@@ -90,6 +126,13 @@ WriterBegin(Writer *w, const InvTables *t, Relation stock, bool hold, Snapshot s
 	rels[0] = stock;
 	rels[1] = table_open(t->ledger, RowExclusiveLock);
 	rels[2] = hold ? table_open(t->reservation, RowExclusiveLock) : NULL;
+	if (!PlainTable(rels[1], t->lg_columns) ||
+		(hold && !PlainTable(rels[2], t->rs_columns)))
+	{
+		for (int i = 1; i < n; i++)
+			table_close(rels[i], NoLock);
+		return false;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		RangeTblEntry *rte = makeNode(RangeTblEntry);
@@ -107,10 +150,10 @@ WriterBegin(Writer *w, const InvTables *t, Relation stock, bool hold, Snapshot s
 	w->stock = WriterRelation(w->estate, rels[0], 1);
 	w->ledger = WriterRelation(w->estate, rels[1], 2);
 	w->reservation = hold ? WriterRelation(w->estate, rels[2], 3) : NULL;
-	AfterTriggerBeginQuery();
+	return true;
 }
 
-/* A writer of one table only (kept in w->stock), no trigger to fire. */
+/* A writer of one table only (kept in w->stock). */
 static void
 WriterBeginOne(Writer *w, Relation rel, Snapshot snapshot)
 {
@@ -127,16 +170,14 @@ WriterBeginOne(Writer *w, Relation rel, Snapshot snapshot)
 	w->stock = WriterRelation(w->estate, rel, 1);
 	w->ledger = NULL;
 	w->reservation = NULL;
-	AfterTriggerBeginQuery();
 }
 
-/* Fire any after-row triggers, close everything; the locks stay held. */
+/* Close everything; the locks stay held. */
 static void
 WriterEnd(Writer *w)
 {
 	ResultRelInfo *infos[3] = {w->stock, w->ledger, w->reservation};
 
-	AfterTriggerEndQuery(w->estate);
 	for (int i = 0; i < 3; i++)
 		if (infos[i] != NULL)
 		{
@@ -170,14 +211,20 @@ SetColumn(TupleTableSlot *slot, AttrNumber attnum, Datum value)
 }
 
 /*
- * Is a call row with this key in the ledger, committed or being inserted by
- * a transaction still running?  (The general way then decides, and waits.)
+ * Is a call row with this key in the ledger in any state: committed, being
+ * inserted by a transaction still running, or being deleted by one (an
+ * archiving transaction)?  A writer that records its key by an insertion
+ * that waits for such a deletion asks this first: if the key was found, the
+ * caller looks it up (keys.c) rather than insert; if not, a digest found in
+ * the archive after this (InvKeyArchived) is the only other trace it can
+ * have, since a call row and its digest change places in one transaction.
  */
-static bool
-KeyTaken(const InvTables *t, const char *key)
+bool
+InvKeyRecorded(const char *key)
 {
-	Relation	ledger = table_open(t->ledger, AccessShareLock);
-	Relation	index = index_open(t->ledger_call_key, AccessShareLock);
+	InvTables	tables = *InvGetTables();
+	Relation	ledger = table_open(tables.ledger, AccessShareLock);
+	Relation	index = index_open(tables.ledger_call_key, AccessShareLock);
 	SnapshotData dirty;
 	ScanKeyData skey;
 	IndexScanDesc scan;
@@ -298,9 +345,10 @@ typedef struct StockRow
 
 /*
  * Read an ordinary stock row and check that a movement of it can go the
- * everyday way: the row exists, is ordinary (its writers hold its lock
- * exclusively), no hold of it is due, need units are available, and its
- * counters stay within bigint.  False if not.
+ * everyday way: the table is the extension's own, the row exists, is
+ * ordinary (its writers hold its lock exclusively), no hold of it is due,
+ * need units are available, and its counters stay within bigint.  False if
+ * not (row->slot is to be dropped either way).
  */
 static bool
 ReadStock(const InvTables *t, Relation stock, Snapshot snapshot, const char *sku,
@@ -312,7 +360,8 @@ ReadStock(const InvTables *t, Relation stock, Snapshot snapshot, const char *sku
 	int64		after;
 
 	row->slot = table_slot_create(stock, NULL);
-	if (!FindRow(stock, t->stock_pkey, names, 2, snapshot, row->slot))
+	if (!PlainTable(stock, t->st_columns) ||
+		!FindRow(stock, t->stock_pkey, names, 2, snapshot, row->slot))
 		return false;
 	row->on_hand = DatumGetInt64(slot_getattr(row->slot, t->st_on_hand, &isnull));
 	row->reserved = DatumGetInt64(slot_getattr(row->slot, t->st_reserved, &isnull));
@@ -337,29 +386,72 @@ CopyRow(Writer *w, ResultRelInfo *info, TupleTableSlot *old)
 	return slot;
 }
 
-/* Write a stock row's new counters (and its next expiry, if a hold is made). */
-static void
+/*
+ * Write a row read as old with the new values of slot, as an UPDATE would:
+ * constraints checked, a transaction that has the row waited for, indexes
+ * kept.  False, having written nothing, if that transaction changed the row
+ * (then a statement would have to decide again from the new version).
+ */
+static bool
+UpdateRow(Writer *w, ResultRelInfo *info, TupleTableSlot *old, TupleTableSlot *slot)
+{
+	Relation	rel = info->ri_RelationDesc;
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	bool		update_indexes;
+
+	ExecStoreVirtualTuple(slot);
+	if (rel->rd_att->constr)
+		ExecConstraints(info, slot, w->estate);
+	CheckCmdReplicaIdentity(rel, CMD_UPDATE);
+	if (table_tuple_update(rel, &old->tts_tid, slot, w->estate->es_output_cid,
+						   w->estate->es_snapshot, InvalidSnapshot, true, &tmfd,
+						   &lockmode, &update_indexes) != TM_Ok)
+		return false;
+	if (update_indexes)
+		(void) ExecInsertIndexTuples(info, slot, w->estate, true, false, NULL, NIL);
+	return true;
+}
+
+/*
+ * Write a stock row's new counters (and its next expiry, if a hold is
+ * made); false, having written nothing, if it was changed since it was read
+ * (UpdateRow).
+ */
+static bool
 UpdateStock(Writer *w, const InvTables *t, StockRow *row, const InvMovement *m)
 {
 	TupleTableSlot *slot = CopyRow(w, w->stock, row->slot);
-	EPQState	epq;
 
-	row->on_hand += m->on_hand_delta;
-	row->reserved += m->reserved_delta;
-	SetColumn(slot, t->st_on_hand, Int64GetDatum(row->on_hand));
-	SetColumn(slot, t->st_reserved, Int64GetDatum(row->reserved));
+	SetColumn(slot, t->st_on_hand, Int64GetDatum(row->on_hand + m->on_hand_delta));
+	SetColumn(slot, t->st_reserved, Int64GetDatum(row->reserved + m->reserved_delta));
 	if (m->expires_at < row->next_expiry)
 		SetColumn(slot, t->st_next_expiry, TimestampTzGetDatum(m->expires_at));
-	ExecStoreVirtualTuple(slot);
-	EvalPlanQualInit(&epq, w->estate, NULL, NIL, -1);
-	ExecSimpleRelationUpdate(w->stock, w->estate, &epq, row->slot, slot);
-	EvalPlanQualEnd(&epq);
+	if (!UpdateRow(w, w->stock, row->slot, slot))
+		return false;
+	row->on_hand += m->on_hand_delta;
+	row->reserved += m->reserved_delta;
+	return true;
 }
 
-/* Journal a movement of a row: its ledger row. */
+/* A new row of a table, inserted as an INSERT would insert it. */
 static void
-InsertLedger(Writer *w, const InvTables *t, const InvMovement *m,
-			 const char *sku, const char *location)
+InsertRow(Writer *w, ResultRelInfo *info, TupleTableSlot *slot)
+{
+	Relation	rel = info->ri_RelationDesc;
+
+	ExecStoreVirtualTuple(slot);
+	if (rel->rd_att->constr)
+		ExecConstraints(info, slot, w->estate);
+	CheckCmdReplicaIdentity(rel, CMD_INSERT);
+	table_tuple_insert(rel, slot, w->estate->es_output_cid, 0, NULL);
+	(void) ExecInsertIndexTuples(info, slot, w->estate, false, false, NULL, NIL);
+}
+
+/* The ledger row journalling a movement of a row, not inserted yet. */
+static TupleTableSlot *
+LedgerRow(Writer *w, const InvTables *t, const InvMovement *m,
+		  const char *sku, const char *location)
 {
 	TupleTableSlot *slot = NewRow(w, w->ledger);
 
@@ -377,8 +469,56 @@ InsertLedger(Writer *w, const InvTables *t, const InvMovement *m,
 		SetColumn(slot, t->lg_call, CStringGetTextDatum(m->call));
 	if (m->has_counted)
 		SetColumn(slot, t->lg_counted, Int64GetDatum(m->counted));
+	return slot;
+}
+
+/*
+ * Insert a call row speculatively, as INSERT ... ON CONFLICT (key) WHERE
+ * call IS NOT NULL DO NOTHING does: false, having left nothing, if the key
+ * is taken (a transaction still inserting it is waited for), or turns out
+ * archived.  On true the row is in but unconfirmed, w->token held, until
+ * EndCallRow: anyone else inserting the key waits for that.
+ */
+static bool
+BeginCallRow(Writer *w, const InvTables *t, TupleTableSlot *slot, const char *key)
+{
+	Relation	rel = w->ledger->ri_RelationDesc;
+	List	   *arbiters = list_make1_oid(t->ledger_call_key);
+
 	ExecStoreVirtualTuple(slot);
-	ExecSimpleRelationInsert(w->ledger, w->estate, slot);
+	if (rel->rd_att->constr)
+		ExecConstraints(w->ledger, slot, w->estate);
+	CheckCmdReplicaIdentity(rel, CMD_INSERT);
+	for (;;)
+	{
+		ItemPointerData conflict_tid;
+		bool		conflict = false;
+
+		if (!ExecCheckIndexConstraints(w->ledger, slot, w->estate, &conflict_tid, arbiters))
+			return false;
+		w->token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
+		table_tuple_insert_speculative(rel, slot, w->estate->es_output_cid, 0, NULL, w->token);
+		(void) ExecInsertIndexTuples(w->ledger, slot, w->estate, false, true, &conflict, arbiters);
+
+		/*
+		 * The check above may have waited for an archiving transaction that
+		 * deleted the key's call row: then its digest is there now.
+		 */
+		if (!conflict && !InvKeyArchived(key))
+			return true;
+		table_tuple_complete_speculative(rel, slot, w->token, false);
+		SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+		if (!conflict)
+			return false;
+	}
+}
+
+/* Confirm (or take back) a call row inserted by BeginCallRow. */
+static void
+EndCallRow(Writer *w, TupleTableSlot *slot, bool confirm)
+{
+	table_tuple_complete_speculative(w->ledger->ri_RelationDesc, slot, w->token, confirm);
+	SpeculativeInsertionLockRelease(GetCurrentTransactionId());
 }
 
 /* A reserve's hold. */
@@ -397,8 +537,52 @@ InsertHold(Writer *w, const InvTables *t, const InvMovement *m,
 	SetColumn(slot, t->rs_expires_at, TimestampTzGetDatum(m->expires_at));
 	SetColumn(slot, t->rs_ttl, IntervalPGetDatum(ttl));
 	SetColumn(slot, t->rs_part, Int16GetDatum(0));
-	ExecStoreVirtualTuple(slot);
-	ExecSimpleRelationInsert(w->reservation, w->estate, slot);
+	InsertRow(w, w->reservation, slot);
+}
+
+/*
+ * Write the movements m[0..n) of rows read directly (row[i], named skus[i]
+ * and locations[i]), each journalled by a ledger row, and with ttl (not
+ * NULL) the hold m[0] makes.  m[0]'s ledger row records its call's key, if
+ * it has one, before anything else is written.  False, having written
+ * nothing, if the key is taken (BeginCallRow), or if a writer that does not
+ * take the row lock changed the first row since it was read; if that writer
+ * changed a later row, a cart's earlier rows are written already, and the
+ * call fails with a serialization error.
+ */
+static bool
+WriteMovements(Writer *w, const InvTables *t, StockRow **rows, const InvMovement *m,
+			   char **skus, char **locations, int n, Interval *ttl)
+{
+	TupleTableSlot *call = NULL;
+
+	if (m[0].call != NULL)
+	{
+		call = LedgerRow(w, t, &m[0], skus[0], locations[0]);
+		if (!BeginCallRow(w, t, call, m[0].key))
+			return false;
+	}
+	for (int i = 0; i < n; i++)
+		if (!UpdateStock(w, t, rows[i], &m[i]))
+		{
+			if (i > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not apply call: stock row (%s, %s) was changed concurrently",
+								skus[i], locations[i]),
+						 errdetail("A transaction changed the row without taking its lock."),
+						 errhint("Retry the transaction.  Writers of inventory.stock outside the extension's calls should take the row's lock first (pg_advisory_xact_lock(inventory.lock_key(sku, location))).")));
+			if (call != NULL)
+				EndCallRow(w, call, false);
+			return false;
+		}
+	if (call != NULL)
+		EndCallRow(w, call, true);
+	for (int i = call != NULL ? 1 : 0; i < n; i++)
+		InsertRow(w, w->ledger, LedgerRow(w, t, &m[i], skus[i], locations[i]));
+	if (ttl != NULL)
+		InsertHold(w, t, &m[0], skus[0], locations[0], ttl);
+	return true;
 }
 
 /*
@@ -415,33 +599,30 @@ InvTablesMove(const InvMovement *m, const char *sku, const char *location,
 	/* a copy: opening a table may process an invalidation that clears them */
 	InvTables	tables = *InvGetTables();
 	const InvTables *t = &tables;
-	Relation	stock;
-	Snapshot	snapshot;
+	Relation	stock = table_open(t->stock, RowExclusiveLock);
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	StockRow	row;
-	Writer		w;
+	StockRow   *rows[1] = {&row};
+	Writer		w = {0};
+	bool		go;
 
-	if (m->call != NULL && (KeyTaken(t, m->key) || InvKeyArchived(m->key)))
-		return false;
-	stock = table_open(t->stock, RowExclusiveLock);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	if (!ReadStock(t, stock, snapshot, sku, location, need, m->on_hand_delta,
-				   m->reserved_delta, &row))
+	go = ReadStock(t, stock, snapshot, sku, location, need, m->on_hand_delta,
+				   m->reserved_delta, &row) &&
+		WriterBegin(&w, t, stock, ttl != NULL, snapshot);
+	if (go)
+	{
+		go = WriteMovements(&w, t, rows, m, (char **) &sku, (char **) &location, 1, ttl);
+		ExecDropSingleTupleTableSlot(row.slot);
+		WriterEnd(&w);
+	}
+	else
 	{
 		ExecDropSingleTupleTableSlot(row.slot);
-		UnregisterSnapshot(snapshot);
 		table_close(stock, NoLock);
-		return false;
 	}
-	WriterBegin(&w, t, stock, ttl != NULL, snapshot);
-	UpdateStock(&w, t, &row, m);
-	InsertLedger(&w, t, m, sku, location);
-	if (ttl != NULL)
-		InsertHold(&w, t, m, sku, location, ttl);
-	ExecDropSingleTupleTableSlot(row.slot);
-	WriterEnd(&w);
 	UnregisterSnapshot(snapshot);
 	*available = row.on_hand - row.reserved;
-	return true;
+	return go;
 }
 
 /*
@@ -458,41 +639,33 @@ InvTablesCart(const char *call, const char *key, char **skus, char **locations,
 {
 	InvTables	tables = *InvGetTables();
 	const InvTables *t = &tables;
-	Relation	stock;
-	Snapshot	snapshot;
+	Relation	stock = table_open(t->stock, RowExclusiveLock);
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	StockRow   *rows = palloc0(sizeof(StockRow) * n);
+	StockRow  **refs = palloc(sizeof(StockRow *) * n);
+	InvMovement *m = palloc(sizeof(InvMovement) * n);
 	bool		go;
 	int			read = 0;
-	Writer		w;
+	Writer		w = {0};
 
-	if (KeyTaken(t, key) || InvKeyArchived(key))
-		return false;
-	stock = table_open(t->stock, RowExclusiveLock);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	do
 	{
 		go = ReadStock(t, stock, snapshot, skus[read], locations[read], qtys[read],
 					   -qtys[read], 0, &rows[read]);
+		refs[read] = &rows[read];
+		InvMovementInit(&m[read], "deduct", key, -qtys[read], 0);
 		read++;
 	} while (go && read < n);
+	m[0].call = call;
 
+	go = go && WriterBegin(&w, t, stock, false, snapshot);
 	if (go)
-	{
-		WriterBegin(&w, t, stock, false, snapshot);
-		for (int i = 0; i < n; i++)
-		{
-			InvMovement m;
-
-			InvMovementInit(&m, "deduct", key, -qtys[i], 0);
-			m.call = i == 0 ? call : NULL;
-			UpdateStock(&w, t, &rows[i], &m);
-			InsertLedger(&w, t, &m, skus[i], locations[i]);
-			available[i] = rows[i].on_hand - rows[i].reserved;
-		}
-	}
+		go = WriteMovements(&w, t, refs, m, skus, locations, n, NULL);
 	for (int i = 0; i < read; i++)
 		ExecDropSingleTupleTableSlot(rows[i].slot);
-	if (go)
+	for (int i = 0; go && i < n; i++)
+		available[i] = rows[i].on_hand - rows[i].reserved;
+	if (w.estate != NULL)
 		WriterEnd(&w);
 	else
 		table_close(stock, NoLock);
@@ -521,11 +694,10 @@ InvTablesSettle(const char *key, const char *state, char **sku, char **location,
 	TupleTableSlot *slot;
 	bool		go = false;
 	bool		isnull;
-	Writer		w;
+	Writer		w = {0};
 
-	/* no triggers here: the update below is done by hand */
-	if (reservation->trigdesc == NULL && FindRow(reservation, t->reservation_pkey,
-												 &key, 1, snapshot, old))
+	if (PlainTable(reservation, t->rs_columns) &&
+		FindRow(reservation, t->reservation_pkey, &key, 1, snapshot, old))
 	{
 		char	   *held = TextDatumGetCString(slot_getattr(old, t->rs_state, &isnull));
 
@@ -537,27 +709,17 @@ InvTablesSettle(const char *key, const char *state, char **sku, char **location,
 	}
 	if (go)
 	{
-		TM_FailureData tmfd;
-		LockTupleMode lockmode;
-		bool		update_indexes;
-
 		WriterBeginOne(&w, reservation, snapshot);
 		slot = CopyRow(&w, w.stock, old);
 		SetColumn(slot, t->rs_state, CStringGetTextDatum(state));
-		ExecStoreVirtualTuple(slot);
-		ExecConstraints(w.stock, slot, w.estate);
 
 		/*
 		 * Waits for a transaction that has the row; if it changed the row,
 		 * give up: the general way locks it and sees what became of it.
 		 */
-		go = table_tuple_update(reservation, &old->tts_tid, slot,
-								GetCurrentCommandId(true), snapshot, InvalidSnapshot,
-								true, &tmfd, &lockmode, &update_indexes) == TM_Ok;
+		go = UpdateRow(&w, w.stock, old, slot);
 		if (go)
 		{
-			if (update_indexes)
-				(void) ExecInsertIndexTuples(w.stock, slot, w.estate, true, false, NULL, NIL);
 			*sku = TextDatumGetCString(slot_getattr(old, t->rs_sku, &isnull));
 			*location = TextDatumGetCString(slot_getattr(old, t->rs_location, &isnull));
 			*qty = DatumGetInt64(slot_getattr(old, t->rs_qty, &isnull));
@@ -690,7 +852,8 @@ InvTablesReleaseRows(InvDirectRows *d)
  * Read ordinary stock rows directly (the caller holds each one's lock
  * exclusively and runs at READ COMMITTED): available[i] gets the units row i
  * can give (0 for a row that does not exist).  NULL, having kept nothing,
- * if a row is not the everyday way's (hot, a hold due).
+ * if a row is not the everyday way's (hot, a hold due), or the table not
+ * the extension's own as it made it.
  */
 InvDirectRows *
 InvTablesReadRows(char **skus, char **locations, int n, int64 *available)
@@ -700,7 +863,7 @@ InvTablesReadRows(char **skus, char **locations, int n, int64 *available)
 	Relation	index;
 	IndexScanDesc scan;
 	TimestampTz now = GetCurrentStatementStartTimestamp();
-	bool		ok = true;
+	bool		ok;
 
 	d->tables = *InvGetTables();
 	t = &d->tables;
@@ -708,6 +871,7 @@ InvTablesReadRows(char **skus, char **locations, int n, int64 *available)
 	d->locations = locations;
 	d->stock = table_open(t->stock, RowExclusiveLock);
 	d->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	ok = PlainTable(d->stock, t->st_columns);
 	d->rows = palloc0(sizeof(StockRow) * Max(n, 1));
 	index = index_open(t->stock_pkey, AccessShareLock);
 	scan = index_beginscan(d->stock, index, d->snapshot, 2, 0);
@@ -751,40 +915,44 @@ InvTablesReadRows(char **skus, char **locations, int n, int64 *available)
 /*
  * Take qtys[k] units from row parts[k] of rows read directly, in that order,
  * the first part's ledger row recording the call's key (and ref); then let
- * go of the rows.  False, having written nothing, if the key is taken.
- * available[k] gets each part's row's units left.
+ * go of the rows.  False, having written nothing, if the key is taken (see
+ * WriteMovements).  available[k] gets each part's row's units left.
  */
 bool
 InvTablesWriteRows(InvDirectRows *d, const char *call, const char *key, const char *ref,
 				   const int *parts, const int64 *qtys, int nparts, int64 *available)
 {
 	const InvTables *t = &d->tables;
-	Writer		w;
+	StockRow  **rows = palloc(sizeof(StockRow *) * Max(nparts, 1));
+	InvMovement *m = palloc(sizeof(InvMovement) * Max(nparts, 1));
+	char	  **skus = palloc(sizeof(char *) * Max(nparts, 1));
+	char	  **locations = palloc(sizeof(char *) * Max(nparts, 1));
+	Writer		w = {0};
+	bool		go;
 
-	if (KeyTaken(t, key) || InvKeyArchived(key))
+	for (int k = 0; k < nparts; k++)
+	{
+		rows[k] = &d->rows[parts[k]];
+		if (rows[k]->slot == NULL || rows[k]->on_hand - rows[k]->reserved < qtys[k])
+			elog(ERROR, "inventory: a row read for an allocation cannot give its part");
+		InvMovementInit(&m[k], "deduct", key, -qtys[k], 0);
+		skus[k] = d->skus[parts[k]];
+		locations[k] = d->locations[parts[k]];
+	}
+	m[0].call = call;
+	m[0].ref = ref;
+	if (nparts == 0 || !WriterBegin(&w, t, d->stock, false, d->snapshot))
 	{
 		InvTablesReleaseRows(d);
 		return false;
 	}
-	WriterBegin(&w, t, d->stock, false, d->snapshot);
-	for (int k = 0; k < nparts; k++)
-	{
-		StockRow   *row = &d->rows[parts[k]];
-		InvMovement m;
-
-		if (row->slot == NULL || row->on_hand - row->reserved < qtys[k])
-			elog(ERROR, "inventory: a row read for an allocation cannot give its part");
-		InvMovementInit(&m, "deduct", key, -qtys[k], 0);
-		m.call = k == 0 ? call : NULL;
-		m.ref = k == 0 ? ref : NULL;
-		UpdateStock(&w, t, row, &m);
-		InsertLedger(&w, t, &m, d->skus[parts[k]], d->locations[parts[k]]);
-		available[k] = row->on_hand - row->reserved;
-	}
+	go = WriteMovements(&w, t, rows, m, skus, locations, nparts, NULL);
+	for (int k = 0; go && k < nparts; k++)
+		available[k] = rows[k]->on_hand - rows[k]->reserved;
 	for (int i = 0; i < d->n; i++)
 		if (d->rows[i].slot)
 			ExecDropSingleTupleTableSlot(d->rows[i].slot);
 	WriterEnd(&w);
 	UnregisterSnapshot(d->snapshot);
-	return true;
+	return go;
 }

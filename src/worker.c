@@ -293,7 +293,7 @@ ArchivePass(void *arg)
 		EndPass();
 		total += folded;
 		CHECK_FOR_INTERRUPTS();
-	} while (folded == INV_ARCHIVE_BATCH || dropped == INV_ARCHIVE_BATCH);
+	} while (folded > 0 || dropped > 0);
 
 	SpinLockAcquire(&InvState->mutex);
 	MyStats->last_archive_at = GetCurrentTimestamp();

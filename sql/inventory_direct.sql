@@ -1,0 +1,71 @@
+-- What users add to the extension's tables: triggers of every kind, a
+-- column with a default, row-level security.  The everyday calls then take
+-- the statement path and behave exactly as a statement: every trigger fires
+-- once per change, defaults are filled, nothing warns.  With the tables as
+-- the extension made them again (a dropped column left behind), calls go on.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS inventory CASCADE;
+CREATE EXTENSION inventory;
+RESET client_min_messages;
+
+CREATE TABLE direct_audit (what text);
+-- (the calls run with search_path pg_catalog, pg_temp: a trigger function
+-- names its tables with their schema)
+CREATE FUNCTION direct_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.direct_audit
+    VALUES (TG_TABLE_NAME || ' ' || TG_WHEN || ' ' || TG_LEVEL || ' ' || TG_OP);
+    RETURN NEW;
+END $$;
+
+SELECT status FROM inventory.restock('a', 10, 'r1');
+
+-- a column-specific trigger, statement- and row-level triggers, a BEFORE
+-- trigger that returns the row
+CREATE TRIGGER on_hand_changed AFTER UPDATE OF on_hand ON inventory.stock
+    FOR EACH ROW EXECUTE FUNCTION direct_audit();
+CREATE TRIGGER stock_before BEFORE UPDATE ON inventory.stock
+    FOR EACH ROW EXECUTE FUNCTION direct_audit();
+CREATE TRIGGER ledger_statement AFTER INSERT ON inventory.ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION direct_audit();
+CREATE TRIGGER ledger_row AFTER INSERT ON inventory.ledger
+    FOR EACH ROW EXECUTE FUNCTION direct_audit();
+CREATE TRIGGER reservation_row AFTER INSERT OR UPDATE ON inventory.reservation
+    FOR EACH ROW EXECUTE FUNCTION direct_audit();
+
+SELECT * FROM inventory.deduct('a', 1, 'd1');
+SELECT * FROM inventory.deduct_cart('{a}', '{1}', 'c1');
+SELECT * FROM inventory.deduct_any('a', 1, 'any1');
+SELECT * FROM inventory.reserve('a', 1, 'h1');
+SELECT * FROM inventory.confirm('h1');
+SELECT * FROM inventory.deduct('a', 1, 'd1');
+SELECT what, count(*) FROM direct_audit GROUP BY what ORDER BY what;
+
+-- a column added with a default: every new ledger row gets it
+ALTER TABLE inventory.ledger ADD COLUMN origin text NOT NULL DEFAULT 'app';
+DROP TRIGGER on_hand_changed ON inventory.stock;
+DROP TRIGGER stock_before ON inventory.stock;
+DROP TRIGGER ledger_statement ON inventory.ledger;
+DROP TRIGGER ledger_row ON inventory.ledger;
+DROP TRIGGER reservation_row ON inventory.reservation;
+SELECT * FROM inventory.deduct('a', 1, 'd2');
+SELECT * FROM inventory.reserve('a', 1, 'h2');
+SELECT * FROM inventory.release('h2');
+SELECT key, op, origin FROM inventory.ledger WHERE key IN ('d2', 'h2') ORDER BY id;
+
+-- row-level security on the stock table
+ALTER TABLE inventory.ledger DROP COLUMN origin;
+ALTER TABLE inventory.stock ENABLE ROW LEVEL SECURITY;
+SELECT * FROM inventory.deduct('a', 1, 'd3');
+ALTER TABLE inventory.stock DISABLE ROW LEVEL SECURITY;
+
+-- the tables as the extension made them (plus a dropped column)
+SELECT * FROM inventory.deduct('a', 1, 'd4');
+SELECT * FROM inventory.reserve('a', 1, 'h4');
+SELECT * FROM inventory.confirm('h4');
+SELECT * FROM inventory.deduct('a', 1, 'd4');
+SELECT sku, on_hand, reserved FROM inventory.stock;
+SELECT * FROM inventory.reconcile();
+
+DROP TABLE direct_audit;
+DROP FUNCTION direct_audit();
