@@ -51,14 +51,19 @@ ALTER TABLE inventory.stock
     ADD COLUMN pinned boolean NOT NULL DEFAULT false;
 UPDATE inventory.stock SET pinned = true WHERE hot;
 
--- 1.0's keys: each becomes the call row of the call that applied it
+-- 1.0's keys: each becomes the call row of the call that applied it, its
+-- first ledger row of the call's op (found for all keys in one pass: the
+-- ledger has no index on key yet, so nothing may look rows up key by key)
 UPDATE inventory.ledger l SET call = q.op,
        counted = CASE WHEN q.op = 'adjust' THEN (q.args->>'on_hand')::bigint END
-  FROM inventory.request q
- WHERE l.key = q.key AND q.args IS NOT NULL
-   AND l.id = (SELECT min(f.id) FROM inventory.ledger f
-                WHERE f.key = q.key
-                  AND f.op = CASE q.op WHEN 'deduct_cart' THEN 'deduct' ELSE q.op END);
+  FROM (SELECT f.key, min(f.id) AS id
+          FROM inventory.ledger f
+          JOIN inventory.request r ON r.key = f.key
+         WHERE r.args IS NOT NULL
+           AND f.op = CASE r.op WHEN 'deduct_cart' THEN 'deduct' ELSE r.op END
+         GROUP BY f.key) m
+  JOIN inventory.request q ON q.key = m.key
+ WHERE l.id = m.id;
 INSERT INTO inventory.ledger (op, key, call, at)
 SELECT 'release', key, 'release', at FROM inventory.request WHERE args IS NULL;
 UPDATE inventory.reservation r SET ttl = (q.args->>'ttl')::interval
