@@ -1,10 +1,10 @@
 # PGXS build of the inventory extension.
 EXTENSION = inventory inventory_proxy
 MODULE_big = inventory
-DATA = inventory--1.0.sql inventory--1.0--1.1.sql inventory_proxy--1.1.sql
+DATA = inventory--1.0.sql inventory--1.0--1.1.sql inventory--1.1--1.2.sql inventory_proxy--1.1.sql
 OBJS = src/inventory.o src/query.o src/call.o src/rowlock.o src/keys.o \
        src/schema.o src/shmem.o src/hot.o src/tables.o src/movement.o src/passes.o src/autohot.o src/stock.o src/allocate.o src/reservation.o \
-       src/refund.o src/report.o src/admin.o src/worker.o src/merged.o src/bills.o src/events.o
+       src/refund.o src/report.o src/admin.o src/worker.o src/databases.o src/merged.o src/bills.o src/events.o src/stats.o
 
 REGRESS = inventory_input inventory_stock inventory_reservation inventory_cart inventory_views \
           inventory_hot inventory_bills inventory_archive inventory_allocate

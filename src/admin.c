@@ -146,14 +146,28 @@ hot_counters(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(worker_status);
 
+/*
+ * The age of the oldest held reservation past its expiry, and the ledger
+ * rows older than inventory.history_retention (NULL when it is not set):
+ * what a monitor watches to see that expiry and archiving keep up.
+ */
+static InvQuery Backlog = {
+	"SELECT (SELECT statement_timestamp() - min(expires_at) FROM inventory.reservation "
+	"         WHERE state = 'held' AND expires_at <= statement_timestamp()), "
+	"       CASE WHEN $1 > 0 THEN (SELECT count(*) FROM inventory.ledger "
+	"                               WHERE at < statement_timestamp() - $1 * interval '1 second' "
+	"                                 AND op <> 'checkpoint') END",
+	1, {INT4OID}
+};
+
 /* inventory.worker_status(): what the background worker has done. */
 Datum
 worker_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	InvWorkerStats s;
-	Datum		values[19];
-	bool		nulls[19] = {0};
+	Datum		values[21];
+	bool		nulls[21] = {0};
 	char	   *database;
 	int64		batches;
 	int64		requests;
@@ -198,12 +212,31 @@ worker_status(PG_FUNCTION_ARGS)
 	values[17] = Int64GetDatum(s.promoted);
 	values[18] = Int64GetDatum(s.demoted);
 
+	/* 1.2 declares the backlog too (the library serves 1.1 as well) */
+	nulls[19] = nulls[20] = true;
+	if (tupdesc->natts > 19 && InvSchemaIsCurrent())
+	{
+		Datum		retention = Int32GetDatum(InvHistoryRetention);
+
+		SPI_connect();
+		InvRun(&Backlog, &retention, NULL, 1);
+		nulls[19] = InvResultIsNull(0, 1);
+		if (!nulls[19])
+			values[19] = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 1, &nulls[19]),
+										   false, -1);
+		nulls[20] = InvResultIsNull(0, 2);
+		if (!nulls[20])
+			values[20] = Int64GetDatum(InvResultInt8(0, 2));
+		SPI_finish();
+	}
+
 	/* the figures are this database's worker's; say if it has none */
 	if (s.pid == 0)
 		ereport(WARNING,
 				(errmsg("no inventory worker serves this database now"),
-				 errdetail("Hot-row queues are merged only by merge(), reservations expire only lazily or by expire(); merged mode applies only in inventory.database."),
-				 errhint("Preload the library; the worker of inventory.database starts one here within 40 seconds of CREATE EXTENSION, unless inventory.serve_all_databases is off or max_worker_processes is reached.")));
+				 errdetail("Hot-row queues are merged only by merge(), reservations expire only lazily or by expire(), and merged mode is off here."),
+				 errhint("The launcher (the worker of inventory.database) starts one at the first call in a database where the extension is installed, unless inventory.serve_all_databases is off or no background worker slot is free (see max_worker_processes).")));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  values, nulls)));
 }

@@ -818,6 +818,7 @@ apply_bills(PG_FUNCTION_ARGS)
 		bool		nulls[2] = {false, false};
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
+		InvStatsCount(InvStatsCall("apply_bills"), bills[b].status);
 	}
 	return (Datum) 0;
 }

@@ -18,6 +18,7 @@
 #include "utils/timestamp.h"
 
 #include "inventory.h"
+#include "hot.h"
 
 /* Raise the error for a NULL argument. */
 static void
@@ -330,25 +331,41 @@ InvCopyOut(const char *s)
 	return copy;
 }
 
-/* Build the inventory.outcome composite for a call's result. */
+/* What a call site keeps of its function: the outcome's type, the call. */
+typedef struct OutcomeSite
+{
+	TupleDesc	tupdesc;
+	int			call;			/* InvStatsCall's index of the function */
+} OutcomeSite;
+
+/*
+ * Build the inventory.outcome composite for a call's result, and count the
+ * answer (stats.c).
+ */
 Datum
 InvReturnOutcome(FunctionCallInfo fcinfo, const InvOutcome *out)
 {
-	TupleDesc	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	OutcomeSite *site = (OutcomeSite *) fcinfo->flinfo->fn_extra;
+	TupleDesc	tupdesc;
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 
 	/* looked up once per call site, kept with the function's cache */
-	if (tupdesc == NULL)
+	if (site == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		char	   *name = get_func_name(fcinfo->flinfo->fn_oid);
 
+		site = palloc(sizeof(OutcomeSite));
 		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "inventory: return type must be a row type");
-		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+		site->tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+		site->call = name != NULL ? InvStatsCall(name) : -1;
 		MemoryContextSwitchTo(old);
-		fcinfo->flinfo->fn_extra = tupdesc;
+		fcinfo->flinfo->fn_extra = site;
 	}
+	tupdesc = site->tupdesc;
+	InvStatsCount(site->call, out->status);
 
 	values[0] = CStringGetTextDatum(out->status);
 	values[1] = Int64GetDatum(out->available);

@@ -9,6 +9,7 @@
 
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/hsearch.h"
@@ -78,7 +79,24 @@ typedef struct InvWorkerStats
 	int64		demoted;		/* and ordinary again */
 	int64		errors;
 	char		last_error[256];
+	/* the launcher's: start its worker at once (not after the relaunch delay) */
+	bool		launch_now;
+	bool		warned;			/* the missing worker slot was logged */
 } InvWorkerStats;
+
+/* The calls and statuses counted per database (stats.c). */
+#define INV_STATS_CALLS 16
+#define INV_STATS_STATUSES 7
+
+/* Databases set aside for a command at once, at most. */
+#define INV_MAX_ASIDE 8
+
+/* A database whose workers stay away while a command runs (databases.c). */
+typedef struct InvAside
+{
+	Oid			dbid;			/* InvalidOid: a free entry */
+	int			pid;			/* of the backend running the command */
+} InvAside;
 
 typedef struct InvShared
 {
@@ -87,8 +105,12 @@ typedef struct InvShared
 	int			nfree;			/* free slots, listed in free[] */
 	/* one bit per hash of a row that has (or had) an entry: see HotMaybeLoaded */
 	pg_atomic_uint64 hot_bits[INV_HOT_BITS / 64];
-	slock_t		mutex;			/* protects workers */
+	slock_t		mutex;			/* protects workers, aside and launcher */
 	InvWorkerStats workers[INV_MAX_DATABASES];	/* by database, first come */
+	InvAside	aside[INV_MAX_ASIDE];
+	Latch	   *launcher;		/* the launcher's latch while it runs */
+	/* answers per database slot (as workers), call and status: stats.c */
+	pg_atomic_uint64 counts[INV_MAX_DATABASES][INV_STATS_CALLS][INV_STATS_STATUSES];
 } InvShared;
 
 extern InvShared *InvState;
@@ -117,5 +139,14 @@ extern void HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry, uint64 no
 extern void HotNoteExpiry(HotEntry *entry, TimestampTz expires_at);
 extern void HotUnload(HotEntry *entry, uint64 generation);
 extern void HotInit(void);
+
+/* databases.c */
+extern bool InvSetAside(Oid dbid);
+extern int	InvDatabaseSlot(void);
+
+/* stats.c */
+extern int	InvStatsCall(const char *call);
+extern void InvStatsCount(int call, const char *status);
+extern void InvStatsClear(int slot);
 
 #endif							/* INVENTORY_HOT_H */

@@ -32,6 +32,7 @@ _PG_init(void)
 	HotInit();
 	InvMergedInit();
 	InvWorkerInit();
+	InvDatabasesInit();
 	InvAutoHotInit();
 	InvEventsInit();
 	MarkGUCPrefixReserved("inventory");

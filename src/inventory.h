@@ -14,7 +14,8 @@
  *	  report.c		reconcile
  *	 background workers (beside the entry points)
  *	  worker.c		the worker's schedule; what every worker starts with
- *	  merged.c		merged mode: the committer and its callers' queue
+ *	  databases.c	the databases served; standing aside for DROP DATABASE...
+ *	  merged.c		merged mode: the worker's batches and its callers' queue
  *	 the pipeline every call shares (check the key, lock, decide, write)
  *	  passes.c		the merge and expiry passes over every row that needs them
  *	  autohot.c		hot or ordinary, by hand or by the rule that watches lock waits
@@ -324,7 +325,12 @@ extern void InvMergePass(bool nowait, InvMergeResult *result);
 #define INV_ARCHIVE_BATCH 10000
 extern int64 InvArchiveBatch(TimestampTz before, int64 batch, int64 *reservations);
 extern int	InvExpireBatch;
+extern int	InvHistoryRetention;
 extern char *InvWorkerDatabase;
+
+/* databases.c */
+extern void InvDatabasesInit(void);
+extern void InvServeDatabase(void);
 
 /* autohot.c */
 extern int	InvAutoHotWaits;
@@ -350,5 +356,10 @@ extern bool InvMergedEligible(void);
 extern bool InvMergedDeduct(const char *sku, const char *location, int64 qty,
 							const char *key, InvOutcome *out);
 extern void InvMergedStats(int64 *batches, int64 *requests, int64 *largest);
+extern void InvMergedServe(int index);
+extern bool InvMergedQueued(void);
+extern void InvMergedCommit(void);
+extern void InvMergedPause(void);
+extern void InvMergedResume(void);
 
 #endif							/* INVENTORY_H */

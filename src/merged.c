@@ -62,8 +62,6 @@
 #include "inventory.h"
 #include "hot.h"
 
-PGDLLEXPORT void InvCommitterMain(Datum main_arg);
-
 typedef enum SlotState
 {
 	SLOT_IDLE,
@@ -92,20 +90,30 @@ typedef struct MergedSlot
 	int			wake[2];		/* batch mates this caller wakes, or -1 */
 } MergedSlot;
 
+/* One database's queue, served by that database's worker. */
 typedef struct MergedQueue
 {
-	slock_t		mutex;
+	slock_t		mutex;			/* protects the queue and its slots' states */
 	int			head;			/* first queued slot, or -1 */
 	int			tail;
-	Latch	   *committer;		/* the committer's latch while it runs */
-	Oid			dbid;			/* the committer's database */
-	int			nslots;
+	Latch	   *committer;		/* the worker's latch while it takes requests */
+	Oid			dbid;			/* the database (kept while no worker serves it) */
 	int64		batches;		/* statistics */
 	int64		requests;
 	int64		largest;
-	MergedSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } MergedQueue;
 
+/* The queues of the databases, and every backend's slot. */
+typedef struct MergedShared
+{
+	int			nslots;
+	MergedQueue queues[INV_MAX_DATABASES];
+	MergedSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} MergedShared;
+
+static MergedShared *Shared = NULL;
+
+/* This backend's database's queue (NULL until found), see FindQueue. */
 static MergedQueue *Queue = NULL;
 static bool MergedMode = true;
 static int	MaxBatch = 1000;
@@ -120,24 +128,24 @@ static int *Away = NULL;
 static shmem_request_hook_type PrevShmemRequest = NULL;
 static shmem_startup_hook_type PrevShmemStartup = NULL;
 
-/* Shared memory needed for the queue. */
+/* Shared memory needed for the queues. */
 static Size
-QueueSize(void)
+SharedSize(void)
 {
-	return add_size(offsetof(MergedQueue, slots),
+	return add_size(offsetof(MergedShared, slots),
 					mul_size(MaxBackends, sizeof(MergedSlot)));
 }
 
-/* Ask for the queue's shared memory (PG15: only from this hook). */
+/* Ask for the queues' shared memory (PG15: only from this hook). */
 static void
 MergedShmemRequest(void)
 {
 	if (PrevShmemRequest)
 		PrevShmemRequest();
-	RequestAddinShmemSpace(QueueSize());
+	RequestAddinShmemSpace(SharedSize());
 }
 
-/* Create or attach to the queue; runs again after a crash restart. */
+/* Create or attach to the queues; runs again after a crash restart. */
 static void
 MergedShmemStartup(void)
 {
@@ -146,24 +154,45 @@ MergedShmemStartup(void)
 	if (PrevShmemStartup)
 		PrevShmemStartup();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	Queue = ShmemInitStruct("inventory merged queue", QueueSize(), &found);
+	Shared = ShmemInitStruct("inventory merged queues", SharedSize(), &found);
 	if (!found)
 	{
-		SpinLockInit(&Queue->mutex);
-		Queue->head = Queue->tail = -1;
-		Queue->committer = NULL;
-		Queue->dbid = InvalidOid;
-		Queue->nslots = MaxBackends;
-		Queue->batches = Queue->requests = Queue->largest = 0;
+		memset(Shared->queues, 0, sizeof(Shared->queues));
+		for (int i = 0; i < INV_MAX_DATABASES; i++)
+		{
+			SpinLockInit(&Shared->queues[i].mutex);
+			Shared->queues[i].head = Shared->queues[i].tail = -1;
+		}
+		Shared->nslots = MaxBackends;
 		for (int i = 0; i < MaxBackends; i++)
-			Queue->slots[i].state = SLOT_IDLE;
+			Shared->slots[i].state = SLOT_IDLE;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
 /*
- * Define the merged-mode settings; when preloading, ask for the queue's
- * shared memory and register the committer.
+ * This backend's database's queue: the one of its database, while a worker
+ * takes requests there (else NULL).  Read without the queue's lock: the
+ * caller checks again under it before queueing.
+ */
+static MergedQueue *
+FindQueue(void)
+{
+	if (Shared == NULL)
+		return NULL;
+	if (Queue == NULL || Queue->dbid != MyDatabaseId)
+	{
+		Queue = NULL;
+		for (int i = 0; i < INV_MAX_DATABASES && Queue == NULL; i++)
+			if (Shared->queues[i].dbid == MyDatabaseId && Shared->queues[i].committer != NULL)
+				Queue = &Shared->queues[i];
+	}
+	return Queue != NULL && Queue->committer != NULL ? Queue : NULL;
+}
+
+/*
+ * Define the merged-mode settings; when preloading, ask for the queues'
+ * shared memory.
  */
 void
 InvMergedInit(void)
@@ -189,7 +218,6 @@ InvMergedInit(void)
 	shmem_request_hook = MergedShmemRequest;
 	PrevShmemStartup = shmem_startup_hook;
 	shmem_startup_hook = MergedShmemStartup;
-	InvRegisterWorker("inventory committer", "InvCommitterMain");
 }
 
 /*
@@ -202,9 +230,8 @@ InvMergedInit(void)
 bool
 InvMergedEligible(void)
 {
-	return MergedMode && Queue != NULL && MyProc != NULL &&
-		MyProc->pgprocno < Queue->nslots &&
-		Queue->committer != NULL && Queue->dbid == MyDatabaseId &&
+	return MergedMode && MyProc != NULL && FindQueue() != NULL &&
+		MyProc->pgprocno < Shared->nslots &&
 		!IsTransactionBlock() && !IsInParallelMode() && !XactReadOnly &&
 		GetCurrentTransactionNestLevel() == 1 &&
 		!TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
@@ -216,14 +243,14 @@ InvMergedEligible(void)
 static void
 Unlink(int index)
 {
-	MergedSlot *slot = &Queue->slots[index];
+	MergedSlot *slot = &Shared->slots[index];
 
 	if (slot->prev >= 0)
-		Queue->slots[slot->prev].next = slot->next;
+		Shared->slots[slot->prev].next = slot->next;
 	else
 		Queue->head = slot->next;
 	if (slot->next >= 0)
-		Queue->slots[slot->next].prev = slot->prev;
+		Shared->slots[slot->next].prev = slot->prev;
 	else
 		Queue->tail = slot->prev;
 }
@@ -309,7 +336,7 @@ ApplyBatch(int from, int to)
 	for (int i = 0; i < n; i++)
 	{
 		Work	   *w = &work[i];
-		MergedSlot *slot = &Queue->slots[Batch[from + i]];
+		MergedSlot *slot = &Shared->slots[Batch[from + i]];
 		int64		available;
 
 		w->slot = slot;
@@ -411,7 +438,7 @@ InvMergedDeduct(const char *sku, const char *location, int64 qty,
 				const char *key, InvOutcome *out)
 {
 	int			me = MyProc->pgprocno;
-	MergedSlot *slot = &Queue->slots[me];
+	MergedSlot *slot = &Shared->slots[me];
 	Latch	   *committer;
 	SlotState	state;
 	int			wake[2] = {-1, -1};
@@ -432,7 +459,7 @@ InvMergedDeduct(const char *sku, const char *location, int64 qty,
 		slot->state = SLOT_QUEUED;
 		slot->prev = Queue->tail;
 		if (Queue->tail >= 0)
-			Queue->slots[Queue->tail].next = me;
+			Shared->slots[Queue->tail].next = me;
 		else
 			Queue->head = me;
 		Queue->tail = me;
@@ -466,7 +493,7 @@ InvMergedDeduct(const char *sku, const char *location, int64 qty,
 		/* pass the wake-up on first: batch mates wait for it */
 		for (int i = 0; i < 2; i++)
 			if (wake[i] >= 0)
-				SetLatch(Queue->slots[wake[i]].latch);
+				SetLatch(Shared->slots[wake[i]].latch);
 
 		if (state == SLOT_DONE)
 		{
@@ -534,7 +561,7 @@ MergedXactCallback(XactEvent event, void *arg)
 	/* children before parents: a caller up early finds its children final */
 	for (int i = BatchSize - 1; i >= 0; i--)
 	{
-		MergedSlot *slot = &Queue->slots[Batch[i]];
+		MergedSlot *slot = &Shared->slots[Batch[i]];
 
 		SpinLockAcquire(&Queue->mutex);
 		slot->state = (commit && slot->status != NULL) ? SLOT_DONE : SLOT_FALLBACK;
@@ -555,18 +582,26 @@ InvMergedCallbacks(void)
 	RegisterXactCallback(MergedXactCallback, NULL);
 }
 
-/* Merged-mode statistics: batches, requests, largest batch. */
+/* Merged-mode statistics of this database: batches, requests, largest batch. */
 void
 InvMergedStats(int64 *batches, int64 *requests, int64 *largest)
 {
 	*batches = *requests = *largest = 0;
-	if (Queue == NULL)
+	if (Shared == NULL)
 		return;
-	SpinLockAcquire(&Queue->mutex);
-	*batches = Queue->batches;
-	*requests = Queue->requests;
-	*largest = Queue->largest;
-	SpinLockRelease(&Queue->mutex);
+	for (int i = 0; i < INV_MAX_DATABASES; i++)
+	{
+		MergedQueue *q = &Shared->queues[i];
+
+		SpinLockAcquire(&q->mutex);
+		if (q->dbid == MyDatabaseId)
+		{
+			*batches = q->batches;
+			*requests = q->requests;
+			*largest = q->largest;
+		}
+		SpinLockRelease(&q->mutex);
+	}
 }
 
 /* Take queued requests into the batch, up to room; returns how many. */
@@ -580,14 +615,27 @@ TakeQueued(int room)
 	{
 		int			i = PopHead();
 
-		Queue->slots[i].state = SLOT_TAKEN;
+		Shared->slots[i].state = SLOT_TAKEN;
 		Batch[BatchSize + n++] = i;
 	}
 	SpinLockRelease(&Queue->mutex);
 	return n;
 }
 
-/* Apply and commit one batch; the callback publishes the outcomes. */
+/*
+ * Apply and commit one batch; the callback publishes the outcomes.
+ *
+ * Every batch is flushed to the local WAL before it commits, whatever the
+ * server's default, but the worker does not wait for synchronous standbys
+ * (it commits with synchronous_commit = local, see InvWorkerStart):
+ * each caller waits for its batch's commit record itself (see
+ * InvMergedDeduct), so that a worker cancelled or terminated during that
+ * wait can never make a caller answer "ok" early, and the next batch need
+ * not wait for the standbys.  No batch waits long for a lock: a key being
+ * inserted by an open transaction would hold up every caller of the batch,
+ * who cannot be cancelled while it runs.  On the timeout the batch aborts
+ * and its callers take the transactional path, where they wait cancellably.
+ */
 static void
 CommitBatch(void)
 {
@@ -595,6 +643,8 @@ CommitBatch(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	(void) set_config_option("lock_timeout", "1s", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	while (BatchSize < MaxBatch && (n = TakeQueued(MaxBatch - BatchSize)) > 0)
@@ -613,9 +663,12 @@ CommitBatch(void)
 	CommitTransactionCommand();
 }
 
-/* At exit: stop taking requests, and send queued callers away. */
+/*
+ * Stop taking requests: later callers take the transactional path, and
+ * those already queued are sent there too (woken).
+ */
 static void
-CommitterExit(int code, Datum arg)
+StopTaking(void)
 {
 	int			n = 0;
 
@@ -625,91 +678,114 @@ CommitterExit(int code, Datum arg)
 	{
 		int			i = PopHead();
 
-		Queue->slots[i].state = SLOT_FALLBACK;
+		Shared->slots[i].state = SLOT_FALLBACK;
 		Away[n++] = i;
 	}
 	SpinLockRelease(&Queue->mutex);
 	/* no system call under a spinlock: wake them now */
 	for (int i = 0; i < n; i++)
-		SetLatch(Queue->slots[Away[i]].latch);
+		SetLatch(Shared->slots[Away[i]].latch);
 }
 
-/* Entry point of the committer. */
-void
-InvCommitterMain(Datum main_arg)
+/* At exit: stop taking requests. */
+static void
+ServeExit(int code, Datum arg)
 {
-	InvWorkerStart("inventory committer", InvalidOid);
+	StopTaking();
+}
 
-	/*
-	 * Every batch is flushed to the local WAL before it commits, whatever
-	 * the server's default, but the committer does not wait for synchronous
-	 * standbys: each caller waits for its batch's commit record itself (see
-	 * InvMergedDeduct), so that a committer cancelled or terminated during
-	 * that wait can never make a caller answer "ok" early, and the next
-	 * batch need not wait for the standbys.  No batch waits long for a lock: a key being inserted by an open
-	 * transaction would hold up every caller of the batch, who cannot be
-	 * cancelled while it runs.  On the timeout the batch aborts and its
-	 * callers take the transactional path, where they wait cancellably.
-	 */
-	SetConfigOption("synchronous_commit", "local", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("lock_timeout", "1s", PGC_SUSET, PGC_S_OVERRIDE);
-	Batch = MemoryContextAlloc(TopMemoryContext, sizeof(int) * Queue->nslots);
-	Away = MemoryContextAlloc(TopMemoryContext, sizeof(int) * Queue->nslots);
-
-	before_shmem_exit(CommitterExit, (Datum) 0);
+/*
+ * The database's worker takes this database's merged-mode requests from
+ * now on, in queue index (its slot of worker_status()).
+ */
+void
+InvMergedServe(int index)
+{
+	Batch = MemoryContextAlloc(TopMemoryContext, sizeof(int) * Shared->nslots);
+	Away = MemoryContextAlloc(TopMemoryContext, sizeof(int) * Shared->nslots);
+	Queue = &Shared->queues[index];
+	before_shmem_exit(ServeExit, (Datum) 0);
 	SpinLockAcquire(&Queue->mutex);
-	Queue->dbid = MyDatabaseId;
+	if (Queue->dbid != MyDatabaseId)
+	{
+		Queue->dbid = MyDatabaseId;
+		Queue->batches = Queue->requests = Queue->largest = 0;
+	}
 	Queue->committer = MyLatch;
 	SpinLockRelease(&Queue->mutex);
+}
 
-	for (;;)
+/* Is a request queued for the worker? */
+bool
+InvMergedQueued(void)
+{
+	bool		queued;
+
+	SpinLockAcquire(&Queue->mutex);
+	queued = Queue->head >= 0;
+	SpinLockRelease(&Queue->mutex);
+	return queued;
+}
+
+/*
+ * Commit the queued requests, a batch at a time.  A batch that fails is
+ * logged and rolled back, and its callers take the transactional path.
+ */
+void
+InvMergedCommit(void)
+{
+	while (InvMergedQueued())
 	{
-		bool		queued;
+		MemoryContext cxt = CurrentMemoryContext;
 
+		PG_TRY();
+		{
+			CommitBatch();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+			bool		lock_wait;
+
+			/* the abort callback sends the batch's callers away */
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			lock_wait = edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+			FreeErrorData(edata);
+			if (!lock_wait)
+				EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+
+			/* a lock wait given up is expected: say so plainly */
+			if (lock_wait)
+				ereport(LOG,
+						(errmsg("inventory worker: a merged-mode batch gave up waiting for a lock after lock_timeout; its callers take the transactional path")));
+		}
+		PG_END_TRY();
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		SpinLockAcquire(&Queue->mutex);
-		queued = Queue->head >= 0;
-		SpinLockRelease(&Queue->mutex);
-
-		if (queued)
-		{
-			MemoryContext cxt = CurrentMemoryContext;
-
-			PG_TRY();
-			{
-				CommitBatch();
-			}
-			PG_CATCH();
-			{
-				ErrorData  *edata;
-				bool		lock_wait;
-
-				/* the abort callback sends the batch's callers away */
-				MemoryContextSwitchTo(cxt);
-				edata = CopyErrorData();
-				lock_wait = edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
-				FreeErrorData(edata);
-				if (!lock_wait)
-					EmitErrorReport();
-				FlushErrorState();
-				AbortCurrentTransaction();
-
-				/* a lock wait given up is expected: say so plainly */
-				if (lock_wait)
-					ereport(LOG,
-							(errmsg("inventory committer: a batch gave up waiting for a lock after lock_timeout; its callers take the transactional path")));
-			}
-			PG_END_TRY();
-			continue;
-		}
-		pgstat_report_activity(STATE_IDLE, NULL);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
 	}
+}
+
+/*
+ * While the worker runs one of its passes, merged mode pauses: requests
+ * already queued are committed first, later callers take the transactional
+ * path until InvMergedResume.
+ */
+void
+InvMergedPause(void)
+{
+	SpinLockAcquire(&Queue->mutex);
+	Queue->committer = NULL;
+	SpinLockRelease(&Queue->mutex);
+	InvMergedCommit();
+}
+
+/* Take requests again after a pass. */
+void
+InvMergedResume(void)
+{
+	SpinLockAcquire(&Queue->mutex);
+	Queue->committer = MyLatch;
+	SpinLockRelease(&Queue->mutex);
 }

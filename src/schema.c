@@ -8,9 +8,12 @@
  * within the transaction that does so, so a DROP and CREATE EXTENSION, or an
  * ALTER EXTENSION UPDATE, in one transaction are seen at once.
  *
- * The library serves only databases whose tables are of its own version
- * (1.1): a database still at 1.0 is refused, with a hint to update it, until
- * ALTER EXTENSION inventory UPDATE has run there.
+ * The library serves databases whose tables are of its own version (1.2)
+ * or of the version before it (1.1), with that version's behaviour, so that
+ * installing a new library and restarting never stops the calls of a
+ * database not yet updated: 1.2 adds calls and figures, and keeps the
+ * tables of 1.1.  A database still at 1.0 is refused, with a hint to update
+ * it, until ALTER EXTENSION inventory UPDATE has run there.
  */
 #include "postgres.h"
 
@@ -151,7 +154,7 @@ LookUpTables(Oid ledger)
 	Tables = t;
 }
 
-/* Are this database's inventory tables of the library's version (1.1)? */
+/* Are this database's inventory tables ones the library serves (1.1, 1.2)? */
 bool
 InvSchemaIsCurrent(void)
 {

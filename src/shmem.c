@@ -73,6 +73,10 @@ InvShmemStartup(void)
 		InvState->lock = &(GetNamedLWLockTranche("inventory"))->lock;
 		for (int i = 0; i < INV_HOT_BITS / 64; i++)
 			pg_atomic_init_u64(&InvState->hot_bits[i], 0);
+		for (int d = 0; d < INV_MAX_DATABASES; d++)
+			for (int c = 0; c < INV_STATS_CALLS; c++)
+				for (int s = 0; s < INV_STATS_STATUSES; s++)
+					pg_atomic_init_u64(&InvState->counts[d][c][s], 0);
 		SpinLockInit(&InvState->mutex);
 	}
 	InvHotSlots = ShmemInitStruct("inventory hot slots",
@@ -143,10 +147,11 @@ InvCheckReady(const char *call)
 	InvCheckPreloaded();
 	if (call != NULL)
 		PreventCommandIfReadOnly(call);
+	InvServeDatabase();
 	if (!InvSchemaIsCurrent())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the inventory extension in this database is older than the loaded library"),
-				 errdetail("The library serves version 1.1 of the extension's tables."),
+				 errdetail("The library serves versions 1.1 and 1.2 of the extension's tables."),
 				 errhint("Run ALTER EXTENSION inventory UPDATE in this database.")));
 }

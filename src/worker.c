@@ -34,6 +34,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -50,7 +51,7 @@ static bool ServeAllDatabases = true;
 static int	MergeInterval = 200;
 static int	ExpireInterval = 1000;
 int			InvExpireBatch = 1000;
-static int	HistoryRetention = 0;
+int			InvHistoryRetention = 0;
 
 /* Rows the automatic rule demotes per interval, at most. */
 #define MAX_DEMOTIONS 16
@@ -65,6 +66,11 @@ static InvWorkerStats *MyStats = NULL;
 /* How often the launcher lists the databases, and how long it waits before
  * starting a worker again in a database whose worker stopped. */
 #define LAUNCH_INTERVAL_MS 10000
+/* How long an expiry or archiving pass goes on before it lets the next
+ * interval go on (merged mode pauses while a pass runs). */
+#define PASS_BUDGET_MS 500
+/* How often, at most, the launcher runs a pass it was asked for. */
+#define ASKED_INTERVAL_MS 1000
 #define RELAUNCH_SECS 30
 #define MAX_LAUNCHED 256
 
@@ -106,7 +112,7 @@ InvWorkerInit(void)
 	DefineCustomIntVariable("inventory.history_retention",
 							"How long history is kept before the worker archives it (0: for ever).",
 							"Ledger rows older than this fold into checkpoints, keys into digests, concluded reservations go.",
-							&HistoryRetention,
+							&InvHistoryRetention,
 							0, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
@@ -183,6 +189,14 @@ InvWorkerStart(const char *name, Oid dbid)
 					PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_read_only", "off",
 					PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * Durable locally, without waiting for synchronous standbys: no pass
+	 * acknowledges anything to a client (a pass lost in a failover is run
+	 * again), and merged-mode callers wait for the standbys themselves.  So
+	 * a standby that is away never holds up the worker.
+	 */
+	SetConfigOption("synchronous_commit", "local", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /*
@@ -241,14 +255,16 @@ MergePass(void *arg)
 /*
  * One expiry pass: batches of at most inventory.expire_batch reservations per
  * stock row, each batch its own transaction, until nothing overdue is left
- * that is not locked by someone else.  Its place is the table itself (held
- * and overdue), so after a restart it simply goes on.
+ * that is not locked by someone else, or PASS_BUDGET_MS have gone (merged
+ * mode pauses while a pass runs; the next pass goes on).  Its place is the
+ * table itself (held and overdue), so after a restart it simply goes on.
  */
 static void
 ExpirePass(void *arg)
 {
 	int64		expired;
 	int64		total = 0;
+	TimestampTz start = GetCurrentTimestamp();
 
 	pgstat_report_activity(STATE_RUNNING, "expire");
 	do
@@ -259,7 +275,8 @@ ExpirePass(void *arg)
 		EndPass();
 		total += expired;
 		CHECK_FOR_INTERRUPTS();
-	} while (expired > 0);
+	} while (expired > 0 &&
+			 !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), PASS_BUDGET_MS));
 
 	SpinLockAcquire(&InvState->mutex);
 	MyStats->last_expire_at = GetCurrentTimestamp();
@@ -270,8 +287,9 @@ ExpirePass(void *arg)
 
 /*
  * One archiving pass (inventory.history_retention set): history older than
- * the retention archived in batches, each its own transaction, until none
- * is left; a batch takes no stock row's lock.
+ * the retention when the pass starts, archived in batches, each its own
+ * transaction, until none is left or PASS_BUDGET_MS have gone (as for
+ * expiry); a batch takes no stock row's lock.
  */
 static void
 ArchivePass(void *arg)
@@ -279,21 +297,22 @@ ArchivePass(void *arg)
 	int64		folded;
 	int64		dropped;
 	int64		total = 0;
+	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz before = start - (int64) InvHistoryRetention * USECS_PER_SEC;
 
-	if (HistoryRetention <= 0)
+	if (InvHistoryRetention <= 0)
 		return;
 	pgstat_report_activity(STATE_RUNNING, "archive");
 	do
 	{
 		folded = dropped = 0;
 		if (BeginPass())
-			folded = InvArchiveBatch(GetCurrentTimestamp() -
-									 (int64) HistoryRetention * USECS_PER_SEC,
-									 INV_ARCHIVE_BATCH, &dropped);
+			folded = InvArchiveBatch(before, INV_ARCHIVE_BATCH, &dropped);
 		EndPass();
 		total += folded;
 		CHECK_FOR_INTERRUPTS();
-	} while (folded > 0 || dropped > 0);
+	} while ((folded > 0 || dropped > 0) &&
+			 !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), PASS_BUDGET_MS));
 
 	SpinLockAcquire(&InvState->mutex);
 	MyStats->last_archive_at = GetCurrentTimestamp();
@@ -427,7 +446,8 @@ MsUntil(TimestampTz last, int interval, TimestampTz now)
 /*
  * Take this database's slot of worker_status() (a slot kept from an earlier
  * worker of it, or a free one, or one whose database has no worker now);
- * false if another worker serves the database, or no slot is left.
+ * false if another worker serves the database, the database is set aside
+ * for a command (databases.c), or no slot is left.
  */
 static bool
 ClaimStats(void)
@@ -437,6 +457,8 @@ ClaimStats(void)
 	bool		taken = false;
 
 	SpinLockAcquire(&InvState->mutex);
+	for (int i = 0; i < INV_MAX_ASIDE; i++)
+		taken |= InvState->aside[i].dbid == MyDatabaseId;
 	for (int i = 0; i < INV_MAX_DATABASES && mine == NULL; i++)
 	{
 		InvWorkerStats *s = &InvState->workers[i];
@@ -448,16 +470,19 @@ ClaimStats(void)
 	}
 	if (mine != NULL && mine->pid != 0)
 		taken = true;
-	else if (mine == NULL && spare != NULL)
+	else if (mine == NULL && spare != NULL && !taken)
 	{
 		memset(spare, 0, sizeof(*spare));
 		spare->dbid = MyDatabaseId;
+		InvStatsClear((int) (spare - InvState->workers));
 		mine = spare;
 	}
 	if (mine != NULL && !taken)
 	{
 		mine->pid = MyProcPid;
 		mine->started_at = GetCurrentTimestamp();
+		mine->launch_now = false;
+		mine->warned = false;
 		MyStats = mine;
 	}
 	SpinLockRelease(&InvState->mutex);
@@ -470,6 +495,8 @@ ReleaseStats(int code, Datum arg)
 {
 	SpinLockAcquire(&InvState->mutex);
 	MyStats->pid = 0;
+	if (InvState->launcher == MyLatch)
+		InvState->launcher = NULL;
 	SpinLockRelease(&InvState->mutex);
 }
 
@@ -500,32 +527,20 @@ LeaveIfUnserved(void)
 	proc_exit(0);
 }
 
-/* Whether a worker serves the database now. */
-static bool
-Served(Oid dbid)
-{
-	bool		served = false;
-
-	SpinLockAcquire(&InvState->mutex);
-	for (int i = 0; i < INV_MAX_DATABASES; i++)
-		if (InvState->workers[i].dbid == dbid && InvState->workers[i].pid != 0)
-			served = true;
-	SpinLockRelease(&InvState->mutex);
-	return served;
-}
-
 /*
- * Whether the launcher may start a worker in the database now (none started
- * there within RELAUNCH_SECS), and if so, remember that it does.
+ * Whether the launcher may start a worker in the database now: asked to at
+ * once (launch_now), or none started there within RELAUNCH_SECS (a worker
+ * that keeps failing is not started in a loop); if so, remember that it
+ * does.
  */
 static bool
-MayLaunch(Oid dbid, TimestampTz now)
+MayLaunch(Oid dbid, bool now_asked, TimestampTz now)
 {
 	int			i;
 
 	for (i = 0; i < NLaunched && LaunchedAt[i].dbid != dbid; i++)
 		;
-	if (i < NLaunched &&
+	if (i < NLaunched && !now_asked &&
 		!TimestampDifferenceExceeds(LaunchedAt[i].at, now, RELAUNCH_SECS * 1000))
 		return false;
 	if (i == NLaunched)
@@ -539,49 +554,193 @@ MayLaunch(Oid dbid, TimestampTz now)
 	return true;
 }
 
+/* A database the launcher looks at: from pg_database, with its slot's state. */
+typedef struct LaunchCandidate
+{
+	Oid			dbid;
+	char	   *name;
+	bool		known;			/* has a slot: the extension is there */
+	bool		running;		/* a worker serves it */
+	bool		now_asked;		/* registered just now, or back from a command */
+	bool		warned;
+} LaunchCandidate;
+
 /*
- * The launcher's pass: a worker for every database that allows connections
- * and has none (the worker itself finds out whether the extension is there).
+ * Read the launcher's view of one database from its slot, and lift notes of
+ * databases set aside by backends that are gone.
+ */
+static void
+ReadSlots(LaunchCandidate *c)
+{
+	SpinLockAcquire(&InvState->mutex);
+	for (int i = 0; i < INV_MAX_DATABASES; i++)
+	{
+		InvWorkerStats *s = &InvState->workers[i];
+
+		if (s->dbid != c->dbid)
+			continue;
+		c->known = true;
+		c->running = s->pid != 0;
+		c->now_asked = s->launch_now;
+		c->warned = s->warned;
+		s->launch_now = false;
+	}
+	for (int i = 0; i < INV_MAX_ASIDE; i++)
+		if (InvState->aside[i].dbid == c->dbid)
+			c->running = true;	/* not now: a command needs it alone */
+	SpinLockRelease(&InvState->mutex);
+}
+
+/* Forget the slots of databases that are gone (dropped). */
+static void
+ForgetDropped(Oid *dbids, int n)
+{
+	SpinLockAcquire(&InvState->mutex);
+	for (int i = 0; i < INV_MAX_DATABASES; i++)
+	{
+		InvWorkerStats *s = &InvState->workers[i];
+		bool		exists = false;
+
+		for (int j = 0; j < n && !exists; j++)
+			exists = dbids[j] == s->dbid;
+		if (OidIsValid(s->dbid) && !exists && s->pid == 0)
+			memset(s, 0, sizeof(*s));
+	}
+	SpinLockRelease(&InvState->mutex);
+}
+
+/* Lift the notes of databases set aside by backends that are gone. */
+static void
+LiftStaleNotes(void)
+{
+	int			pids[INV_MAX_ASIDE];
+
+	SpinLockAcquire(&InvState->mutex);
+	for (int i = 0; i < INV_MAX_ASIDE; i++)
+		pids[i] = OidIsValid(InvState->aside[i].dbid) ? InvState->aside[i].pid : 0;
+	SpinLockRelease(&InvState->mutex);
+	for (int i = 0; i < INV_MAX_ASIDE; i++)
+	{
+		/* (no lookup under the spinlock) */
+		if (pids[i] == 0 || BackendPidGetProc(pids[i]) != NULL)
+			continue;
+		SpinLockAcquire(&InvState->mutex);
+		if (InvState->aside[i].pid == pids[i])
+			InvState->aside[i].dbid = InvalidOid;
+		SpinLockRelease(&InvState->mutex);
+	}
+}
+
+/* Has a backend asked the launcher to start a worker at once? */
+static bool
+LaunchAsked(void)
+{
+	bool		asked = false;
+
+	SpinLockAcquire(&InvState->mutex);
+	for (int i = 0; i < INV_MAX_DATABASES; i++)
+		asked |= InvState->workers[i].launch_now && InvState->workers[i].pid == 0;
+	SpinLockRelease(&InvState->mutex);
+	return asked;
+}
+
+/* How many databases have a slot (the extension, as far as is known). */
+static int
+KnownDatabases(void)
+{
+	int			n = 0;
+
+	SpinLockAcquire(&InvState->mutex);
+	for (int i = 0; i < INV_MAX_DATABASES; i++)
+		n += OidIsValid(InvState->workers[i].dbid) ? 1 : 0;
+	SpinLockRelease(&InvState->mutex);
+	return n;
+}
+
+/*
+ * The launcher's pass (see the file header): a worker for every database
+ * known to have the extension that has none, and at server start a probe
+ * of every other database that allows connections (the worker started
+ * there finds out whether the extension is there, and leaves if not).  A
+ * database whose worker cannot start for want of a background worker slot
+ * is logged once, with the number of slots the library needs.
  */
 static void
 LaunchWorkers(void *arg)
 {
+	static bool probed = false;
+	LaunchCandidate *cands;
 	Oid		   *dbids;
 	int			n;
+	bool		all_probed = true;
 	TimestampTz now = GetCurrentTimestamp();
 
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "inventory worker: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_execute("SELECT oid FROM pg_catalog.pg_database"
+	if (SPI_execute("SELECT oid, datname::text FROM pg_catalog.pg_database"
 					" WHERE datallowconn AND NOT datistemplate", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "inventory worker: cannot list the databases");
 	n = (int) SPI_processed;
+	cands = MemoryContextAllocZero(PassContext, sizeof(LaunchCandidate) * Max(n, 1));
 	dbids = MemoryContextAlloc(PassContext, sizeof(Oid) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
 
-		dbids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-												  SPI_tuptable->tupdesc, 1, &isnull));
+		cands[i].dbid = dbids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	SPI_tuptable->tupdesc, 1, &isnull));
+		cands[i].name = MemoryContextStrdup(PassContext, InvResultText(i, 2));
 	}
 	EndPass();
 
+	ForgetDropped(dbids, n);
+	LiftStaleNotes();
 	for (int i = 0; i < n; i++)
 	{
+		LaunchCandidate *c = &cands[i];
 		BackgroundWorker worker;
 
-		if (dbids[i] == MyDatabaseId || Served(dbids[i]) || !MayLaunch(dbids[i], now))
+		ReadSlots(c);
+		if (c->dbid == MyDatabaseId || c->running || (!c->known && probed) ||
+			!MayLaunch(c->dbid, c->now_asked, now))
 			continue;
 		FillWorker(&worker, "inventory worker", "InvWorkerMain");
 		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		worker.bgw_main_arg = ObjectIdGetDatum(dbids[i]);
-		if (!RegisterDynamicBackgroundWorker(&worker, NULL))
-			ereport(LOG,
-					(errmsg("inventory worker: no background worker slot is free for another database"),
-					 errhint("Raise max_worker_processes.")));
+		worker.bgw_main_arg = ObjectIdGetDatum(c->dbid);
+		if (RegisterDynamicBackgroundWorker(&worker, NULL))
+			continue;
+		/* no slot: a probe tries again next time, a known database says so */
+		MayLaunch(c->dbid, true, 0);
+		if (!c->known)
+			all_probed = false;
+		else if (!c->warned)
+		{
+			/* a slot per database known, the launcher's own among them */
+			int			needed = KnownDatabases();
+
+			ereport(WARNING,
+					(errmsg("inventory: no background worker slot is free for the worker of database \"%s\"",
+							c->name),
+					 errdetail("The library needs %d background worker slots for the databases where the extension is installed (one per database, the launcher included), besides those of other background workers (the logical replication launcher, parallel query, other extensions); max_worker_processes is %d.",
+							   needed, max_worker_processes),
+					 errhint("Raise max_worker_processes (a restart is needed).  Until then calls in database \"%s\" go on: reservations expire lazily, and hot rows use the transactional path.",
+							 c->name)));
+			SpinLockAcquire(&InvState->mutex);
+			for (int j = 0; j < INV_MAX_DATABASES; j++)
+				if (InvState->workers[j].dbid == c->dbid)
+					InvState->workers[j].warned = true;
+			SpinLockRelease(&InvState->mutex);
+		}
 	}
+	probed |= all_probed;
+	elog(DEBUG1, "inventory launcher: looked at %d databases", n);
+	/* every request is answered by this pass (LaunchAsked) */
+	SpinLockAcquire(&InvState->mutex);
+	for (int i = 0; i < INV_MAX_DATABASES; i++)
+		InvState->workers[i].launch_now = false;
+	SpinLockRelease(&InvState->mutex);
 	MemoryContextReset(PassContext);
 }
 
@@ -595,6 +754,7 @@ InvWorkerMain(Datum main_arg)
 {
 	Oid			dbid = DatumGetObjectId(main_arg);
 	bool		launcher = !OidIsValid(dbid);
+	bool		merged = true;
 	TimestampTz last_merge = 0;
 	TimestampTz last_expire = 0;
 	TimestampTz last_auto_hot = 0;
@@ -602,7 +762,7 @@ InvWorkerMain(Datum main_arg)
 
 	InvWorkerStart("inventory worker", dbid);
 	PassContext = AllocSetContextCreate(TopMemoryContext, "inventory worker",
-										   ALLOCSET_DEFAULT_SIZES);
+										ALLOCSET_DEFAULT_SIZES);
 	if (!ClaimStats())
 	{
 		static InvWorkerStats unshared;
@@ -614,15 +774,28 @@ InvWorkerMain(Datum main_arg)
 				(errmsg("inventory worker: worker_status() has no room for database \"%s\"",
 						InvWorkerDatabase)));
 		MyStats = &unshared;
+		merged = false;
 	}
 	before_shmem_exit(ReleaseStats, (Datum) 0);
 	if (!launcher)
 		LeaveIfUnserved();
+	if (merged)
+		InvMergedServe((int) (MyStats - InvState->workers));
+	if (launcher)
+	{
+		SpinLockAcquire(&InvState->mutex);
+		InvState->launcher = MyLatch;
+		SpinLockRelease(&InvState->mutex);
+	}
 
 	for (;;)
 	{
 		TimestampTz now;
 		long		timeout;
+		bool		merge_due;
+		bool		expire_due;
+		bool		auto_hot_due;
+		bool		launch_due;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -631,13 +804,27 @@ InvWorkerMain(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/* merged-mode callers first: they wait for their batch */
+		if (merged)
+			InvMergedCommit();
+
 		now = GetCurrentTimestamp();
-		if (MsUntil(last_merge, MergeInterval, now) == 0)
+		merge_due = MsUntil(last_merge, MergeInterval, now) == 0;
+		expire_due = MsUntil(last_expire, ExpireInterval, now) == 0;
+		auto_hot_due = InvAutoHot && MsUntil(last_auto_hot, InvAutoHotInterval, now) == 0;
+		launch_due = launcher && ServeAllDatabases &&
+			(MsUntil(last_launch, LAUNCH_INTERVAL_MS, now) == 0 ||
+			 (LaunchAsked() && MsUntil(last_launch, ASKED_INTERVAL_MS, now) == 0));
+
+		/* while a pass runs, merged mode pauses (callers go transactional) */
+		if (merged && (merge_due || expire_due || auto_hot_due || launch_due))
+			InvMergedPause();
+		if (merge_due)
 		{
 			RunPass(MergePass, NULL);
 			last_merge = now;
 		}
-		if (MsUntil(last_expire, ExpireInterval, now) == 0)
+		if (expire_due)
 		{
 			if (!launcher)
 				LeaveIfUnserved();
@@ -645,16 +832,18 @@ InvWorkerMain(Datum main_arg)
 			RunPass(ArchivePass, NULL);
 			last_expire = now;
 		}
-		if (InvAutoHot && MsUntil(last_auto_hot, InvAutoHotInterval, now) == 0)
+		if (auto_hot_due)
 		{
 			AutoHotPass();
 			last_auto_hot = now;
 		}
-		if (launcher && ServeAllDatabases && MsUntil(last_launch, LAUNCH_INTERVAL_MS, now) == 0)
+		if (launch_due)
 		{
 			RunPass(LaunchWorkers, NULL);
 			last_launch = now;
 		}
+		if (merged && (merge_due || expire_due || auto_hot_due || launch_due))
+			InvMergedResume();
 
 		now = GetCurrentTimestamp();
 		timeout = Min(MsUntil(last_merge, MergeInterval, now),
@@ -662,7 +851,8 @@ InvWorkerMain(Datum main_arg)
 		if (InvAutoHot)
 			timeout = Min(timeout, MsUntil(last_auto_hot, InvAutoHotInterval, now));
 		if (launcher && ServeAllDatabases)
-			timeout = Min(timeout, MsUntil(last_launch, LAUNCH_INTERVAL_MS, now));
+			timeout = Min(timeout, MsUntil(last_launch, LaunchAsked() ? ASKED_INTERVAL_MS
+											: LAUNCH_INTERVAL_MS, now));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Max(timeout, 1), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

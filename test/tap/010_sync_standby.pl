@@ -68,10 +68,10 @@ sub caller_bg
 sub committer_pid
 {
 	$primary->poll_query_until('postgres', q{
-		SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'inventory committer'})
+		SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'inventory worker' AND datname = current_database()})
 	  or die 'no committer';
 	return $primary->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'inventory committer'");
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'inventory worker' AND datname = current_database()");
 }
 
 sub still_waiting
@@ -88,7 +88,7 @@ $standby->stop('fast');
 my $k1 = caller_bg('k1');
 ok(still_waiting($k1), 'standby away: the caller waits for it, without an answer');
 isnt($primary->safe_psql('postgres', q{
-	SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'inventory committer'}),
+	SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'inventory worker' AND datname = current_database()}),
 	'SyncRep', 'the committer itself is free for the next batch');
 
 # terminate the committer while a caller waits

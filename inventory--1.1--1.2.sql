@@ -1,0 +1,159 @@
+/* inventory--1.1--1.2.sql: upgrade from 1.1 (ALTER EXTENSION inventory UPDATE) */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "ALTER EXTENSION inventory UPDATE TO '1.2'" to load this file. \quit
+
+-- The library must be in shared_preload_libraries: say so now, with the
+-- hint, rather than at the first call (hot_counters() checks it).
+SELECT count(*) FROM inventory.hot_counters();
+
+-- worker_status() also shows the backlog a monitor watches: the age of the
+-- oldest held reservation past its expiry, and the ledger rows older than
+-- inventory.history_retention (NULL when it is not set)
+DROP FUNCTION inventory.worker_status();
+CREATE FUNCTION inventory.worker_status(
+    OUT pid integer, OUT started_at timestamptz,
+    OUT last_merge_at timestamptz, OUT merge_passes bigint,
+    OUT rows_merged bigint, OUT movements_merged bigint,
+    OUT last_expire_at timestamptz, OUT expire_passes bigint,
+    OUT expired bigint, OUT errors bigint, OUT last_error text,
+    OUT merged_batches bigint, OUT merged_requests bigint, OUT largest_batch bigint,
+    OUT database name, OUT last_archive_at timestamptz, OUT archived bigint,
+    OUT promoted bigint, OUT demoted bigint,
+    OUT oldest_overdue interval, OUT ledger_past_retention bigint)
+AS 'MODULE_PATHNAME', 'worker_status' LANGUAGE C VOLATILE SECURITY DEFINER;
+REVOKE ALL ON FUNCTION inventory.worker_status() FROM PUBLIC;
+
+-- The answers the calls gave, per call and status, since the server
+-- started or stats_reset(): counted in shared memory, no table is written.
+CREATE FUNCTION inventory.call_counts(OUT call text, OUT status text, OUT calls bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'call_counts' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION inventory.call_counts() FROM PUBLIC;
+CREATE VIEW inventory.stats AS SELECT call, status, calls FROM inventory.call_counts();
+CREATE FUNCTION inventory.stats_reset() RETURNS void
+AS 'MODULE_PATHNAME', 'stats_reset' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION inventory.stats_reset() FROM PUBLIC;
+
+-- Monitoring: members of pg_monitor read the figures, and nothing else.
+GRANT USAGE ON SCHEMA inventory TO pg_monitor;
+GRANT SELECT ON inventory.stats TO pg_monitor;
+GRANT EXECUTE ON FUNCTION inventory.call_counts() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION inventory.worker_status() TO pg_monitor;
+
+-- What every object is for (psql \df+, \d+, \dT+).
+-- types
+COMMENT ON TYPE inventory.outcome IS 'The result of every mutating call: a status (ok, duplicate, insufficient, not_found, expired, conflict or busy), the units available at the row after the call, and the stock row it is about. Business outcomes such as sold out are statuses, never errors, so they do not abort the caller''s transaction.';
+COMMENT ON COLUMN inventory.outcome.status IS 'The call''s status: ok, duplicate, insufficient, not_found, expired, conflict or busy; only ok changes anything.';
+COMMENT ON COLUMN inventory.outcome.available IS 'Units available at the stock row after the call; NULL when there is no row, and for a cart that went through.';
+COMMENT ON COLUMN inventory.outcome.sku IS 'SKU of the stock row the outcome is about (for a cart, the line that failed it); NULL when unknown.';
+COMMENT ON COLUMN inventory.outcome.location IS 'Location of the stock row the outcome is about; NULL when unknown or when the units came from several locations.';
+
+-- tables
+COMMENT ON TABLE inventory.stock IS 'One row per (sku, location) with its stock counters: available = on_hand - reserved, less queued hot-row movements. Only the extension''s calls write it; a CHECK keeps 0 <= reserved <= on_hand.';
+COMMENT ON COLUMN inventory.stock.sku IS 'The stock-keeping unit the row counts.';
+COMMENT ON COLUMN inventory.stock.location IS 'The location holding the units; ''default'' when none is named.';
+COMMENT ON COLUMN inventory.stock.on_hand IS 'Units physically held, as merged into the row (queued hot-row movements not included).';
+COMMENT ON COLUMN inventory.stock.reserved IS 'Units held by open reservations, as merged into the row.';
+COMMENT ON COLUMN inventory.stock.hot IS 'Whether the row goes through the hot path (a shared-memory escrow counter and the pending queue) instead of updates of this row.';
+COMMENT ON COLUMN inventory.stock.next_expiry IS 'No held reservation of the row expires before this time (infinity when none is held); it may be earlier than the true next expiry, never later.';
+COMMENT ON COLUMN inventory.stock.pinned IS 'Whether the row''s hot state was set by set_hot, so the automatic rule (inventory.auto_hot) leaves it alone.';
+
+COMMENT ON TABLE inventory.ledger IS 'Append-only journal with exactly one row per change of a stock counter, and the idempotency record of every keyed call (its first row names the call). Per stock row, on_hand = sum(on_hand_delta) and reserved = sum(reserved_delta).';
+COMMENT ON COLUMN inventory.ledger.id IS 'Row identity, from the sequence inventory.ledger_id_seq.';
+COMMENT ON COLUMN inventory.ledger.op IS 'The movement: restock, adjust, deduct, reserve, confirm, release, expire, refund, bill, or checkpoint (the sums of rows folded by archive()).';
+COMMENT ON COLUMN inventory.ledger.key IS 'Idempotency key of the call that wrote the row; on confirm, release and expire rows, the reservation''s key.';
+COMMENT ON COLUMN inventory.ledger.sku IS 'SKU of the stock row moved; NULL on a tombstone.';
+COMMENT ON COLUMN inventory.ledger.location IS 'Location of the stock row moved; NULL on a tombstone.';
+COMMENT ON COLUMN inventory.ledger.on_hand_delta IS 'Signed change to the row''s on_hand.';
+COMMENT ON COLUMN inventory.ledger.reserved_delta IS 'Signed change to the row''s reserved.';
+COMMENT ON COLUMN inventory.ledger.ref IS 'For a refund, the sale''s key; on the call row of deduct_any, deduct_cart_any and reserve_any, the call''s canonical arguments.';
+COMMENT ON COLUMN inventory.ledger.at IS 'When the row was written (the statement''s start time).';
+COMMENT ON COLUMN inventory.ledger.call IS 'On the first row a keyed call wrote, the call''s name (unique by key; release on a tombstone); NULL on its other rows and on rows that settle a reservation.';
+COMMENT ON COLUMN inventory.ledger.counted IS 'On the call row of an adjust, the stocktake''s counted figure.';
+
+COMMENT ON TABLE inventory.reservation IS 'One row per reservation, or per location part of a reserve_any, with its quantity, state and expiry; (key, part) is its primary key.';
+COMMENT ON COLUMN inventory.reservation.key IS 'Idempotency key of the reserve or reserve_any that made the hold.';
+COMMENT ON COLUMN inventory.reservation.sku IS 'SKU of the stock row held.';
+COMMENT ON COLUMN inventory.reservation.location IS 'Location of the stock row held.';
+COMMENT ON COLUMN inventory.reservation.qty IS 'Units held (positive).';
+COMMENT ON COLUMN inventory.reservation.state IS 'held, confirmed, released or expired.';
+COMMENT ON COLUMN inventory.reservation.created_at IS 'When the reservation was made (the statement''s start time).';
+COMMENT ON COLUMN inventory.reservation.expires_at IS 'When the hold expires: created_at plus ttl.';
+COMMENT ON COLUMN inventory.reservation.ttl IS 'The ttl the call asked for, kept to compare retries.';
+COMMENT ON COLUMN inventory.reservation.part IS '0 for a reserve; 1, 2, ... for the parts of a reserve_any, one per location.';
+
+COMMENT ON TABLE inventory.pending IS 'Queue of hot-row movements not yet merged into their stock rows; the worker (or merge()) folds them in, one UPDATE per row.';
+COMMENT ON COLUMN inventory.pending.sku IS 'SKU of the hot stock row moved.';
+COMMENT ON COLUMN inventory.pending.location IS 'Location of the hot stock row moved.';
+COMMENT ON COLUMN inventory.pending.on_hand_delta IS 'Signed change to on_hand, not yet merged into the stock row.';
+COMMENT ON COLUMN inventory.pending.reserved_delta IS 'Signed change to reserved, not yet merged into the stock row.';
+
+COMMENT ON TABLE inventory.archived_key IS 'The keys of calls whose ledger rows archive() folded, kept as 16-byte MD5 digests in 4,096 buckets, so a retry of such a key still answers duplicate and applies nothing.';
+COMMENT ON COLUMN inventory.archived_key.bucket IS 'The bucket: the first 12 bits of each digest in the row.';
+COMMENT ON COLUMN inventory.archived_key.level IS 'Merge level: each archiving batch adds rows of level 0, and four rows of one level merge into one of the next.';
+COMMENT ON COLUMN inventory.archived_key.digests IS 'The MD5 digests of archived keys, 16 bytes each, in no order.';
+
+COMMENT ON TABLE inventory.location IS 'Configured locations: each one''s allocation priority and whether it may be allocated from. A location never configured has priority 0 and is active.';
+COMMENT ON COLUMN inventory.location.location IS 'The location''s name.';
+COMMENT ON COLUMN inventory.location.priority IS 'Allocation priority: higher is allocated from first.';
+COMMENT ON COLUMN inventory.location.active IS 'Whether the location may be allocated from.';
+
+-- sequences
+COMMENT ON SEQUENCE inventory.ledger_id_seq IS 'Identity sequence of inventory.ledger.id; dumped with the extension''s data so that new ledger ids follow the old ones after a restore.';
+
+-- views
+COMMENT ON VIEW inventory.stock_levels IS 'Per stock row: the merged counters, what unmerged hot-row movements take (pending), and the units available now, counting a held reservation already past its expires_at as available.';
+COMMENT ON COLUMN inventory.stock_levels.sku IS 'SKU of the stock row.';
+COMMENT ON COLUMN inventory.stock_levels.location IS 'Location of the stock row.';
+COMMENT ON COLUMN inventory.stock_levels.on_hand IS 'Units physically held, as merged into the stock row.';
+COMMENT ON COLUMN inventory.stock_levels.reserved IS 'Units held by open reservations, as merged into the stock row.';
+COMMENT ON COLUMN inventory.stock_levels.pending IS 'Units that unmerged hot-row movements take from available; negative when they return more than they take.';
+COMMENT ON COLUMN inventory.stock_levels.available IS 'Units available now: on_hand - reserved - pending, with overdue held reservations counted as available.';
+COMMENT ON COLUMN inventory.stock_levels.hot IS 'Whether the row goes through the hot path.';
+
+COMMENT ON VIEW inventory.availability IS 'Per SKU, the figures of inventory.stock_levels summed over all its locations.';
+COMMENT ON COLUMN inventory.availability.sku IS 'The SKU.';
+COMMENT ON COLUMN inventory.availability.locations IS 'Number of locations with a stock row of the SKU.';
+COMMENT ON COLUMN inventory.availability.on_hand IS 'Units physically held over all locations, as merged.';
+COMMENT ON COLUMN inventory.availability.reserved IS 'Units held by open reservations over all locations, as merged.';
+COMMENT ON COLUMN inventory.availability.pending IS 'Units that unmerged hot-row movements take from available, over all locations.';
+COMMENT ON COLUMN inventory.availability.available IS 'Units available now over all locations.';
+
+COMMENT ON VIEW inventory.locations IS 'Every location with its allocation rule: the configured ones, and every location that holds stock (priority 0 and active unless configured).';
+COMMENT ON COLUMN inventory.locations.location IS 'The location''s name.';
+COMMENT ON COLUMN inventory.locations.priority IS 'Allocation priority (higher first); 0 when not configured.';
+COMMENT ON COLUMN inventory.locations.active IS 'Whether the location may be allocated from; true when not configured.';
+
+-- functions
+COMMENT ON FUNCTION inventory.deduct(text, bigint, text, text, boolean) IS 'Takes qty units of sku at location now (order-time deduction), applied at most once per key; with nowait => true it answers busy instead of queueing behind another writer of the row. Returns an outcome with status ok, duplicate, insufficient, not_found or busy.';
+COMMENT ON FUNCTION inventory.deduct_cart(text[], bigint[], text, text[]) IS 'Takes every line of a cart or none, locking its rows in one canonical order so carts never deadlock; lines of one row are summed. Returns one outcome: ok, duplicate, insufficient or not_found, naming the line that failed.';
+COMMENT ON FUNCTION inventory.reserve(text, bigint, text, interval, text) IS 'Try phase: holds qty units of sku at location until now + ttl (default 15 minutes), applied at most once per key. Returns an outcome: ok, duplicate, insufficient, not_found, or conflict when the key was released before it arrived.';
+COMMENT ON FUNCTION inventory.confirm(text) IS 'Confirm phase: sells the units held by the reservation with this key, every part of a reserve_any together. Returns an outcome: ok, duplicate if already confirmed, expired if released or past its expiry (refund the payment), or not_found.';
+COMMENT ON FUNCTION inventory.release(text) IS 'Cancel phase: makes the units held by the reservation with this key available again. Returns an outcome: ok, duplicate, conflict for a confirmed reservation, expired, or not_found, recording a tombstone so that a late reserve with the key answers conflict.';
+COMMENT ON FUNCTION inventory.apply_bills(jsonb) IS 'Applies a JSON array of bills ({"key", "lines": [{"sku", "delta", "location"}]}; a negative delta takes units, a positive one receives them) in order, each all or nothing. Returns one (key, status) row per bill in order: ok, duplicate, insufficient or not_found.';
+COMMENT ON FUNCTION inventory.available(text, text) IS 'Returns the units of sku available now at one location, or over all its locations when location is NULL; NULL for an unknown sku.';
+COMMENT ON FUNCTION inventory.restock(text, bigint, text, text) IS 'Adds qty units to sku at location, creating the stock row if absent, applied at most once per key. Returns an outcome: ok or duplicate.';
+COMMENT ON FUNCTION inventory.adjust(text, bigint, text, text) IS 'Stocktake: sets on_hand of an existing stock row to the counted figure and writes the difference to the ledger, applied at most once per key. Returns an outcome: ok, duplicate, conflict if the count is below reserved, or not_found for an unknown row.';
+COMMENT ON FUNCTION inventory.refund(text, bigint, text) IS 'Returns qty units of the sale original_key (a deduct, a cart or allocation of one sku, or a confirmed reservation) to the rows they came from, applied at most once per key. Returns an outcome: ok, duplicate, insufficient beyond what is refundable, not_found if original_key is no sale, or conflict for an unconfirmed reservation.';
+COMMENT ON FUNCTION inventory.set_hot(text, boolean, text) IS 'Routes a stock row through the hot path (hot => true) or back (false) and pins it so the automatic rule leaves it alone; hot => NULL hands it back to the rule. Returns an outcome: ok, or not_found for an unknown row.';
+COMMENT ON FUNCTION inventory.merge() IS 'Folds every queued hot-row movement into its stock row now, as the worker does every inventory.merge_interval. Returns how many queue rows it folded.';
+COMMENT ON FUNCTION inventory.hot_counters() IS 'Lists the escrow counters of this database''s hot rows used since the server started: whether each is loaded, its available units, the transactions using it, units taken and refusals.';
+COMMENT ON FUNCTION inventory.expire() IS 'Releases every held reservation past its expires_at now. Returns how many it released.';
+COMMENT ON FUNCTION inventory.reconcile() IS 'Checks the invariants: stock counters against the ledger and held reservations, and each hot row''s counter against the tables. Returns one (sku, location, problem, expected, actual) row per breach; no rows when consistent.';
+COMMENT ON FUNCTION inventory.lock_key(text, text) IS 'Returns the advisory lock key of a stock row, as pg_locks shows it (classid = high 32 bits, objid = low 32 bits, objsubid = 1).';
+COMMENT ON FUNCTION inventory.archive(timestamptz) IS 'Folds the ledger rows older than before into one checkpoint per stock row, keeps the keys of their calls as digests in archived_key, and drops concluded reservations created before it. Returns how many ledger rows it folded.';
+COMMENT ON FUNCTION inventory.set_location(text, integer, boolean) IS 'Sets a location''s allocation priority (higher first) and whether it may be allocated from, replacing what was set before. Returns nothing.';
+COMMENT ON FUNCTION inventory.deduct_any(text, bigint, text, text[], text) IS 'Takes qty units of sku from one or several candidate locations (those given, or every active one holding it, by priority), all or nothing, by strategy priority, most_available or single. Returns an outcome: ok, duplicate, insufficient or not_found; its location is NULL when the units were split.';
+COMMENT ON FUNCTION inventory.reserve_any(text, bigint, text, interval, text[], text) IS 'Holds qty units of sku at one or several candidate locations, all or nothing, as one reservation part per location; confirm, release and expiry act on every part. Returns an outcome: ok, duplicate, insufficient, not_found, or conflict when the key was released before it arrived.';
+COMMENT ON FUNCTION inventory.deduct_cart_any(text[], bigint[], text, text[]) IS 'Takes a whole cart, all or nothing, from as few candidate locations as can serve it. Returns one outcome: ok, duplicate, insufficient or not_found, naming the first line no set of locations can serve.';
+COMMENT ON FUNCTION inventory.allocation(text) IS 'Returns where the units of an applied deducting or reserving call came from, one (sku, location, qty) row per part in the order taken; empty for an unknown key or a call that changed nothing.';
+
+-- the objects of 1.2
+COMMENT ON FUNCTION inventory.worker_status() IS 'Reports what the worker serving this database has done: merge, expiry and archive passes, errors, merged-mode batches, automatic hot-row promotions and demotions; and the backlog: the age of the oldest held reservation past its expiry, and the ledger rows older than inventory.history_retention. Returns one row; pid is NULL, with a warning, when no worker serves the database. Members of pg_monitor may call it.';
+COMMENT ON FUNCTION inventory.call_counts() IS 'The answers the calls gave in this database since the server started or stats_reset(): a row per call and status answered at least once. Read it through the view inventory.stats.';
+COMMENT ON VIEW inventory.stats IS 'The answers the calls gave in this database, per call and status, since the server started or stats_reset(), counted in shared memory. Members of pg_monitor may read it.';
+COMMENT ON COLUMN inventory.stats.call IS 'The call: restock, adjust, deduct, deduct_cart, reserve, confirm, release, refund, deduct_any, reserve_any, deduct_cart_any, apply_bills (one answer per bill) or set_hot.';
+COMMENT ON COLUMN inventory.stats.status IS 'The status answered: ok, duplicate, insufficient, not_found, expired, conflict or busy.';
+COMMENT ON COLUMN inventory.stats.calls IS 'How many times the call answered that status.';
+COMMENT ON FUNCTION inventory.stats_reset() IS 'Sets the counts of inventory.stats of this database back to zero.';
