@@ -53,11 +53,11 @@ ensure_packages() {
 # to make (e.g. SANITIZE=undefined).
 build_install() {
 	step "building and installing the extension $*"
-	make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" "$@" >/dev/null
+	make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" WERROR=1 "$@" >/dev/null
 	if [ "$(id -u)" = 0 ] || [ -w "$("$PGBIN/pg_config" --pkglibdir)" ]; then
-		make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" "$@" install >/dev/null
+		make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" WERROR=1 "$@" install >/dev/null
 	else
-		sudo make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" "$@" install >/dev/null
+		sudo make -s -C "$REPO" PG_CONFIG="$PGBIN/pg_config" WERROR=1 "$@" install >/dev/null
 	fi
 }
 
