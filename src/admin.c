@@ -224,7 +224,7 @@ worker_status(PG_FUNCTION_ARGS)
 		if (!nulls[19])
 			values[19] = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
 														 SPI_tuptable->tupdesc, 1, &nulls[19]),
-										   false, -1);
+										   false, sizeof(Interval));
 		nulls[20] = InvResultIsNull(0, 2);
 		if (!nulls[20])
 			values[20] = Int64GetDatum(InvResultInt8(0, 2));

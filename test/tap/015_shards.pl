@@ -10,6 +10,7 @@
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
+use IPC::Run;
 use Test::More;
 use InvNode;
 
@@ -221,15 +222,19 @@ sub cart_sql
 	  . join(',', @$q) . "}', '$key');\n";
 }
 # Clients sending carts (going on after errors: a shard may be down);
-# $same: every client sends the carts of client 1 (the same keys, at once)
+# $same: every client sends the carts of client 1 (the same keys, at once);
+# $barrier: after that many carts each client waits for advisory lock 4242
+# of the proxy (held by the test) before it goes on
 sub load
 {
-	my ($phase, $clients, $carts, $same) = @_;
+	my ($phase, $clients, $carts, $same, $barrier) = @_;
 	my @scripts;
 	for my $c (1 .. $clients)
 	{
 		for my $i (1 .. $carts)
 		{
+			$scripts[ $c - 1 ] .= "SELECT pg_advisory_lock_shared(4242), pg_advisory_unlock_shared(4242);\n"
+			  if defined $barrier && $i == $barrier + 1;
 			my $key = $same ? "$phase-1-$i" : "$phase-$c-$i";
 			if (!$same || $c == 1)
 			{
@@ -259,11 +264,23 @@ sub retry_unanswered
 }
 my $confirmed = q{SELECT count(*) FROM inventory.reservation WHERE state = 'confirmed'};
 
-# a shard stopped immediately in the middle of the carts
-my $base = on_part(0, $confirmed);
-my $load = load('A', 4, 60);
-$shard{a}->poll_query_until('part0', "SELECT ($confirmed) > $base + 20") or die 'the load did not start';
+# a shard stopped immediately in the middle of the carts: the clients wait
+# at a barrier after 15 carts each, the shard stops, and they go on
+my $holder = IPC::Run::start(
+	[ 'psql', '-X', '-d', $proxy->connstr('postgres'), '-c',
+	  'SELECT pg_advisory_lock(4242), pg_sleep(600)' ], '>', \my $hout, '2>', \my $herr);
+$proxy->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted})
+  or die 'no barrier';
+my $load = load('A', 4, 60, 0, 15);
+$proxy->poll_query_until('postgres', q{
+	SELECT count(*) = 4 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted})
+  or die 'the clients did not reach the barrier';
 $shard{b}->stop('immediate');
+$proxy->safe_psql('postgres', q{
+	SELECT pg_terminate_backend(pid) FROM pg_locks
+	 WHERE locktype = 'advisory' AND objid = 4242 AND granted});
+$holder->finish;
 collect($load);
 $shard{b}->start;
 my $acked_a = grep { /^A-/ && $status{$_} eq 'ok' } keys %status;
@@ -271,7 +288,7 @@ cmp_ok($acked_a, '>', 0, 'clients saw carts succeed before the shard stopped');
 cmp_ok(retry_unanswered('A'), '>', 0, 'some carts failed while the shard was down, and were retried');
 
 # the proxy stopped immediately in the middle of the carts
-$base = on_part(0, $confirmed);
+my $base = on_part(0, $confirmed);
 $load = load('B', 4, 60);
 $shard{a}->poll_query_until('part0', "SELECT ($confirmed) > $base + 10") or die 'the load did not start';
 $proxy->stop('immediate');
