@@ -1,6 +1,11 @@
 -- Allocation across locations: set_location, the locations view,
 -- deduct_any (priority, most_available, single), deduct_cart_any,
 -- allocation(), refunds of split sales, idempotency, bad input.
+-- no background worker in this database: its passes would race the steps
+-- (a server with the library preloaded serves every database by default)
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET inventory.serve_database = off', current_database());
+END $$;
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS inventory CASCADE;
 CREATE EXTENSION inventory;

@@ -1,6 +1,11 @@
 -- archive(before): ledger rows before the cutoff fold into one checkpoint per
 -- stock row, keys stay as digests (a retry answers "duplicate"), concluded
 -- reservations go; held reservations and the hot-row queue stay.
+-- no background worker in this database: its passes would race the steps
+-- (a server with the library preloaded serves every database by default)
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET inventory.serve_database = off', current_database());
+END $$;
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS inventory CASCADE;
 CREATE EXTENSION inventory;

@@ -1,5 +1,10 @@
 -- The whole contract on a hot row: escrow counter in shared memory, movements
 -- queued in inventory.pending until merged, the stock row untouched.
+-- no background worker in this database: its passes would race the steps
+-- (a server with the library preloaded serves every database by default)
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET inventory.serve_database = off', current_database());
+END $$;
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS inventory CASCADE;
 CREATE EXTENSION inventory;

@@ -1,4 +1,9 @@
 -- restock, adjust, deduct, refund and available on ordinary rows.
+-- no background worker in this database: its passes would race the steps
+-- (a server with the library preloaded serves every database by default)
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET inventory.serve_database = off', current_database());
+END $$;
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS inventory CASCADE;
 CREATE EXTENSION inventory;

@@ -1,4 +1,9 @@
 -- The views, reconcile() catching a breach, lock keys, privileges.
+-- no background worker in this database: its passes would race the steps
+-- (a server with the library preloaded serves every database by default)
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET inventory.serve_database = off', current_database());
+END $$;
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS inventory CASCADE;
 CREATE EXTENSION inventory;

@@ -131,7 +131,7 @@ InvServeDatabase(void)
 		InvStatsClear((int) (free - InvState->workers));
 		slot = free;
 	}
-	if (slot != NULL && slot->pid == 0 && !slot->launch_now)
+	if (slot != NULL && slot->pid == 0 && !slot->launch_now && !slot->opted_out)
 		wake = slot->launch_now = true;
 	SpinLockRelease(&InvState->mutex);
 	if (slot == NULL)
@@ -232,6 +232,16 @@ DatabaseNeededAlone(Node *stmt, const char **command)
 			if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
 				name = ((AlterDatabaseStmt *) stmt)->dbname;
 		*command = "ALTER DATABASE SET TABLESPACE";
+	}
+	else if (IsA(stmt, AlterDatabaseSetStmt))
+	{
+		VariableSetStmt *set = ((AlterDatabaseSetStmt *) stmt)->setstmt;
+
+		/* the worker reads it as it connects: it connects again */
+		if (set->kind == VAR_RESET_ALL ||
+			(set->name != NULL && strcmp(set->name, "inventory.serve_database") == 0))
+			name = ((AlterDatabaseSetStmt *) stmt)->dbname;
+		*command = "ALTER DATABASE SET inventory.serve_database";
 	}
 	else if (IsA(stmt, CreatedbStmt))
 	{

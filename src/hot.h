@@ -82,6 +82,7 @@ typedef struct InvWorkerStats
 	/* the launcher's: start its worker at once (not after the relaunch delay) */
 	bool		launch_now;
 	bool		warned;			/* the missing worker slot was logged */
+	bool		opted_out;		/* inventory.serve_database is off there */
 } InvWorkerStats;
 
 /* The calls and statuses counted per database (stats.c). */

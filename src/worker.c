@@ -48,6 +48,7 @@ PGDLLEXPORT void InvWorkerMain(Datum main_arg);
 
 char	   *InvWorkerDatabase = NULL;
 static bool ServeAllDatabases = true;
+static bool ServeDatabase = true;
 static int	MergeInterval = 200;
 static int	ExpireInterval = 1000;
 int			InvExpireBatch = 1000;
@@ -122,6 +123,14 @@ InvWorkerInit(void)
 							 &ServeAllDatabases,
 							 true,
 							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("inventory.serve_database",
+							 "Whether a worker serves this database.",
+							 "Set per database (ALTER DATABASE ... SET inventory.serve_database = off) to keep the worker's passes and merged mode out of it.",
+							 &ServeDatabase,
+							 true,
+							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 
 	/* PGC_POSTMASTER settings and workers only at server start */
@@ -483,6 +492,7 @@ ClaimStats(void)
 		mine->started_at = GetCurrentTimestamp();
 		mine->launch_now = false;
 		mine->warned = false;
+		mine->opted_out = false;
 		MyStats = mine;
 	}
 	SpinLockRelease(&InvState->mutex);
@@ -514,15 +524,21 @@ ExtensionInstalled(void)
 
 /*
  * A worker started by the launcher whose database has no extension (any
- * more), or that is not to be served: it leaves, giving up its slot.
+ * more), or that is not to be served: it leaves, giving up its slot; or,
+ * in a database set to inventory.serve_database = off (read as the worker
+ * connected: changing it makes the worker start again, see databases.c),
+ * keeping the slot, noted so that the launcher leaves the database alone.
  */
 static void
 LeaveIfUnserved(void)
 {
-	if (ServeAllDatabases && ExtensionInstalled())
+	if (ServeAllDatabases && ServeDatabase && ExtensionInstalled())
 		return;
 	SpinLockAcquire(&InvState->mutex);
-	memset(MyStats, 0, sizeof(*MyStats));
+	if (ServeAllDatabases && !ServeDatabase)
+		MyStats->opted_out = true;
+	else
+		memset(MyStats, 0, sizeof(*MyStats));
 	SpinLockRelease(&InvState->mutex);
 	proc_exit(0);
 }
@@ -580,7 +596,8 @@ ReadSlots(LaunchCandidate *c)
 		if (s->dbid != c->dbid)
 			continue;
 		c->known = true;
-		c->running = s->pid != 0;
+		/* a database that opted out is left alone unless asked again */
+		c->running = s->pid != 0 || (s->opted_out && !s->launch_now);
 		c->now_asked = s->launch_now;
 		c->warned = s->warned;
 		s->launch_now = false;
@@ -755,6 +772,7 @@ InvWorkerMain(Datum main_arg)
 	Oid			dbid = DatumGetObjectId(main_arg);
 	bool		launcher = !OidIsValid(dbid);
 	bool		merged = true;
+	bool		serve;
 	TimestampTz last_merge = 0;
 	TimestampTz last_expire = 0;
 	TimestampTz last_auto_hot = 0;
@@ -779,6 +797,9 @@ InvWorkerMain(Datum main_arg)
 	before_shmem_exit(ReleaseStats, (Datum) 0);
 	if (!launcher)
 		LeaveIfUnserved();
+	/* the launcher stays, but serves no database that opted out */
+	serve = ServeDatabase;
+	merged &= serve;
 	if (merged)
 		InvMergedServe((int) (MyStats - InvState->workers));
 	if (launcher)
@@ -809,9 +830,10 @@ InvWorkerMain(Datum main_arg)
 			InvMergedCommit();
 
 		now = GetCurrentTimestamp();
-		merge_due = MsUntil(last_merge, MergeInterval, now) == 0;
-		expire_due = MsUntil(last_expire, ExpireInterval, now) == 0;
-		auto_hot_due = InvAutoHot && MsUntil(last_auto_hot, InvAutoHotInterval, now) == 0;
+		merge_due = serve && MsUntil(last_merge, MergeInterval, now) == 0;
+		expire_due = serve && MsUntil(last_expire, ExpireInterval, now) == 0;
+		auto_hot_due = serve && InvAutoHot &&
+			MsUntil(last_auto_hot, InvAutoHotInterval, now) == 0;
 		launch_due = launcher && ServeAllDatabases &&
 			(MsUntil(last_launch, LAUNCH_INTERVAL_MS, now) == 0 ||
 			 (LaunchAsked() && MsUntil(last_launch, ASKED_INTERVAL_MS, now) == 0));
@@ -846,9 +868,11 @@ InvWorkerMain(Datum main_arg)
 			InvMergedResume();
 
 		now = GetCurrentTimestamp();
-		timeout = Min(MsUntil(last_merge, MergeInterval, now),
-					  MsUntil(last_expire, ExpireInterval, now));
-		if (InvAutoHot)
+		timeout = LAUNCH_INTERVAL_MS;
+		if (serve)
+			timeout = Min(MsUntil(last_merge, MergeInterval, now),
+						  MsUntil(last_expire, ExpireInterval, now));
+		if (serve && InvAutoHot)
 			timeout = Min(timeout, MsUntil(last_auto_hot, InvAutoHotInterval, now));
 		if (launcher && ServeAllDatabases)
 			timeout = Min(timeout, MsUntil(last_launch, LaunchAsked() ? ASKED_INTERVAL_MS

@@ -83,6 +83,32 @@ for my $db (qw(shop1 shop2b copy1))
 	is($node->safe_psql($db, 'SELECT count(*) FROM inventory.reconcile()'), '0',
 		"$db: reconcile() is empty");
 }
+
+# a database opts out: its worker leaves and stays away (new sessions'
+# calls, launcher passes), and comes back when the setting is reset
+sub unserved
+{
+	my ($db) = @_;
+	return $node->poll_query_until($db, q{
+		SELECT count(*) = 0 FROM pg_stat_activity
+		 WHERE backend_type = 'inventory worker' AND datname = current_database()});
+}
+$node->safe_psql('postgres', 'ALTER DATABASE shop1 SET inventory.serve_database = off');
+ok(unserved('shop1'), 'shop1 set to serve_database = off: its worker leaves');
+my $passes = () = slurp_file($node->logfile) =~ /inventory launcher: looked at/g;
+$node->safe_psql('shop1', "SELECT inventory.deduct('cold', 1, 'off$_')") for 1 .. 3;
+$node->safe_psql('postgres', 'CREATE DATABASE wake');
+$node->safe_psql('wake', 'CREATE EXTENSION inventory');
+ok(served('wake'), 'a new database is served meanwhile');
+$node->wait_for_log(qr/(?s)(?:inventory launcher: looked at.*){@{[$passes + 1]}}/);
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity
+	 WHERE backend_type = 'inventory worker' AND datname = 'shop1'}), '0',
+	'shop1 stays unserved through calls and launcher passes');
+is($node->safe_psql('shop1', "SELECT status FROM inventory.deduct('cold', 1, 'off9')"), 'ok',
+	'and its calls go on');
+$node->safe_psql('postgres', 'ALTER DATABASE shop1 RESET inventory.serve_database');
+ok(served('shop1'), 'reset: shop1 is served again');
 $node->stop;
 
 # Too few worker slots: the logical replication launcher, ours (serving
