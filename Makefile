@@ -7,7 +7,7 @@ OBJS = src/inventory.o src/query.o src/call.o src/rowlock.o src/keys.o \
        src/refund.o src/report.o src/admin.o src/worker.o src/databases.o src/merged.o src/bills.o src/events.o src/stats.o
 
 REGRESS = inventory_input inventory_stock inventory_reservation inventory_cart inventory_views \
-          inventory_hot inventory_bills inventory_archive inventory_allocate inventory_direct
+          inventory_hot inventory_bills inventory_archive inventory_allocate inventory_direct inventory_steps
 REGRESS_OPTS = --inputdir=. --outputdir=$(REGRESS_OUTPUT)
 REGRESS_OUTPUT ?= .
 

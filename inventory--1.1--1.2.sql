@@ -41,6 +41,78 @@ GRANT SELECT ON inventory.stats TO pg_monitor;
 GRANT EXECUTE ON FUNCTION inventory.call_counts() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION inventory.worker_status() TO pg_monitor;
 
+-- Held carts: every line held or none, one reservation under one key, a
+-- part per stock row; confirm, release and expiry act on the whole cart.
+CREATE FUNCTION inventory.reserve_cart(skus text[], qtys bigint[], key text,
+                                       ttl interval DEFAULT '15 minutes',
+                                       locations text[] DEFAULT NULL)
+RETURNS inventory.outcome
+AS 'MODULE_PATHNAME', 'reserve_cart' LANGUAGE C VOLATILE SECURITY DEFINER;
+REVOKE ALL ON FUNCTION inventory.reserve_cart(text[], bigint[], text, interval, text[]) FROM PUBLIC;
+
+-- Reservations settled in parts: confirm(key, qty, step, sku) and release
+-- with the same arguments (qty NULL: the whole reservation, as in 1.1).  The
+-- functions are re-created with their new arguments; every role that could
+-- execute the 1.1 ones keeps that right, so applications go on after the
+-- update without new grants.
+DO $$
+DECLARE
+    f text;
+    grantee text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY['confirm', 'release'] LOOP
+        CREATE TEMP TABLE IF NOT EXISTS inventory_grantees (f text, role text);
+        INSERT INTO inventory_grantees
+        SELECT f, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+          FROM pg_catalog.pg_proc p,
+               LATERAL pg_catalog.aclexplode(p.proacl) a
+          LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+         WHERE p.oid = pg_catalog.to_regprocedure('inventory.' || f || '(text)')
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner;
+    END LOOP;
+END $$;
+DROP FUNCTION inventory.confirm(text);
+DROP FUNCTION inventory.release(text);
+CREATE FUNCTION inventory.confirm(key text, qty bigint DEFAULT NULL,
+                                  step text DEFAULT NULL, sku text DEFAULT NULL)
+RETURNS inventory.outcome
+AS 'MODULE_PATHNAME', 'confirm' LANGUAGE C VOLATILE SECURITY DEFINER;
+CREATE FUNCTION inventory.release(key text, qty bigint DEFAULT NULL,
+                                  step text DEFAULT NULL, sku text DEFAULT NULL)
+RETURNS inventory.outcome
+AS 'MODULE_PATHNAME', 'release' LANGUAGE C VOLATILE SECURITY DEFINER;
+REVOKE ALL ON FUNCTION inventory.confirm(text, bigint, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION inventory.release(text, bigint, text, text) FROM PUBLIC;
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT f, role FROM inventory_grantees LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION inventory.%s(text, bigint, text, text) TO %s',
+                       g.f, g.role);
+    END LOOP;
+    DROP TABLE inventory_grantees;
+END $$;
+
+-- A reservation as a whole: its parts (one per stock row, and one more per
+-- unit count a step settled) summed.  qty is what it held at first.
+CREATE VIEW inventory.reservations AS
+SELECT key,
+       pg_catalog.min(created_at) AS created_at,
+       pg_catalog.max(expires_at) AS expires_at,
+       CASE WHEN pg_catalog.bool_or(state OPERATOR(pg_catalog.=) 'held') THEN 'held'
+            WHEN pg_catalog.bool_or(state OPERATOR(pg_catalog.=) 'confirmed') THEN 'confirmed'
+            WHEN pg_catalog.bool_or(state OPERATOR(pg_catalog.=) 'expired') THEN 'expired'
+            ELSE 'released' END AS state,
+       pg_catalog.sum(qty)::bigint AS qty,
+       COALESCE(pg_catalog.sum(qty) FILTER (WHERE state OPERATOR(pg_catalog.=) 'held'), 0)::bigint AS held,
+       COALESCE(pg_catalog.sum(qty) FILTER (WHERE state OPERATOR(pg_catalog.=) 'confirmed'), 0)::bigint AS confirmed,
+       COALESCE(pg_catalog.sum(qty) FILTER (WHERE state OPERATOR(pg_catalog.=) 'released'), 0)::bigint AS released,
+       COALESCE(pg_catalog.sum(qty) FILTER (WHERE state OPERATOR(pg_catalog.=) 'expired'), 0)::bigint AS expired,
+       pg_catalog.array_agg(DISTINCT sku ORDER BY sku) AS skus
+  FROM inventory.reservation
+ GROUP BY key;
+
 -- What every object is for (psql \df+, \d+, \dT+).
 -- types
 COMMENT ON TYPE inventory.outcome IS 'The result of every mutating call: a status (ok, duplicate, insufficient, not_found, expired, conflict or busy), the units available at the row after the call, and the stock row it is about. Business outcomes such as sold out are statuses, never errors, so they do not abort the caller''s transaction.';
@@ -129,8 +201,6 @@ COMMENT ON COLUMN inventory.locations.active IS 'Whether the location may be all
 COMMENT ON FUNCTION inventory.deduct(text, bigint, text, text, boolean) IS 'Takes qty units of sku at location now (order-time deduction), applied at most once per key; with nowait => true it answers busy instead of queueing behind another writer of the row. Returns an outcome with status ok, duplicate, insufficient, not_found or busy.';
 COMMENT ON FUNCTION inventory.deduct_cart(text[], bigint[], text, text[]) IS 'Takes every line of a cart or none, locking its rows in one canonical order so carts never deadlock; lines of one row are summed. Returns one outcome: ok, duplicate, insufficient or not_found, naming the line that failed.';
 COMMENT ON FUNCTION inventory.reserve(text, bigint, text, interval, text) IS 'Try phase: holds qty units of sku at location until now + ttl (default 15 minutes), applied at most once per key. Returns an outcome: ok, duplicate, insufficient, not_found, or conflict when the key was released before it arrived.';
-COMMENT ON FUNCTION inventory.confirm(text) IS 'Confirm phase: sells the units held by the reservation with this key, every part of a reserve_any together. Returns an outcome: ok, duplicate if already confirmed, expired if released or past its expiry (refund the payment), or not_found.';
-COMMENT ON FUNCTION inventory.release(text) IS 'Cancel phase: makes the units held by the reservation with this key available again. Returns an outcome: ok, duplicate, conflict for a confirmed reservation, expired, or not_found, recording a tombstone so that a late reserve with the key answers conflict.';
 COMMENT ON FUNCTION inventory.apply_bills(jsonb) IS 'Applies a JSON array of bills ({"key", "lines": [{"sku", "delta", "location"}]}; a negative delta takes units, a positive one receives them) in order, each all or nothing. Returns one (key, status) row per bill in order: ok, duplicate, insufficient or not_found.';
 COMMENT ON FUNCTION inventory.available(text, text) IS 'Returns the units of sku available now at one location, or over all its locations when location is NULL; NULL for an unknown sku.';
 COMMENT ON FUNCTION inventory.restock(text, bigint, text, text) IS 'Adds qty units to sku at location, creating the stock row if absent, applied at most once per key. Returns an outcome: ok or duplicate.';
@@ -157,3 +227,7 @@ COMMENT ON COLUMN inventory.stats.call IS 'The call: restock, adjust, deduct, de
 COMMENT ON COLUMN inventory.stats.status IS 'The status answered: ok, duplicate, insufficient, not_found, expired, conflict or busy.';
 COMMENT ON COLUMN inventory.stats.calls IS 'How many times the call answered that status.';
 COMMENT ON FUNCTION inventory.stats_reset() IS 'Sets the counts of inventory.stats of this database back to zero.';
+COMMENT ON FUNCTION inventory.reserve_cart(text[], bigint[], text, interval, text[]) IS 'Holds every line of a cart or none until now + ttl, as one reservation under key with a part per stock row (lines of one row summed; locations one per line, NULL for default). Returns ok, duplicate, insufficient, not_found or conflict (a tombstone); confirm, release and expiry act on the whole cart, partial steps on one line.';
+COMMENT ON FUNCTION inventory.confirm(text, bigint, text, text) IS 'Sells a reservation''s held units: all of them (qty NULL; idempotent by the reservation''s key), or qty units of one line as a step under its own key (sku names the line when the reservation holds several). Returns ok, duplicate, insufficient (more than is held), not_found, expired or conflict.';
+COMMENT ON FUNCTION inventory.release(text, bigint, text, text) IS 'Gives a reservation''s held units back: all of them (qty NULL; records a tombstone for a reservation that has not arrived), or qty units of one line as a step under its own key. Returns ok, duplicate, insufficient, not_found, expired or conflict.';
+COMMENT ON VIEW inventory.reservations IS 'Each reservation as a whole, its parts summed: its state (held while any unit is held; then confirmed if any unit was sold, else released or expired), the units it held at first (qty), and how many are held, confirmed, released and expired.';

@@ -1,7 +1,8 @@
 /*
  * allocate.c
- *	  Allocation across locations: set_location, deduct_any,
- *	  deduct_cart_any and allocation.
+ *	  Allocation across locations: set_location, deduct_any, reserve_any,
+ *	  deduct_cart_any and allocation; and the holds of reserve_cart, which
+ *	  allocate with no choice to make.
  *
  * A shop holds a SKU in several warehouses and wants the database to choose
  * where the units come from, without ever overselling any of them and
@@ -1026,6 +1027,68 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	return InvReturnOutcome(fcinfo, &out);
+}
+
+/* reserve_cart's plan: every line (one candidate each) gives all its units. */
+static bool
+PlanLines(Candidate *cands, int n, const void *arg, int *fill, int *nfill)
+{
+	const int64 *qtys = arg;
+
+	*nfill = n;
+	for (int i = 0; i < n; i++)
+	{
+		fill[i] = i;
+		cands[i].part = qtys[i];
+	}
+	for (int i = 0; i < n; i++)
+		if (cands[i].available < qtys[i])
+		{
+			for (int j = 0; j < n; j++)
+				cands[j].part = 0;
+			return false;
+		}
+	return true;
+}
+
+/*
+ * Hold the lines of a cart (stock rows skus[i] at locations[i], in the
+ * canonical order, each row once) until expires_at, all or none, as one
+ * reservation under key with a part per line (reserve_cart): the general
+ * way of an allocation (Allocate), with no choice to make.  Returns the
+ * status; *failed gets the line that decided a refusal (or -1), available[]
+ * each line's units available afterwards.
+ */
+const char *
+InvReserveLines(char **skus, char **locations, int64 *qtys, int n, const char *key,
+				const char *args, Interval *ttl, TimestampTz expires_at,
+				int64 *available, int *failed)
+{
+	Candidate  *cands = palloc0(sizeof(Candidate) * n);
+	int		   *fill = palloc(sizeof(int) * n);
+	int			nfill;
+	Hold		hold = {ttl, expires_at};
+	const char *status;
+
+	for (int i = 0; i < n; i++)
+	{
+		cands[i].sku = skus[i];
+		cands[i].location = locations[i];
+		cands[i].rank = i;
+	}
+	status = Allocate(cands, n, PlanLines, qtys, "reserve_cart", key, args, &hold,
+					  fill, &nfill);
+	*failed = -1;
+	for (int i = 0; i < n; i++)
+	{
+		available[i] = cands[i].available;
+		if (*failed < 0 && strcmp(status, INV_INSUFFICIENT) == 0 &&
+			(!cands[i].target.found || cands[i].available < qtys[i]))
+			*failed = i;
+	}
+	if (*failed >= 0 && !cands[*failed].target.found)
+		status = INV_NOT_FOUND;
+	return status;
 }
 
 PG_FUNCTION_INFO_V1(allocation);

@@ -488,7 +488,7 @@ Simulate(Bill *bills, int nbills, BillRow *rows)
 			{
 				if (strcmp(bills[e].args, bill->args) != 0)
 					ereport(ERROR,
-							(errcode(ERRCODE_UNIQUE_VIOLATION),
+							(errcode(ERRCODE_UNIQUE_VIOLATION), errkeyreuse(),
 							 errmsg("idempotency key \"%s\" was already used by another call", bill->key),
 							 errdetail("Two bills of this call have the key with other lines."),
 							 errhint("Use a new key for every distinct call; retry only with the same arguments.")));

@@ -150,6 +150,7 @@ typedef enum InvKeyState
 	INV_KEY_REUSED				/* applied by another call or other args */
 } InvKeyState;
 
+extern int	errkeyreuse(void);
 extern void InvKeyReusedError(const char *key, const char *op, const char *args,
 							  const char *old_op, const char *old_args) pg_attribute_noreturn();
 extern InvKeyState InvKeyClassify(const char *key, const char *op, const char *args);
@@ -235,14 +236,19 @@ extern bool InvTablesWriteRows(InvDirectRows *rows, const char *call, const char
 							   const char *ref, const int *parts, const int64 *qtys,
 							   int nparts, int64 *available);
 extern void InvTablesReleaseRows(InvDirectRows *rows);
-extern bool InvTablesSettle(const char *key, const char *state, char **sku,
-							char **location, int64 *qty);
+extern bool InvTablesSettle(const char *key, const char *state, const char *only_sku,
+							char **sku, char **location, int64 *qty);
 extern void InvKeyDigest(const char *key, uint8 *digest);
 extern bool InvKeyArchived(const char *key);
 extern bool InvKeyRecorded(const char *key);
 extern int	InvDigestBucket(const uint8 *digest);
 extern int64 InvMerge(const char *sku, const char *location);
 extern void InvReadAvailable(InvOutcome *out);
+
+/* allocate.c */
+extern const char *InvReserveLines(char **skus, char **locations, int64 *qtys, int n,
+								   const char *key, const char *args, Interval *ttl,
+								   TimestampTz expires_at, int64 *available, int *failed);
 
 /* reservation.c */
 extern int64 InvExpireOverdue(InvTarget *target, int64 limit, int64 *count);

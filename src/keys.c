@@ -10,8 +10,10 @@
  * the sale and quantity of a refund (ref; all its rows, when it went to
  * several), the counted figure of a stocktake (counted), every line of a cart
  * or a bill (all its rows).  An allocating call (deduct_any, deduct_cart_any,
- * reserve_any) keeps its canonical arguments in its call row's ref: its
- * candidates and strategy are in none of its rows.  A release that
+ * reserve_any), a held cart (reserve_cart) and a step of a partial confirm
+ * or release (confirm_part, release_part, whose call row moves nothing)
+ * keep their canonical arguments in the call row's ref: their candidates,
+ * strategy, ttl or reservation are in none of their rows.  A release that
  * arrives before its reservation records a tombstone: a call row "release"
  * that moves nothing and names no stock row.
  *
@@ -162,9 +164,14 @@ InvKeyLookup(const char *key, char **call, char **args)
 		*args = buf.data;
 	}
 	else if (strcmp(*call, "deduct_any") == 0 || strcmp(*call, "deduct_cart_any") == 0 ||
-			 strcmp(*call, "reserve_any") == 0)
+			 strcmp(*call, "reserve_any") == 0 || strcmp(*call, "reserve_cart") == 0 ||
+			 strcmp(*call, "confirm_part") == 0 || strcmp(*call, "release_part") == 0)
 	{
-		/* the candidates and strategy are not in the rows: ref keeps them all */
+		/*
+		 * The candidates and strategy, a cart's ttl, a step's reservation and
+		 * line are not in the rows (a step's call row moves nothing): ref
+		 * keeps the canonical arguments.
+		 */
 		*args = InvResultText(first, 6);
 	}
 	else if (strcmp(*call, "reserve") == 0)
@@ -195,6 +202,20 @@ InvKeyLookup(const char *key, char **call, char **args)
 }
 
 /*
+ * The constraint a key-reuse error names (with the ledger, its table), so
+ * that drivers can tell it from an application's own unique violation
+ * (psycopg: diag.constraint_name; node-postgres: error.constraint).
+ */
+int
+errkeyreuse(void)
+{
+	err_generic_string(PG_DIAG_SCHEMA_NAME, "inventory");
+	err_generic_string(PG_DIAG_TABLE_NAME, "ledger");
+	err_generic_string(PG_DIAG_CONSTRAINT_NAME, "inventory_key_reuse");
+	return 0;
+}
+
+/*
  * The error for a key that an earlier call used with other arguments.  The
  * detail names both calls only to a role that may read inventory.ledger
  * (checked for the role outside this SECURITY DEFINER function): an earlier
@@ -210,7 +231,7 @@ InvKeyReusedError(const char *key, const char *op, const char *args,
 		pg_class_aclcheck(relid, GetOuterUserId(), ACL_SELECT) == ACLCHECK_OK;
 
 	ereport(ERROR,
-			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			(errcode(ERRCODE_UNIQUE_VIOLATION), errkeyreuse(),
 			 errmsg("idempotency key \"%s\" was already used by another call", key),
 			 may_read ?
 			 errdetail("It was used by %s(%s); this call is %s(%s).",
@@ -235,7 +256,8 @@ InvKeyClassify(const char *key, const char *op, const char *args)
 		return INV_KEY_NEW;
 	if (strcmp(old_op, "archived") == 0)
 		return INV_KEY_DUPLICATE;	/* its arguments are no longer kept */
-	if ((strcmp(op, "reserve") == 0 || strcmp(op, "reserve_any") == 0) &&
+	if ((strcmp(op, "reserve") == 0 || strcmp(op, "reserve_any") == 0 ||
+		 strcmp(op, "reserve_cart") == 0) &&
 		strcmp(old_op, "release") == 0 && old_args == NULL)
 		return INV_KEY_TOMBSTONE;
 	if (strcmp(op, old_op) == 0 && old_args != NULL && strcmp(args, old_args) == 0)

@@ -1,7 +1,8 @@
 /*
  * refund.c
  *	  refund: return units of a sale (a deduct, a cart or an allocation of
- *	  one sku, or a confirmed reservation) to the stock rows they came from.
+ *	  one sku, or a reservation confirmed whole or in part) to the stock rows
+ *	  they came from.
  *
  * Refunds of one sale may be partial; their sum never exceeds the sale's
  * quantity, nor what any one row sold.  A sale taken from several rows (an
@@ -19,11 +20,11 @@
 #include "inventory.h"
 
 /*
- * The sale behind a key: its call and, for a reservation, whether it was
- * confirmed (every part of it); NULL for other sales.
+ * The sale behind a key: its call and, for a reservation, whether any of it
+ * was sold (confirmed: whole, or in parts); NULL for other sales.
  */
 static InvQuery Sale = {
-	"SELECT l.call, (SELECT bool_and(r.state = 'confirmed') FROM inventory.reservation r "
+	"SELECT l.call, (SELECT bool_or(r.state = 'confirmed') FROM inventory.reservation r "
 	"                 WHERE r.key = l.key) "
 	"FROM inventory.ledger l WHERE l.key = $1 AND l.call IS NOT NULL",
 	1, {TEXTOID}
@@ -107,7 +108,8 @@ refund(PG_FUNCTION_ARGS)
 	confirmed = reservation && InvResultBool(0, 2);
 	if (strcmp(op, "deduct") != 0 && strcmp(op, "deduct_cart") != 0 &&
 		strcmp(op, "deduct_any") != 0 && strcmp(op, "deduct_cart_any") != 0 &&
-		strcmp(op, "reserve") != 0 && strcmp(op, "reserve_any") != 0)
+		strcmp(op, "reserve") != 0 && strcmp(op, "reserve_any") != 0 &&
+		strcmp(op, "reserve_cart") != 0)
 	{
 		/* no sale has this key (unknown, or a restock, adjust, bill, tombstone) */
 		out.status = INV_NOT_FOUND;

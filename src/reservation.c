@@ -157,16 +157,30 @@ Settle(const char *key, int part, InvTarget *target, int64 qty, const char *stat
 }
 
 /*
+ * What a confirm or release asks for: the whole reservation (qty NULL), or
+ * a step: qty units of one line, under the step's own key.
+ */
+typedef struct Ask
+{
+	const char *key;			/* the reservation */
+	bool		confirm;
+	const char *sku;			/* the line named, or NULL */
+	bool		partial;		/* a step of qty units */
+	int64		qty;
+	const char *step;
+} Ask;
+
+/*
  * The everyday confirm or release: a hold that is held and not due is
  * settled by one statement (which also locks it), then its movement applied
  * to the stock row, in one statement more for an ordinary row.  Returns false,
  * having changed nothing, for any other hold (the general way decides).
  */
 static bool
-SettleFast(const char *key, bool confirm, InvOutcome *out)
+SettleFast(const Ask *ask, InvOutcome *out)
 {
-	const char *state = confirm ? "confirmed" : "released";
-	Datum		values[2] = {CStringGetTextDatum(key), CStringGetTextDatum(state)};
+	const char *state = ask->confirm ? "confirmed" : "released";
+	Datum		values[2] = {CStringGetTextDatum(ask->key), CStringGetTextDatum(state)};
 	char	   *sku;
 	char	   *location;
 	int64		qty;
@@ -176,11 +190,13 @@ SettleFast(const char *key, bool confirm, InvOutcome *out)
 	/* directly; under the other levels as a statement (which may fail 40001) */
 	if (!IsolationUsesXactSnapshot())
 	{
-		if (!InvTablesSettle(key, state, &sku, &location, &qty))
+		if (!InvTablesSettle(ask->key, state, ask->sku, &sku, &location, &qty))
 			return false;
 	}
 	else
 	{
+		if (ask->sku != NULL)
+			return false;
 		InvRun(&SettleHeld, values, NULL, 1);
 		if (SPI_processed == 0)
 			return false;
@@ -193,7 +209,7 @@ SettleFast(const char *key, bool confirm, InvOutcome *out)
 	out->sku = sku;
 	out->location = location;
 	out->has_available = true;
-	SettleMovement(&m, key, qty, state);
+	SettleMovement(&m, ask->key, qty, state);
 
 	if (!InvHotLoaded(sku, location))
 	{
@@ -215,6 +231,7 @@ typedef struct HoldPart
 	char	   *state;
 	bool		overdue;
 	int			part;
+	bool		settle;			/* this call settles (some of) it */
 	InvTarget	target;
 } HoldPart;
 
@@ -226,35 +243,124 @@ CompareParts(const void *a, const void *b)
 }
 
 /*
- * The confirm and release calls.  Locks the reservation (every part of it),
- * then opens its stock rows in canonical order, and moves it from held to
- * confirmed or released; a hold past its expiry is expired instead.  The
- * parts of a reservation from several locations share their fate: if one is
- * expired or due (they share their expiry), all are expired.
+ * The parts of a reservation, locked (FOR UPDATE), in part order; *n gets
+ * how many (none: the key holds no reservation).
  */
-static void
-ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
+static HoldPart *
+LockReservation(const char *key, int *n)
 {
 	Datum		values[1] = {CStringGetTextDatum(key)};
 	HoldPart   *parts;
-	HoldPart  **order;
+
+	InvRun(&LockParts, values, NULL, 0);
+	*n = (int) SPI_processed;
+	parts = palloc0(sizeof(HoldPart) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+	{
+		parts[i].row.sku = InvCopyOut(InvResultText(i, 1));
+		parts[i].row.location = InvCopyOut(InvResultText(i, 2));
+		parts[i].row.lock_key = InvRowLockKey(parts[i].row.sku, parts[i].row.location);
+		parts[i].qty = InvResultInt8(i, 3);
+		parts[i].state = InvCopyOut(InvResultText(i, 4));
+		parts[i].overdue = InvResultBool(i, 5);
+		parts[i].part = (int) InvResultInt8(i, 6);
+	}
+	return parts;
+}
+
+/*
+ * Open the stock rows of the parts to settle (settle set), in canonical
+ * order: reservations are always locked before stock rows.
+ */
+static void
+OpenParts(HoldPart *parts, int n)
+{
+	HoldPart  **order = palloc(sizeof(HoldPart *) * Max(n, 1));
+	int			m = 0;
+
+	for (int i = 0; i < n; i++)
+		if (parts[i].settle)
+			order[m++] = &parts[i];
+	qsort(order, m, sizeof(HoldPart *), CompareParts);
+	for (int i = 0; i < m; i++)
+		(void) InvOpen(&order[i]->target, order[i]->row.sku, order[i]->row.location, 0);
+}
+
+/*
+ * A reservation past its expiry: every held part expires (a cold row's own
+ * overdue holds are expired as it is prepared, ours among them: SKIP LOCKED
+ * does not skip our own lock).  Returns the available units of the last
+ * part's row.
+ */
+static int64
+ExpireParts(const char *key, HoldPart *parts, int n)
+{
+	int64		available = 0;
+
+	for (int i = 0; i < n; i++)
+		parts[i].settle = strcmp(parts[i].state, "held") == 0;
+	OpenParts(parts, n);
+	for (int i = 0; i < n; i++)
+	{
+		HoldPart   *p = &parts[i];
+
+		if (!p->settle)
+			continue;
+		InvPrepare(&p->target);
+		if (p->target.hot || !p->overdue)
+			available = Settle(key, p->part, &p->target, p->qty, "expired");
+		else
+			available = InvRowAvailable(&p->target.row);
+	}
+	return available;
+}
+
+/*
+ * The state of a reservation whose parts are all settled: confirmed if any
+ * unit was sold, else expired if any part expired, else released.
+ */
+static const char *
+Concluded(const HoldPart *parts, int n)
+{
+	const char *state = "released";
+
+	for (int i = 0; i < n; i++)
+	{
+		if (strcmp(parts[i].state, "confirmed") == 0)
+			return "confirmed";
+		if (strcmp(parts[i].state, "expired") == 0)
+			state = "expired";
+	}
+	return state;
+}
+
+/*
+ * The whole-reservation confirm and release.  Locks the reservation (every
+ * part of it), then opens its stock rows in canonical order, and moves what
+ * is held to confirmed or released; a reservation past its expiry is
+ * expired instead.  The parts of a reservation share their fate: if one is
+ * due, all are expired.  A sku named must be one of its lines.
+ */
+static void
+SettleWhole(const Ask *ask, InvOutcome *out)
+{
+	HoldPart   *parts;
 	int			n;
 	int			held = 0;
 	bool		overdue = false;
-	const char *settled = NULL;
+	bool		named = ask->sku == NULL;
 
-	InvSetOutcome(out, INV_OK, NULL, NULL);
-	if (SettleFast(key, confirm, out))
+	if (SettleFast(ask, out))
 		return;
-	InvRun(&LockParts, values, NULL, 0);
-	if (SPI_processed == 0)
+	parts = LockReservation(ask->key, &n);
+	if (n == 0)
 	{
 		char	   *op;
 		char	   *args;
 		bool		found = false;
 
 		/* a reservation archived with its key: settled long ago */
-		if (InvKeyArchived(key))
+		if (InvKeyArchived(ask->key))
 		{
 			out->status = INV_DUPLICATE;
 			return;
@@ -265,46 +371,42 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 		 * was recorded meanwhile by a reserve that just committed, settle
 		 * that reservation instead.
 		 */
-		if (!confirm && !InvKeyTombstone(key))
+		if (!ask->confirm && !InvKeyTombstone(ask->key))
 		{
-			InvRun(&LockParts, values, NULL, 0);
-			found = SPI_processed > 0;
+			parts = LockReservation(ask->key, &n);
+			found = n > 0;
 		}
 		if (!found)
 		{
 			out->status = INV_NOT_FOUND;
-			if (confirm && InvKeyLookup(key, &op, &args) &&
+			if (ask->confirm && InvKeyLookup(ask->key, &op, &args) &&
 				strcmp(op, "release") == 0 && args == NULL)
 				out->status = INV_EXPIRED;
 			return;
 		}
 	}
 
-	n = (int) SPI_processed;
-	parts = palloc0(sizeof(HoldPart) * n);
-	order = palloc(sizeof(HoldPart *) * n);
 	for (int i = 0; i < n; i++)
 	{
-		parts[i].row.sku = InvCopyOut(InvResultText(i, 1));
-		parts[i].row.location = InvCopyOut(InvResultText(i, 2));
-		parts[i].row.lock_key = InvRowLockKey(parts[i].row.sku, parts[i].row.location);
-		parts[i].qty = InvResultInt8(i, 3);
-		parts[i].state = InvCopyOut(InvResultText(i, 4));
-		parts[i].overdue = InvResultBool(i, 5);
-		parts[i].part = (int) InvResultInt8(i, 6);
-		order[i] = &parts[i];
 		if (strcmp(parts[i].state, "held") == 0)
 			held++;
-		else if (settled == NULL || strcmp(parts[i].state, "expired") == 0)
-			settled = parts[i].state;
-		overdue |= parts[i].overdue || strcmp(parts[i].state, "expired") == 0;
+		overdue |= (parts[i].overdue && strcmp(parts[i].state, "held") == 0) ||
+			strcmp(parts[i].state, "expired") == 0;
+		named |= strcmp(parts[i].row.sku, ask->sku ? ask->sku : "") == 0;
+	}
+	if (!named)
+	{
+		out->status = INV_NOT_FOUND;	/* a sku that is none of its lines */
+		return;
 	}
 	out->sku = parts[0].row.sku;
 	out->location = n == 1 ? parts[0].row.location : NULL;
 
 	if (held == 0)
 	{
-		if (strcmp(settled, confirm ? "confirmed" : "released") == 0)
+		const char *settled = Concluded(parts, n);
+
+		if (strcmp(settled, ask->confirm ? "confirmed" : "released") == 0)
 			out->status = INV_DUPLICATE;
 		else if (strcmp(settled, "confirmed") == 0)
 			out->status = INV_CONFLICT;
@@ -315,65 +417,258 @@ ConfirmOrRelease(const char *key, bool confirm, InvOutcome *out)
 		return;
 	}
 
-	/*
-	 * A cold row expires its overdue holds as it is prepared, ours among
-	 * them if it is overdue (SKIP LOCKED does not skip our own lock).
-	 */
-	qsort(order, n, sizeof(HoldPart *), CompareParts);
-	for (int i = 0; i < n; i++)
-		if (strcmp(order[i]->state, "held") == 0)
-			(void) InvOpen(&order[i]->target, order[i]->row.sku, order[i]->row.location, 0);
-	out->status = overdue ? INV_EXPIRED : INV_OK;
 	out->has_available = n == 1;
+	if (overdue)
+	{
+		out->status = INV_EXPIRED;
+		out->available = ExpireParts(ask->key, parts, n);
+		return;
+	}
+	out->status = INV_OK;
+	for (int i = 0; i < n; i++)
+		parts[i].settle = strcmp(parts[i].state, "held") == 0;
+	OpenParts(parts, n);
 	for (int i = 0; i < n; i++)
 	{
 		HoldPart   *p = &parts[i];
 
-		if (strcmp(p->state, "held") != 0)
+		if (!p->settle)
 			continue;
 		InvPrepare(&p->target);
-		if (!overdue)
-			out->available = Settle(key, p->part, &p->target, p->qty,
-									confirm ? "confirmed" : "released");
-		else if (p->target.hot || !p->overdue)
-			out->available = Settle(key, p->part, &p->target, p->qty, "expired");
-		else
-			out->available = InvRowAvailable(&p->target.row);
+		out->available = Settle(ask->key, p->part, &p->target, p->qty,
+								ask->confirm ? "confirmed" : "released");
 	}
+}
+
+/* A step's record: a call row that moves nothing, its arguments in ref. */
+static InvQuery StepRecord = {
+	"INSERT INTO inventory.ledger (op, key, call, ref) VALUES ($1, $2, $3, $4) "
+	"ON CONFLICT (key) WHERE call IS NOT NULL DO NOTHING",
+	4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}
+};
+
+/*
+ * Split qty units of a held part off into a new part in a final state (the
+ * held part keeps the rest): the reservation shows what each step settled.
+ */
+static InvQuery SplitPart = {
+	"WITH o AS (UPDATE inventory.reservation SET qty = qty - $3 "
+	"            WHERE key = $1 AND part = $2 RETURNING *) "
+	"INSERT INTO inventory.reservation "
+	"  (key, part, sku, location, qty, state, created_at, expires_at, ttl) "
+	"SELECT key, $4, sku, location, $3, $5, created_at, expires_at, ttl FROM o",
+	5, {TEXTOID, INT2OID, INT8OID, INT2OID, TEXTOID}
+};
+
+/*
+ * A partial confirm or release: qty units of one line (the sku named, or
+ * the reservation's only sku) taken from its held parts in part order, sold
+ * or given back, under the step's own key (a retry answers duplicate).  A
+ * part settled whole moves to its final state; one settled in part keeps
+ * the rest held, and the units settled become a part of their own.  More
+ * than is held answers insufficient, with the units still held of the line.
+ */
+static void
+SettleStep(const Ask *ask, InvOutcome *out)
+{
+	const char *state = ask->confirm ? "confirmed" : "released";
+	const char *call = ask->confirm ? "confirm_part" : "release_part";
+	StringInfoData args;
+	HoldPart   *parts;
+	int			n;
+	int			next = 0;
+	int			touched = 0;
+	int64		held = 0;
+	int64		left = ask->qty;
+	bool		overdue = false;
+	bool		lapsed = false;
+	const char *sku = ask->sku;
+
+	parts = LockReservation(ask->key, &n);
+	InvArgsBegin(&args);
+	InvArgsText(&args, "reservation", ask->key);
+	InvArgsText(&args, "sku", sku ? sku : "");
+	InvArgsInt8(&args, "qty", ask->qty);
+	InvArgsEnd(&args);
+	if (InvKeyCheck(ask->step, call, args.data) == INV_KEY_DUPLICATE)
+	{
+		out->status = INV_DUPLICATE;
+		out->sku = sku;
+		return;
+	}
+	if (n == 0)
+	{
+		out->status = INV_NOT_FOUND;
+		return;
+	}
+
+	/* the line: the sku named, or the reservation's only one */
+	for (int i = 0; i < n; i++)
+	{
+		if (sku == NULL)
+			sku = parts[i].row.sku;
+		else if (ask->sku == NULL && strcmp(sku, parts[i].row.sku) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sku must be given: reservation \"%s\" holds several skus", ask->key),
+					 errhint("Name the line to %s with sku => ...", ask->confirm ? "confirm" : "release")));
+		next = Max(next, parts[i].part + 1);
+		overdue |= parts[i].overdue && strcmp(parts[i].state, "held") == 0;
+	}
+	out->sku = sku;
+	for (int i = 0; i < n; i++)
+		if (strcmp(parts[i].row.sku, sku) == 0)
+		{
+			touched++;
+			if (strcmp(parts[i].state, "held") == 0)
+				held += parts[i].qty;
+			else if (strcmp(parts[i].state, "expired") == 0)
+				lapsed = true;
+		}
+	if (touched == 0)
+	{
+		out->status = INV_NOT_FOUND;	/* a sku that is none of its lines */
+		return;
+	}
+	if (overdue)
+	{
+		out->status = INV_EXPIRED;
+		out->has_available = n == 1;
+		out->available = ExpireParts(ask->key, parts, n);
+		return;
+	}
+	if (held < ask->qty)
+	{
+		/* nothing held any more because the hold ran out: too late */
+		out->status = held == 0 && lapsed ? INV_EXPIRED : INV_INSUFFICIENT;
+		out->has_available = true;
+		out->available = held;	/* the units still held of the line */
+		return;
+	}
+
+	/* the step's record first: a concurrent use of its key stops us here */
+	{
+		Datum		values[4] = {CStringGetTextDatum(ask->confirm ? "confirm" : "release"),
+			CStringGetTextDatum(ask->step), CStringGetTextDatum(call),
+		CStringGetTextDatum(args.data)};
+		InvMovement record;
+
+		InvRun(&StepRecord, values, NULL, 0);
+		if (SPI_processed == 0)
+			InvKeyTaken(ask->step, call, args.data);
+		InvMovementInit(&record, "confirm", ask->step, 0, 0);
+		record.call = call;
+		InvKeyNotArchived(&record);
+	}
+
+	touched = 0;
+	for (int i = 0; i < n; i++)
+	{
+		parts[i].settle = strcmp(parts[i].row.sku, sku) == 0 &&
+			strcmp(parts[i].state, "held") == 0 && left > 0;
+		if (parts[i].settle)
+			left -= Min(left, parts[i].qty);
+	}
+	OpenParts(parts, n);
+	left = ask->qty;
+	for (int i = 0; i < n && left > 0; i++)
+	{
+		HoldPart   *p = &parts[i];
+		int64		take;
+
+		if (!p->settle)
+			continue;
+		take = Min(left, p->qty);
+		left -= take;
+		InvPrepare(&p->target);
+		if (take == p->qty)
+			out->available = Settle(ask->key, p->part, &p->target, take, state);
+		else
+		{
+			Datum		values[5] = {CStringGetTextDatum(ask->key), Int16GetDatum((int16) p->part),
+				Int64GetDatum(take), Int16GetDatum((int16) next++),
+			CStringGetTextDatum(state)};
+			InvMovement m;
+
+			InvRun(&SplitPart, values, NULL, 0);
+			SettleMovement(&m, ask->key, take, state);
+			out->available = InvMove(&m, &p->target);
+		}
+		out->location = p->row.location;
+		touched++;
+	}
+	out->status = INV_OK;
+	out->has_available = touched == 1;
+	if (touched > 1)
+		out->location = NULL;
+}
+
+/*
+ * confirm(key, qty, step, sku) and release(...): the arguments (1.1
+ * declares only key), and the whole reservation or a step.
+ */
+static Datum
+ConfirmOrRelease(FunctionCallInfo fcinfo, bool confirm)
+{
+	Ask			ask;
+	InvOutcome	out;
+	int			nargs = PG_NARGS();
+
+	InvCheckReady(confirm ? "confirm()" : "release()");
+	memset(&ask, 0, sizeof(ask));
+	ask.confirm = confirm;
+	ask.key = InvArgName(fcinfo, 0, "key");
+	ask.partial = nargs > 1 && !PG_ARGISNULL(1);
+	if (ask.partial)
+		ask.qty = InvArgQty(fcinfo, 1, "qty");
+	if (nargs > 2 && !PG_ARGISNULL(2))
+		ask.step = InvArgName(fcinfo, 2, "step");
+	if (nargs > 3 && !PG_ARGISNULL(3))
+		ask.sku = InvArgName(fcinfo, 3, "sku");
+	if (ask.partial && ask.step == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("step must be given with qty"),
+				 errhint("A partial %s is idempotent by its own key: give every step a key (step => ...).",
+						 confirm ? "confirm" : "release")));
+	if (!ask.partial && ask.step != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("step is only for a partial %s, with qty", confirm ? "confirm" : "release"),
+				 errhint("Without qty the whole reservation is settled, idempotent by its own key.")));
+
+	InvSetOutcome(&out, INV_OK, NULL, NULL);
+	SPI_connect();
+	if (ask.partial)
+		SettleStep(&ask, &out);
+	else
+		SettleWhole(&ask, &out);
+	SPI_finish();
+	return InvReturnOutcome(fcinfo, &out);
 }
 
 PG_FUNCTION_INFO_V1(confirm);
 
-/* inventory.confirm(key): the held units are sold. */
+/*
+ * inventory.confirm(key, qty, step, sku): the held units are sold (all, or
+ * qty of one line as a step).
+ */
 Datum
 confirm(PG_FUNCTION_ARGS)
 {
-	char	   *key;
-	InvOutcome	out;
-
-	InvCheckReady("confirm()");
-	key = InvArgName(fcinfo, 0, "key");
-	SPI_connect();
-	ConfirmOrRelease(key, true, &out);
-	SPI_finish();
-	return InvReturnOutcome(fcinfo, &out);
+	return ConfirmOrRelease(fcinfo, true);
 }
 
 PG_FUNCTION_INFO_V1(release);
 
-/* inventory.release(key): the held units return to available. */
+/*
+ * inventory.release(key, qty, step, sku): the held units return to
+ * available (all, or qty of one line as a step).
+ */
 Datum
 release(PG_FUNCTION_ARGS)
 {
-	char	   *key;
-	InvOutcome	out;
-
-	InvCheckReady("release()");
-	key = InvArgName(fcinfo, 0, "key");
-	SPI_connect();
-	ConfirmOrRelease(key, false, &out);
-	SPI_finish();
-	return InvReturnOutcome(fcinfo, &out);
+	return ConfirmOrRelease(fcinfo, false);
 }
 
 PG_FUNCTION_INFO_V1(expire);

@@ -1,6 +1,6 @@
 /*
  * stock.c
- *	  restock, adjust, deduct, deduct_cart and available.
+ *	  restock, adjust, deduct, deduct_cart, reserve_cart and available.
  *
  * Every mutating call follows one order, which is what makes it safe:
  *
@@ -76,10 +76,10 @@ CanonicalLines(DeductLine *lines, int n)
 
 /*
  * The canonical arguments of a deduct ({"sku", "location", "qty"}) or of a
- * cart ({"lines": [one such object per line]}).
+ * cart ({"lines": [one such object per line]}, and "ttl" for a held one).
  */
 static char *
-DeductArgs(const DeductLine *lines, int n, bool single)
+CartArgs(const DeductLine *lines, int n, bool single, const Interval *ttl)
 {
 	StringInfoData buf;
 
@@ -96,8 +96,17 @@ DeductArgs(const DeductLine *lines, int n, bool single)
 		InvArgsEnd(&buf);
 	}
 	appendStringInfoChar(&buf, ']');
+	if (ttl != NULL)
+		InvArgsText(&buf, "ttl", InvIntervalText(ttl));
 	InvArgsEnd(&buf);
 	return buf.data;
+}
+
+/* The canonical arguments of a deduct or of a cart sold (CartArgs). */
+static char *
+DeductArgs(const DeductLine *lines, int n, bool single)
+{
+	return CartArgs(lines, n, single, NULL);
 }
 
 /*
@@ -362,29 +371,26 @@ deduct(PG_FUNCTION_ARGS)
 	return InvReturnOutcome(fcinfo, &out);
 }
 
-PG_FUNCTION_INFO_V1(deduct_cart);
-
 /*
- * inventory.deduct_cart(skus, qtys, key, locations): all lines or none.
- * Lines of one row are summed before the check.
+ * A cart's lines from its arguments (skus, qtys, and locations at argument
+ * locations_argno, NULL for 'default'), checked, in canonical order with the
+ * lines of one row summed; returns how many.
  */
-Datum
-deduct_cart(PG_FUNCTION_ARGS)
+static int
+CartLines(FunctionCallInfo fcinfo, int locations_argno, DeductLine **out)
 {
 	Datum	   *skus;
 	Datum	   *qtys;
 	Datum	   *locations = NULL;
 	int			n;
-	char	   *key;
 	DeductLine *lines;
-	InvOutcome	out;
 
 	n = InvArgArray(fcinfo, 0, "skus", TEXTOID, &skus);
 	InvCheckSameLength(n, InvArgArray(fcinfo, 1, "qtys", INT8OID, &qtys), "qtys");
-	key = InvArgName(fcinfo, 2, "key");
-	if (!PG_ARGISNULL(3))
-		InvCheckSameLength(n, InvArgArray(fcinfo, 3, "locations", TEXTOID, &locations),
-						"locations");
+	(void) InvArgName(fcinfo, 2, "key");
+	if (!PG_ARGISNULL(locations_argno))
+		InvCheckSameLength(n, InvArgArray(fcinfo, locations_argno, "locations", TEXTOID,
+										  &locations), "locations");
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -398,11 +404,75 @@ deduct_cart(PG_FUNCTION_ARGS)
 		lines[i].qty = DatumGetInt64(qtys[i]);
 		InvCheckQty(lines[i].qty, "qty");
 	}
-	n = CanonicalLines(lines, n);
+	*out = lines;
+	return CanonicalLines(lines, n);
+}
+
+PG_FUNCTION_INFO_V1(deduct_cart);
+
+/*
+ * inventory.deduct_cart(skus, qtys, key, locations): all lines or none.
+ * Lines of one row are summed before the check.
+ */
+Datum
+deduct_cart(PG_FUNCTION_ARGS)
+{
+	DeductLine *lines;
+	int			n = CartLines(fcinfo, 3, &lines);
+	char	   *key = InvArgName(fcinfo, 2, "key");
+	InvOutcome	out;
 
 	InvCheckReady("deduct_cart()");
 	SPI_connect();
 	DeductLines("deduct_cart", key, lines, n, false, &out);
+	SPI_finish();
+	return InvReturnOutcome(fcinfo, &out);
+}
+
+PG_FUNCTION_INFO_V1(reserve_cart);
+
+/*
+ * inventory.reserve_cart(skus, qtys, key, ttl, locations): hold every line
+ * or none until now + ttl, as one reservation under key with a part per
+ * stock row (lines of one row summed); confirm, release and expiry act on
+ * the whole cart, and partial steps on a line.  The outcome as deduct_cart's.
+ */
+Datum
+reserve_cart(PG_FUNCTION_ARGS)
+{
+	DeductLine *lines;
+	int			n = CartLines(fcinfo, 4, &lines);
+	char	   *key = InvArgName(fcinfo, 2, "key");
+	TimestampTz expires_at;
+	Interval   *ttl;
+	char	   *args;
+	char	  **skus = palloc(sizeof(char *) * n);
+	char	  **locations = palloc(sizeof(char *) * n);
+	int64	   *qtys = palloc(sizeof(int64) * n);
+	int64	   *available = palloc(sizeof(int64) * n);
+	int			failed;
+	InvOutcome	out;
+
+	InvCheckReady("reserve_cart()");
+	ttl = InvArgTtl(fcinfo, 3, &expires_at);
+	args = CartArgs(lines, n, false, ttl);
+	for (int i = 0; i < n; i++)
+	{
+		skus[i] = lines[i].sku;
+		locations[i] = lines[i].location;
+		qtys[i] = lines[i].qty;
+	}
+
+	SPI_connect();
+	InvSetOutcome(&out, InvReserveLines(skus, locations, qtys, n, key, args, ttl,
+										expires_at, available, &failed), NULL, NULL);
+	if (failed >= 0)
+	{
+		out.sku = skus[failed];
+		out.location = locations[failed];
+		out.has_available = strcmp(out.status, INV_NOT_FOUND) != 0;
+		out.available = available[failed];
+	}
 	SPI_finish();
 	return InvReturnOutcome(fcinfo, &out);
 }

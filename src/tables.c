@@ -675,16 +675,17 @@ InvTablesCart(const char *call, const char *key, char **skus, char **locations,
 
 /*
  * The everyday confirm or release: the reservation, if it is held and not
- * due, set to its final state (confirmed or released) directly, and its
- * sku, location and units returned; false, having changed nothing, for any
+ * due (and of only_sku, if not NULL), set to its final state (confirmed or
+ * released) directly, and its sku, location and units returned; false,
+ * having changed nothing, for any
  * other (an unknown key, a hold settled or due, a concurrent change: the
  * general way decides, under the reservation's row lock).  Its stock row is
  * the caller's to move, after taking that row's lock: reservations are
  * always locked before stock rows.
  */
 bool
-InvTablesSettle(const char *key, const char *state, char **sku, char **location,
-				int64 *qty)
+InvTablesSettle(const char *key, const char *state, const char *only_sku, char **sku,
+				char **location, int64 *qty)
 {
 	InvTables	tables = *InvGetTables();
 	const InvTables *t = &tables;
@@ -701,9 +702,15 @@ InvTablesSettle(const char *key, const char *state, char **sku, char **location,
 	{
 		char	   *held = TextDatumGetCString(slot_getattr(old, t->rs_state, &isnull));
 
-		/* a reserve's one part (reserve_any's parts: the general way) */
+		/*
+		 * A reserve's part 0 (reserve_any's and reserve_cart's parts, and
+		 * the parts split off by partial steps: the general way), of the sku
+		 * named if one is.
+		 */
 		go = DatumGetInt16(slot_getattr(old, t->rs_part, &isnull)) == 0 &&
 			strcmp(held, "held") == 0 &&
+			(only_sku == NULL ||
+			 strcmp(TextDatumGetCString(slot_getattr(old, t->rs_sku, &isnull)), only_sku) == 0) &&
 			DatumGetTimestampTz(slot_getattr(old, t->rs_expires_at, &isnull)) >
 			GetCurrentStatementStartTimestamp();
 	}

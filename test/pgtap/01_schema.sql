@@ -1,6 +1,6 @@
 -- Schema objects of the extension, as the design fixes them.
 BEGIN;
-SELECT plan(36);
+SELECT plan(43);
 
 SELECT has_schema('inventory');
 SELECT has_table('inventory', 'stock', 'table stock');
@@ -9,6 +9,9 @@ SELECT has_table('inventory', 'reservation', 'table reservation');
 SELECT has_index('inventory', 'ledger', 'ledger_call_key', 'key', 'the ledger records each call''s key (idempotency)');
 SELECT has_view('inventory', 'stock_levels', 'view stock_levels');
 SELECT has_view('inventory', 'availability', 'view availability');
+SELECT has_view('inventory', 'reservations', 'view reservations');
+SELECT has_view('inventory', 'stats', 'view stats');
+SELECT columns_are('inventory', 'stats', ARRAY['call', 'status', 'calls']);
 SELECT has_type('inventory', 'outcome', 'composite outcome');
 
 SELECT columns_are('inventory', 'stock',
@@ -28,8 +31,10 @@ SELECT has_function('inventory', 'restock', ARRAY['text', 'bigint', 'text', 'tex
 SELECT has_function('inventory', 'adjust', ARRAY['text', 'bigint', 'text', 'text']);
 SELECT has_function('inventory', 'deduct', ARRAY['text', 'bigint', 'text', 'text', 'boolean']);
 SELECT has_function('inventory', 'reserve', ARRAY['text', 'bigint', 'text', 'interval', 'text']);
-SELECT has_function('inventory', 'confirm', ARRAY['text']);
-SELECT has_function('inventory', 'release', ARRAY['text']);
+SELECT has_function('inventory', 'confirm', ARRAY['text', 'bigint', 'text', 'text']);
+SELECT has_function('inventory', 'release', ARRAY['text', 'bigint', 'text', 'text']);
+SELECT has_function('inventory', 'reserve_cart', ARRAY['text[]', 'bigint[]', 'text', 'interval', 'text[]']);
+SELECT has_function('inventory', 'stats_reset', ARRAY[]::text[]);
 SELECT has_function('inventory', 'refund', ARRAY['text', 'bigint', 'text']);
 SELECT has_function('inventory', 'deduct_cart', ARRAY['text[]', 'bigint[]', 'text', 'text[]']);
 SELECT has_function('inventory', 'available', ARRAY['text', 'text']);
@@ -52,6 +57,12 @@ SELECT is((SELECT proargnames FROM pg_proc
             WHERE oid = 'inventory.refund(text,bigint,text)'::regprocedure),
           ARRAY['original_key', 'qty', 'key'], 'refund argument names');
 
+SELECT is((SELECT proargnames FROM pg_proc
+            WHERE oid = 'inventory.confirm(text,bigint,text,text)'::regprocedure),
+          ARRAY['key', 'qty', 'step', 'sku'], 'confirm argument names');
+SELECT is((SELECT proargnames FROM pg_proc
+            WHERE oid = 'inventory.reserve_cart(text[],bigint[],text,interval,text[])'::regprocedure),
+          ARRAY['skus', 'qtys', 'key', 'ttl', 'locations'], 'reserve_cart argument names');
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'inventory'),
           false, 'the extension is not relocatable');
 

@@ -1,7 +1,7 @@
 -- Least privilege: nothing for PUBLIC; the README's recipe for an application
 -- role (sale calls only) and an admin role (everything) works as documented.
 BEGIN;
-SELECT plan(29);
+SELECT plan(34);
 
 CREATE ROLE tap_nobody;
 CREATE ROLE tap_app;
@@ -14,15 +14,17 @@ GRANT USAGE ON SCHEMA inventory TO tap_app;
 GRANT EXECUTE ON FUNCTION
     inventory.deduct(text, bigint, text, text, boolean),
     inventory.reserve(text, bigint, text, interval, text),
-    inventory.confirm(text),
-    inventory.release(text),
+    inventory.confirm(text, bigint, text, text),
+    inventory.release(text, bigint, text, text),
     inventory.deduct_cart(text[], bigint[], text, text[]),
+    inventory.reserve_cart(text[], bigint[], text, interval, text[]),
     inventory.deduct_any(text, bigint, text, text[], text),
     inventory.reserve_any(text, bigint, text, interval, text[], text),
     inventory.deduct_cart_any(text[], bigint[], text, text[]),
-    inventory.available(text, text)
+    inventory.available(text, text),
+    inventory.allocation(text)
   TO tap_app;
-GRANT SELECT ON inventory.stock_levels, inventory.availability TO tap_app;
+GRANT SELECT ON inventory.stock_levels, inventory.availability, inventory.reservations TO tap_app;
 
 GRANT USAGE ON SCHEMA inventory TO tap_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA inventory TO tap_admin;
@@ -54,9 +56,16 @@ SELECT is((inventory.reserve('tap-sku', 1, 'tap-a2')).status, 'ok', 'app can res
 SELECT is((inventory.confirm('tap-a2')).status, 'ok', 'app can confirm');
 SELECT is((inventory.deduct_cart(ARRAY['tap-sku'], ARRAY[1], 'tap-a3')).status, 'ok', 'app can deduct a cart');
 SELECT is((inventory.deduct_any('tap-sku', 1, 'tap-a4')).status, 'ok', 'app can deduct from any location');
+SELECT is((SELECT string_agg(location || ':' || qty, ',') FROM inventory.allocation('tap-a4')),
+          'default:1', 'app can read where its units came from');
+SELECT is((inventory.reserve_cart(ARRAY['tap-sku'], ARRAY[2], 'tap-c1')).status, 'ok', 'app can hold a cart');
+SELECT is((inventory.confirm('tap-c1', 1, 'tap-c1-s1')).status, 'ok', 'app can confirm a step');
+SELECT is((SELECT held || '/' || confirmed FROM inventory.reservations WHERE key = 'tap-c1'),
+          '1/1', 'app can read its reservation');
+SELECT is((inventory.release('tap-c1')).status, 'ok', 'app can release the rest');
 SELECT throws_ok($$SELECT inventory.set_location('tap-loc', 1)$$, '42501', NULL,
                  'app cannot configure locations');
-SELECT is(inventory.available('tap-sku'), 6::bigint, 'app can read availability');
+SELECT is(inventory.available('tap-sku'), 5::bigint, 'app can read availability');
 SELECT throws_ok($$SELECT inventory.restock('tap-sku', 100, 'tap-a4')$$, '42501', NULL,
                  'app cannot restock');
 SELECT throws_ok($$SELECT inventory.adjust('tap-sku', 100, 'tap-a5')$$, '42501', NULL,

@@ -1,7 +1,7 @@
 -- The invariants of the data model after a mixed, seeded random workload
 -- (deducts, reservations confirmed, released or left to expire, refunds,
 -- carts, allocations and reservations across three locations by every
--- strategy and their refunds): counters match the ledger and the held
+-- strategy and their refunds, held carts, partial confirms and releases): counters match the ledger and the held
 -- reservations, nothing is negative or oversold at any location, refunds
 -- never exceed a sale or any row of it, every applied key replays as a
 -- duplicate that changes nothing.
@@ -15,7 +15,7 @@ DECLARE
     skus text[] := ARRAY['w-a', 'w-b', 'w-c', 'w-d'];
     locs text[] := ARRAY['default', 'north', 'south'];
     strategies text[] := ARRAY['priority', 'most_available', 'single'];
-    st text; s2 text;
+    st text; s2 text; kh text;
     s text; l text; k text; r inventory.outcome; q bigint;
     held text[] := '{}'; sold text[] := '{}';
 BEGIN
@@ -34,7 +34,7 @@ BEGIN
         l := locs[1 + floor(random() * 3)::int];
         q := 1 + floor(random() * 4)::int;
         k := 'wl-' || i;
-        CASE floor(random() * 12)::int
+        CASE floor(random() * 14)::int
         WHEN 0 THEN
             r := inventory.restock(s, q, k, l);
             INSERT INTO applied VALUES (format('inventory.restock(%L, %s, %L, %L)', s, q, k, l), k);
@@ -64,7 +64,11 @@ BEGIN
             IF cardinality(held) > 0 THEN
                 k := held[1 + floor(random() * cardinality(held))::int];
                 r := inventory.confirm(k);
-                IF r.status = 'ok' THEN sold := sold || k; END IF;
+                -- (a cart of several skus is not refunded by its key)
+                IF r.status = 'ok' AND (SELECT count(DISTINCT sku) FROM inventory.reservation
+                                         WHERE key = k) = 1 THEN
+                    sold := sold || k;
+                END IF;
             END IF;
         WHEN 5 THEN
             IF cardinality(held) > 0 THEN
@@ -98,6 +102,30 @@ BEGIN
             IF r.status = 'ok' THEN
                 INSERT INTO applied VALUES (format('inventory.deduct_cart_any(%L, %L, %L)', ARRAY[s, s2], ARRAY[q, 2], k), k);
             END IF;
+        WHEN 12 THEN
+            -- a held cart (confirmed, released, stepped like any hold)
+            s2 := skus[1 + floor(random() * 4)::int];
+            r := inventory.reserve_cart(ARRAY[s, s2], ARRAY[q, 1], k, '1 hour', ARRAY[l, 'default']);
+            IF r.status = 'ok' THEN
+                held := held || k;
+                INSERT INTO applied VALUES (format('inventory.reserve_cart(%L, %L, %L, %L, %L)',
+                                                   ARRAY[s, s2], ARRAY[q, 1], k, '1 hour', ARRAY[l, 'default']), k);
+            END IF;
+        WHEN 13 THEN
+            -- a step: one unit of one line of a held reservation
+            IF cardinality(held) > 0 THEN
+                kh := held[1 + floor(random() * cardinality(held))::int];
+                s2 := (SELECT sku FROM inventory.reservation WHERE key = kh AND state = 'held' LIMIT 1);
+                IF s2 IS NOT NULL AND random() < 0.6 THEN
+                    r := inventory.confirm(kh, 1, k, s2);
+                    IF r.status = 'ok' AND (SELECT count(DISTINCT sku) FROM inventory.reservation
+                                             WHERE key = kh) = 1 THEN
+                        sold := sold || kh;
+                    END IF;
+                ELSIF s2 IS NOT NULL THEN
+                    r := inventory.release(kh, 1, k, s2);
+                END IF;
+            END IF;
         ELSE
             -- a hold left to expire (the expiry below settles it)
             IF random() < 0.5 THEN
@@ -113,11 +141,13 @@ SELECT cmp_ok(inventory.expire(), '>', 0::bigint, 'holds left to expire were exp
 
 SELECT ok((SELECT count(*) FROM inventory.ledger WHERE call = 'deduct_any') > 20
       AND (SELECT count(*) FROM inventory.ledger WHERE call = 'deduct_cart_any') > 5
+      AND (SELECT count(*) FROM inventory.ledger WHERE call = 'reserve_cart') > 5
+      AND (SELECT count(*) FROM inventory.ledger WHERE call IN ('confirm_part', 'release_part')) > 5
       AND (SELECT count(*) FROM inventory.reservation WHERE part > 1) > 5
       AND EXISTS (SELECT FROM inventory.ledger f WHERE f.op = 'refund'
                      AND (SELECT count(DISTINCT location) FROM inventory.ledger s
                            WHERE s.key = f.ref AND s.op = 'deduct') > 1),
-          'the workload allocated, split sales over locations and refunded them');
+          'the workload allocated, split sales over locations and refunded them, held carts and settled in steps');
 SELECT cmp_ok((SELECT count(*) FROM inventory.ledger), '>', 300::bigint,
               'the workload moved stock many times');
 SELECT is_empty($$

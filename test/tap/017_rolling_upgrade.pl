@@ -93,7 +93,33 @@ calls('1');
 is($node->safe_psql('shop', 'SELECT count(*) FROM inventory.worker_status()'), '1',
 	'worker_status() as 1.1 declares it');
 
+# an application role granted 1.1's confirm(text) and release(text)
+$node->safe_psql('shop', q{
+	CREATE ROLE app LOGIN;
+	GRANT USAGE ON SCHEMA inventory TO app;
+	GRANT EXECUTE ON FUNCTION inventory.reserve(text, bigint, text, interval, text),
+	                          inventory.confirm(text), inventory.release(text) TO app;
+});
 $node->safe_psql('shop', 'ALTER EXTENSION inventory UPDATE');
+is($node->safe_psql('shop', q{
+	SET ROLE app;
+	SELECT (inventory.reserve('tea', 1, 'app-1')).status || ' '
+	    || (inventory.confirm('app-1')).status || ' '
+	    || (inventory.reserve('tea', 2, 'app-2')).status || ' '
+	    || (inventory.confirm('app-2', 1, 'app-2-s1')).status || ' '
+	    || (inventory.release('app-2')).status}),
+	'ok ok ok ok ok', 'the role keeps its grants on confirm and release, now with steps');
+is($node->safe_psql('shop', q{
+	SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
+	 WHERE p.oid IN ('inventory.confirm(text, bigint, text, text)'::regprocedure,
+	                 'inventory.release(text, bigint, text, text)'::regprocedure)
+	   AND a.grantee = 0}), '0', 'and PUBLIC still has none');
+$node->safe_psql('shop', q{
+	REVOKE ALL ON FUNCTION inventory.reserve(text, bigint, text, interval, text),
+	                       inventory.confirm(text, bigint, text, text),
+	                       inventory.release(text, bigint, text, text) FROM app;
+	REVOKE USAGE ON SCHEMA inventory FROM app;
+});
 is($node->safe_psql('shop', "SELECT extversion FROM pg_extension WHERE extname = 'inventory'"),
 	'1.2', 'updated to 1.2');
 replays('at 1.2');

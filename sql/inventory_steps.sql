@@ -1,0 +1,120 @@
+-- Held carts (reserve_cart) and reservations settled in parts (confirm and
+-- release with qty, step and sku): every status, bad input and its
+-- SQLSTATE, the reservation's figures, refunds capped by what was sold, hot
+-- rows, expiry; the key-reuse error names its constraint.
+-- no background worker in this database: its passes would race the steps
+-- (a server with the library preloaded serves every database by default)
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET inventory.serve_database = off', current_database());
+END $$;
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS inventory CASCADE;
+CREATE EXTENSION inventory;
+RESET client_min_messages;
+
+CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+SELECT status FROM inventory.restock('pen', 10, 'p1');
+SELECT status FROM inventory.restock('ink', 5, 'p2');
+SELECT status FROM inventory.restock('pen', 4, 'p3', 'north');
+SELECT status FROM inventory.restock('hot', 100, 'p4');
+SELECT status FROM inventory.set_hot('hot');
+
+-- reserve_cart: every line held or none, one reservation, a part per row
+-- (lines of one row summed)
+SELECT * FROM inventory.reserve_cart('{pen,ink,pen}', '{2,1,1}', 'cart-1');
+SELECT part, sku, location, qty, state FROM inventory.reservation WHERE key = 'cart-1' ORDER BY part;
+SELECT * FROM inventory.reserve_cart('{pen,ink,pen}', '{2,1,1}', 'cart-1');
+SELECT * FROM inventory.reserve_cart('{pen,ink}', '{1,99}', 'cart-2');
+SELECT * FROM inventory.reserve_cart('{pen,zzz}', '{1,1}', 'cart-3');
+SELECT count(*) AS nothing_held FROM inventory.reservation WHERE key IN ('cart-2', 'cart-3');
+SELECT * FROM inventory.reserve_cart('{pen,pen}', '{1,1}', 'cart-4', locations => '{default,north}');
+SELECT * FROM inventory.reserve_cart('{hot,ink}', '{3,1}', 'cart-5', ttl => '1 hour');
+-- a release before its cart: the tombstone refuses the late cart
+SELECT status FROM inventory.release('cart-6');
+SELECT * FROM inventory.reserve_cart('{pen}', '{1}', 'cart-6');
+-- the same key with other lines, or another ttl
+SELECT pg_temp.err($$SELECT inventory.reserve_cart('{pen}', '{2}', 'cart-1')$$);
+SELECT pg_temp.err($$SELECT inventory.reserve_cart('{pen,ink,pen}', '{2,1,1}', 'cart-1', ttl => '1 hour')$$);
+SELECT pg_temp.err($$SELECT inventory.reserve_cart('{pen}', '{1}', 'k', ttl => '0')$$);
+SELECT pg_temp.err($$SELECT inventory.reserve_cart('{}', '{}', 'k')$$);
+
+-- confirm and release act on the whole cart
+SELECT * FROM inventory.confirm('cart-4');
+SELECT key, state, qty, held, confirmed, released, skus FROM inventory.reservations WHERE key = 'cart-4';
+
+-- partial steps: bad input
+SELECT pg_temp.err($$SELECT inventory.confirm('cart-1', 1)$$);
+SELECT pg_temp.err($$SELECT inventory.confirm('cart-1', 0, 's0', 'pen')$$);
+SELECT pg_temp.err($$SELECT inventory.confirm('cart-1', step => 's0')$$);
+SELECT pg_temp.err($$SELECT inventory.confirm('cart-1', 1, 's0')$$);
+SELECT pg_temp.err($$SELECT inventory.release('cart-1', -1, 's0', 'pen')$$);
+-- a step, its retry, its key reused, more than is held, unknown line or key
+SELECT * FROM inventory.confirm('cart-1', 1, 's1', 'pen');
+SELECT * FROM inventory.confirm('cart-1', 1, 's1', 'pen');
+SELECT pg_temp.err($$SELECT inventory.confirm('cart-1', 2, 's1', 'pen')$$);
+SELECT pg_temp.err($$SELECT inventory.release('cart-1', 1, 's1', 'pen')$$);
+SELECT * FROM inventory.confirm('cart-1', 5, 's2', 'pen');
+SELECT * FROM inventory.release('cart-1', 1, 's3', 'ink');
+SELECT * FROM inventory.confirm('cart-1', 1, 's4', 'zzz');
+SELECT * FROM inventory.confirm('nope', 1, 's5', 'pen');
+SELECT part, sku, qty, state FROM inventory.reservation WHERE key = 'cart-1' ORDER BY part;
+SELECT key, state, qty, held, confirmed, released FROM inventory.reservations WHERE key = 'cart-1';
+-- the rest: a whole confirm sells what is still held
+SELECT * FROM inventory.confirm('cart-1');
+SELECT key, state, qty, held, confirmed, released FROM inventory.reservations WHERE key = 'cart-1';
+SELECT * FROM inventory.release('cart-1');
+SELECT * FROM inventory.confirm('cart-1');
+SELECT * FROM inventory.confirm('cart-1', 1, 's6', 'pen');
+
+-- a reserve settled in parts; refunds capped by the units sold
+SELECT status FROM inventory.reserve('pen', 3, 'r-1');
+SELECT * FROM inventory.confirm('r-1', 2, 'r-1-s1');
+SELECT * FROM inventory.release('r-1', 1, 'r-1-s2');
+SELECT key, state, qty, held, confirmed, released FROM inventory.reservations WHERE key = 'r-1';
+SELECT * FROM inventory.refund('r-1', 3, 'r-1-rf1');
+SELECT * FROM inventory.refund('r-1', 2, 'r-1-rf2');
+SELECT pg_temp.err($$SELECT inventory.refund('cart-1', 1, 'cart-1-rf')$$);
+-- released in parts only: nothing was sold
+SELECT status FROM inventory.reserve('pen', 2, 'r-4');
+SELECT status FROM inventory.release('r-4', 1, 'r-4-s1');
+SELECT status FROM inventory.release('r-4', 1, 'r-4-s2');
+SELECT key, state, qty, held, confirmed, released FROM inventory.reservations WHERE key = 'r-4';
+SELECT * FROM inventory.refund('r-4', 1, 'r-4-rf');
+
+-- a whole confirm naming a sku: the whole reservation, if the sku is a line
+SELECT status FROM inventory.reserve('ink', 1, 'r-2');
+SELECT * FROM inventory.confirm('r-2', sku => 'pen');
+SELECT * FROM inventory.confirm('r-2', sku => 'ink');
+
+-- a step on a hot line
+SELECT * FROM inventory.confirm('cart-5', 2, 'h1', 'hot');
+SELECT * FROM inventory.release('cart-5', 1, 'h2', 'hot');
+SELECT * FROM inventory.release('cart-5');
+SELECT key, state, qty, held, confirmed, released FROM inventory.reservations WHERE key = 'cart-5';
+SELECT inventory.merge() > 0 AS merged;
+
+-- a step on a reservation past its expiry: expired, and it expires
+SELECT status FROM inventory.reserve('pen', 2, 'r-3', ttl => '1 millisecond');
+SELECT pg_sleep(0.01);
+SELECT status, sku FROM inventory.confirm('r-3', 1, 'r-3-s1');
+SELECT key, state, held FROM inventory.reservations WHERE key = 'r-3';
+
+-- the key-reuse error names its constraint, for drivers to branch on
+DO $$
+DECLARE c text; t text; s text;
+BEGIN
+    PERFORM inventory.deduct('pen', 1, 'p1');
+EXCEPTION WHEN unique_violation THEN
+    GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME, t = TABLE_NAME, s = SCHEMA_NAME;
+    RAISE NOTICE 'constraint %, table %.%', c, s, t;
+END $$;
+
+SELECT * FROM inventory.reconcile();
+SELECT sku, location, on_hand, reserved FROM inventory.stock ORDER BY sku, location;
