@@ -30,9 +30,10 @@
  * The key is recorded as INSERT ... ON CONFLICT DO NOTHING records it, by a
  * speculative insertion into the unique index of call rows: a key taken, or
  * being taken by a transaction still running, or one whose call row an
- * archiving transaction was deleting when we looked (its digest is checked
- * after the insertion, before it is confirmed), makes the call write
- * nothing and take the general way, which answers from the key.  A writer of
+ * archiving transaction is deleting (or deleted: its digest is checked after
+ * the insertion, before it is confirmed), makes the call write nothing and
+ * take the general way, which waits as a statement would and answers from
+ * the key.  A writer of
  * the stock row that does not take the row's lock (an admin's UPDATE) is
  * waited for as a statement would wait; if it changed the row, the call
  * takes the general way too (or, for a cart whose first row is written
@@ -100,14 +101,17 @@ PlainTable(Relation rel, int columns)
 	return n == columns;
 }
 
-/* A result relation of the writer, its indexes open (for ON CONFLICT too). */
+/*
+ * A result relation of the writer, its indexes open (with what ON CONFLICT
+ * needs of them, for the ledger's call rows: speculative).
+ */
 static ResultRelInfo *
-WriterRelation(EState *estate, Relation rel, Index rti)
+WriterRelation(EState *estate, Relation rel, Index rti, bool speculative)
 {
 	ResultRelInfo *info = makeNode(ResultRelInfo);
 
 	InitResultRelInfo(info, rel, rti, NULL, 0);
-	ExecOpenIndices(info, true);
+	ExecOpenIndices(info, speculative);
 	return info;
 }
 
@@ -147,9 +151,9 @@ WriterBegin(Writer *w, const InvTables *t, Relation stock, bool hold, Snapshot s
 	ExecInitRangeTable(w->estate, rtable);
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->estate->es_snapshot = snapshot;
-	w->stock = WriterRelation(w->estate, rels[0], 1);
-	w->ledger = WriterRelation(w->estate, rels[1], 2);
-	w->reservation = hold ? WriterRelation(w->estate, rels[2], 3) : NULL;
+	w->stock = WriterRelation(w->estate, rels[0], 1, false);
+	w->ledger = WriterRelation(w->estate, rels[1], 2, true);
+	w->reservation = hold ? WriterRelation(w->estate, rels[2], 3, false) : NULL;
 	return true;
 }
 
@@ -167,7 +171,7 @@ WriterBeginOne(Writer *w, Relation rel, Snapshot snapshot)
 	ExecInitRangeTable(w->estate, list_make1(rte));
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->estate->es_snapshot = snapshot;
-	w->stock = WriterRelation(w->estate, rel, 1);
+	w->stock = WriterRelation(w->estate, rel, 1, false);
 	w->ledger = NULL;
 	w->reservation = NULL;
 }
@@ -474,43 +478,34 @@ LedgerRow(Writer *w, const InvTables *t, const InvMovement *m,
 
 /*
  * Insert a call row speculatively, as INSERT ... ON CONFLICT (key) WHERE
- * call IS NOT NULL DO NOTHING does: false, having left nothing, if the key
- * is taken (a transaction still inserting it is waited for), or turns out
- * archived.  On true the row is in but unconfirmed, w->token held, until
- * EndCallRow: anyone else inserting the key waits for that.
+ * call IS NOT NULL DO NOTHING does, but without its pre-check: the
+ * insertion into the unique index of call rows reports a row of the key in
+ * any state (committed, being inserted, being deleted) without waiting, and
+ * then the row is taken back and the call goes the general way, whose
+ * statement waits and decides.  So false, having left nothing, if the key
+ * is taken in any state, or turns out archived (an archiving transaction
+ * that committed meanwhile); on true the row is in but unconfirmed, w->token
+ * held, until EndCallRow: anyone else inserting the key waits for that.
  */
 static bool
 BeginCallRow(Writer *w, const InvTables *t, TupleTableSlot *slot, const char *key)
 {
 	Relation	rel = w->ledger->ri_RelationDesc;
 	List	   *arbiters = list_make1_oid(t->ledger_call_key);
+	bool		conflict = false;
 
 	ExecStoreVirtualTuple(slot);
 	if (rel->rd_att->constr)
 		ExecConstraints(w->ledger, slot, w->estate);
 	CheckCmdReplicaIdentity(rel, CMD_INSERT);
-	for (;;)
-	{
-		ItemPointerData conflict_tid;
-		bool		conflict = false;
-
-		if (!ExecCheckIndexConstraints(w->ledger, slot, w->estate, &conflict_tid, arbiters))
-			return false;
-		w->token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
-		table_tuple_insert_speculative(rel, slot, w->estate->es_output_cid, 0, NULL, w->token);
-		(void) ExecInsertIndexTuples(w->ledger, slot, w->estate, false, true, &conflict, arbiters);
-
-		/*
-		 * The check above may have waited for an archiving transaction that
-		 * deleted the key's call row: then its digest is there now.
-		 */
-		if (!conflict && !InvKeyArchived(key))
-			return true;
-		table_tuple_complete_speculative(rel, slot, w->token, false);
-		SpeculativeInsertionLockRelease(GetCurrentTransactionId());
-		if (!conflict)
-			return false;
-	}
+	w->token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
+	table_tuple_insert_speculative(rel, slot, w->estate->es_output_cid, 0, NULL, w->token);
+	(void) ExecInsertIndexTuples(w->ledger, slot, w->estate, false, true, &conflict, arbiters);
+	if (!conflict && !InvKeyArchived(key))
+		return true;
+	table_tuple_complete_speculative(rel, slot, w->token, false);
+	SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+	return false;
 }
 
 /* Confirm (or take back) a call row inserted by BeginCallRow. */
