@@ -1,7 +1,7 @@
 # PGXS build of the inventory extension.
 EXTENSION = inventory inventory_proxy
 MODULE_big = inventory
-DATA = inventory--1.0.sql inventory--1.0--1.1.sql inventory--1.1--1.2.sql inventory_proxy--1.1.sql
+DATA = inventory--1.0.sql inventory--1.0--1.1.sql inventory--1.1--1.2.sql inventory_proxy--1.1.sql inventory_proxy--1.1--1.2.sql
 OBJS = src/inventory.o src/query.o src/call.o src/rowlock.o src/keys.o \
        src/schema.o src/shmem.o src/hot.o src/tables.o src/movement.o src/passes.o src/autohot.o src/stock.o src/allocate.o src/reservation.o \
        src/refund.o src/report.o src/admin.o src/worker.o src/databases.o src/merged.o src/bills.o src/events.o src/stats.o

@@ -113,6 +113,77 @@ SELECT key,
   FROM inventory.reservation
  GROUP BY key;
 
+-- Carts across shards (inventory_proxy): the record of a cart or bill whose
+-- lines live on several shards, kept on the shard that is its key's home
+-- (the partition the key would have as a sku), written before its first
+-- hold, so that any proxy, or inventory_proxy.resolve() with no client,
+-- finishes or undoes it.  lines: {"skus", "locations", "deltas"} in row
+-- order; attempt: the attempt whose derived keys ("<key>#<attempt>.<line>")
+-- are in use; state: pending, ok (sold), undone (nothing of it sold: a
+-- retry may try again), cancelled (inventory_proxy.cancel: a later cart
+-- with the key answers conflict); touched_at: when the attempt began.
+CREATE TABLE inventory.cart_manifest (
+    key        text        PRIMARY KEY,
+    lines      jsonb       NOT NULL,
+    ttl        interval    NOT NULL,
+    attempt    integer     NOT NULL DEFAULT 0,
+    state      text        NOT NULL DEFAULT 'pending',
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
+    touched_at timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp()
+);
+CREATE INDEX cart_manifest_pending ON inventory.cart_manifest (touched_at)
+    WHERE state = 'pending';
+SELECT pg_catalog.pg_extension_config_dump('inventory.cart_manifest', '');
+
+-- The manifest of a key, recorded now as pending if it has none; returns
+-- what is recorded (an earlier call's lines and ttl win).
+CREATE FUNCTION inventory.manifest_open(key text, lines jsonb, ttl interval)
+RETURNS TABLE (lines jsonb, ttl interval, attempt integer, state text)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO inventory.cart_manifest AS m (key, lines, ttl)
+    VALUES (manifest_open.key, manifest_open.lines, manifest_open.ttl)
+    ON CONFLICT (key) DO UPDATE SET key = m.key
+    RETURNING m.lines, m.ttl, m.attempt, m.state
+$$;
+
+-- What is recorded of a key (no row: unknown).
+CREATE FUNCTION inventory.manifest_of(key text)
+RETURNS TABLE (lines jsonb, ttl interval, attempt integer, state text, touched_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT m.lines, m.ttl, m.attempt, m.state, m.touched_at FROM inventory.cart_manifest m
+     WHERE m.key = manifest_of.key
+$$;
+
+-- A cart's move to another attempt or state (state pending: the attempt
+-- begins now); a key refused with nothing recorded forgets its manifest
+-- (state NULL), and stays unused, as on one node.
+CREATE FUNCTION inventory.manifest_mark(key text, attempt integer, state text)
+RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    DELETE FROM inventory.cart_manifest m WHERE m.key = manifest_mark.key AND manifest_mark.state IS NULL;
+    INSERT INTO inventory.cart_manifest AS m (key, lines, ttl, attempt, state)
+    SELECT manifest_mark.key, '{}', interval '0', manifest_mark.attempt, manifest_mark.state
+     WHERE manifest_mark.state IS NOT NULL
+    ON CONFLICT (key) DO UPDATE
+       SET attempt = excluded.attempt, state = excluded.state,
+           touched_at = CASE WHEN excluded.state = 'pending' AND m.attempt <> excluded.attempt
+                             THEN pg_catalog.statement_timestamp() ELSE m.touched_at END
+$$;
+
+-- The carts left pending longer than their ttl: for the resolver.
+CREATE FUNCTION inventory.manifests_due()
+RETURNS TABLE (key text, lines jsonb, ttl interval, attempt integer)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT m.key, m.lines, m.ttl, m.attempt FROM inventory.cart_manifest m
+     WHERE m.state = 'pending' AND m.touched_at + m.ttl < pg_catalog.statement_timestamp()
+     ORDER BY m.touched_at
+$$;
+
+REVOKE ALL ON FUNCTION inventory.manifest_open(text, jsonb, interval),
+                       inventory.manifest_of(text),
+                       inventory.manifest_mark(text, integer, text),
+                       inventory.manifests_due() FROM PUBLIC;
+
 -- What every object is for (psql \df+, \d+, \dT+).
 -- types
 COMMENT ON TYPE inventory.outcome IS 'The result of every mutating call: a status (ok, duplicate, insufficient, not_found, expired, conflict or busy), the units available at the row after the call, and the stock row it is about. Business outcomes such as sold out are statuses, never errors, so they do not abort the caller''s transaction.';
@@ -231,3 +302,8 @@ COMMENT ON FUNCTION inventory.reserve_cart(text[], bigint[], text, interval, tex
 COMMENT ON FUNCTION inventory.confirm(text, bigint, text, text) IS 'Sells a reservation''s held units: all of them (qty NULL; idempotent by the reservation''s key), or qty units of one line as a step under its own key (sku names the line when the reservation holds several). Returns ok, duplicate, insufficient (more than is held), not_found, expired or conflict.';
 COMMENT ON FUNCTION inventory.release(text, bigint, text, text) IS 'Gives a reservation''s held units back: all of them (qty NULL; records a tombstone for a reservation that has not arrived), or qty units of one line as a step under its own key. Returns ok, duplicate, insufficient, not_found, expired or conflict.';
 COMMENT ON VIEW inventory.reservations IS 'Each reservation as a whole, its parts summed: its state (held while any unit is held; then confirmed if any unit was sold, else released or expired), the units it held at first (qty), and how many are held, confirmed, released and expired.';
+COMMENT ON TABLE inventory.cart_manifest IS 'Carts and bills across shards whose key has its home on this shard, recorded by inventory_proxy before their first hold: their lines, hold ttl, current attempt and state (pending, ok, undone, cancelled), so that any proxy or inventory_proxy.resolve() finishes or undoes them without the client.';
+COMMENT ON FUNCTION inventory.manifest_open(text, jsonb, interval) IS 'Internal, for inventory_proxy: the manifest of a cross-shard cart, recorded as pending if it has none; returns what is recorded.';
+COMMENT ON FUNCTION inventory.manifest_of(text) IS 'Internal, for inventory_proxy: what is recorded of a cross-shard cart''s key.';
+COMMENT ON FUNCTION inventory.manifest_mark(text, integer, text) IS 'Internal, for inventory_proxy: a cross-shard cart moves to another attempt or state (NULL: forgotten, the key unused).';
+COMMENT ON FUNCTION inventory.manifests_due() IS 'Internal, for inventory_proxy.resolve(): the cross-shard carts pending longer than their ttl.';

@@ -17,7 +17,7 @@ export PATH="$PGBIN:$PATH"
 
 PACKAGES="make gcc postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
           libtap-parser-sourcehandler-pgtap-perl libipc-run-perl sqlsmith
-          postgresql-15-plproxy prometheus-postgres-exporter curl"
+          postgresql-15-plproxy postgresql-15-cron prometheus-postgres-exporter curl"
 
 # Print a step heading.
 step() { printf '\n== %s\n' "$*"; }

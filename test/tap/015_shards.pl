@@ -349,6 +349,30 @@ is(px($levels), $sold_before, 'and changes nothing');
 is(join(',', @{ on_all('SELECT count(*) FROM inventory.reconcile()') }), '0,0,0,0',
 	'reconcile() is empty on every partition');
 
+# calls by key, routed by the sku named: with shard_b down, the calls whose
+# rows live on shard_a go on; asking every partition (no sku) cannot
+px("SELECT inventory.restock('$on_a', 10, 'po-routed')");
+is(px("SELECT status FROM inventory.reserve('$on_a', 3, 'rt-1')"), 'ok', 'reserve before the outage');
+is(px("SELECT status FROM inventory.deduct('$on_a', 1, 'rt-sale')"), 'ok', 'a sale before the outage');
+$shard{b}->stop('immediate');
+is(px("SELECT status FROM inventory.reserve('$on_a', 2, 'rt-2')"), 'ok',
+	'shard_b down: a reserve on shard_a');
+is(px("SELECT status FROM inventory.confirm('rt-2', sku => '$on_a')"), 'ok', 'a routed confirm');
+is(px("SELECT status FROM inventory.confirm('rt-1', 1, 'rt-1-s1', '$on_a')"), 'ok', 'a routed step');
+is(px("SELECT status FROM inventory.release('rt-1', sku => '$on_a')"), 'ok', 'a routed release');
+is(px("SELECT status FROM inventory.refund('rt-sale', 1, 'rt-rf', '$on_a')"), 'ok', 'a routed refund');
+($ret, $out, $err) = $proxy->psql('postgres', "SELECT inventory.confirm('rt-2')");
+isnt($ret, 0, 'a confirm without a sku asks every partition, and fails while one is down');
+$shard{b}->start;
+is(px("SELECT status FROM inventory.confirm('rt-2')"), 'duplicate', 'once it is back, it answers');
+is(px("SELECT status FROM inventory.reserve_cart('{$on_a}', '{1}', 'rt-cart')"), 'ok',
+	'reserve_cart of one partition\'s lines');
+($ret, $out, $err) = $proxy->psql('postgres',
+	"SELECT inventory.reserve_cart('{$on_a,$on_b}', '{1,1}', 'rt-cart2')",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/0A000: reserve_cart cannot hold a cart whose skus live on several shards/,
+	'a held cart across shards is refused');
+
 # a partition count that is not a power of two: modular_mapping
 my $three = join(', ', map { "p$_ '" . $shard{ $parts[$_][0] }->connstr($parts[$_][1]) =~ s/'//gr . "'" } 0 .. 2);
 $proxy->safe_psql('postgres', 'CREATE DATABASE proxy3');

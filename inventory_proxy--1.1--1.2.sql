@@ -1,0 +1,695 @@
+/* inventory_proxy--1.1--1.2.sql: upgrade from 1.1 (ALTER EXTENSION inventory_proxy UPDATE) */
+
+\echo Use "ALTER EXTENSION inventory_proxy UPDATE TO '1.2'" to load this file. \quit
+
+/*
+ * Calls by key, routed.  A caller that names the sku of the reservation's
+ * or the sale's line (sku => ...) reaches that sku's partition only, so a
+ * shard that is down stops only the calls whose rows live on it, and a call
+ * costs one partition, not all of them.  Without a sku the call asks every
+ * partition, as in 1.1 (the one that knows the key answers).  The steps of
+ * a partial confirm or release (qty, step) need the shards at 1.2.
+ *
+ * confirm, release and refund are re-created with their new arguments;
+ * every role that could execute the 1.1 ones keeps that right.
+ */
+CREATE TEMP TABLE inventory_proxy_grantees (f text, role text);
+INSERT INTO inventory_proxy_grantees
+SELECT f.name, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+  FROM (VALUES ('confirm', 'inventory.confirm(text)'), ('release', 'inventory.release(text)'),
+               ('refund', 'inventory.refund(text, bigint, text)')) f(name, signature),
+       pg_catalog.pg_proc p,
+       LATERAL pg_catalog.aclexplode(p.proacl) a
+  LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+ WHERE p.oid = pg_catalog.to_regprocedure(f.signature)
+   AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner;
+DROP FUNCTION inventory.confirm(text);
+DROP FUNCTION inventory.release(text);
+DROP FUNCTION inventory.refund(text, bigint, text);
+
+-- A confirm or release of one line (sku), on that sku's partition.
+CREATE FUNCTION inventory_proxy.settle_on(sku text, key text, qty bigint, step text,
+                                          confirm boolean)
+RETURNS inventory.outcome AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON inventory_proxy.route(sku);
+    SELECT (CASE WHEN confirm THEN inventory.confirm(key, qty, step, sku)
+                 ELSE inventory.release(key, qty, step, sku) END).*;
+$$ LANGUAGE plproxy;
+
+-- A step (qty units of the reservation's only sku) on every partition.
+CREATE FUNCTION inventory_proxy.step_all(key text, qty bigint, step text, confirm boolean)
+RETURNS SETOF inventory.outcome AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON ALL;
+    SELECT (CASE WHEN confirm THEN inventory.confirm(key, qty, step)
+                 ELSE inventory.release(key, qty, step) END).*;
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION inventory_proxy.refund_on(sku text, original_key text, qty bigint, key text)
+RETURNS inventory.outcome AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON inventory_proxy.route(sku);
+    SELECT * FROM inventory.refund(original_key, qty, key);
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION inventory.confirm(key text, qty bigint DEFAULT NULL, step text DEFAULT NULL,
+                                  sku text DEFAULT NULL)
+RETURNS inventory.outcome
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF sku IS NOT NULL THEN
+        RETURN inventory_proxy.settle_on(sku, key, qty, step, true);
+    END IF;
+    IF qty IS NOT NULL THEN
+        RETURN (SELECT inventory_proxy.answer(array_agg(o))
+                  FROM inventory_proxy.step_all(key, qty, step, true) o);
+    END IF;
+    RETURN (SELECT inventory_proxy.answer(array_agg(o)) FROM inventory_proxy.confirm_all(key) o);
+END
+$$;
+
+/*
+ * release: with a sku, on its partition; without, on the partition that
+ * recorded the key; a key nobody recorded is released everywhere, so that
+ * every partition keeps its tombstone (a late reserve, wherever its sku
+ * lives, answers conflict).
+ */
+CREATE FUNCTION inventory.release(key text, qty bigint DEFAULT NULL, step text DEFAULT NULL,
+                                  sku text DEFAULT NULL)
+RETURNS inventory.outcome
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    owner text;
+BEGIN
+    IF sku IS NOT NULL THEN
+        RETURN inventory_proxy.settle_on(sku, key, qty, step, false);
+    END IF;
+    IF qty IS NOT NULL THEN
+        RETURN (SELECT inventory_proxy.answer(array_agg(o))
+                  FROM inventory_proxy.step_all(key, qty, step, false) o);
+    END IF;
+    SELECT s INTO owner FROM inventory_proxy.key_sku(key) s LIMIT 1;
+    IF owner IS NOT NULL THEN
+        RETURN inventory_proxy.release_on(owner, key);
+    END IF;
+    RETURN (SELECT inventory_proxy.answer(array_agg(o)) FROM inventory_proxy.release_all(key) o);
+END
+$$;
+
+-- refund: with the sale's sku, on its partition; without, every partition.
+CREATE FUNCTION inventory.refund(original_key text, qty bigint, key text, sku text DEFAULT NULL)
+RETURNS inventory.outcome
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF sku IS NOT NULL THEN
+        RETURN inventory_proxy.refund_on(sku, original_key, qty, key);
+    END IF;
+    RETURN (SELECT inventory_proxy.answer(array_agg(o))
+              FROM inventory_proxy.refund_all(original_key, qty, key) o);
+END
+$$;
+
+-- A held cart whose lines live on one partition, held there as it is.
+CREATE FUNCTION inventory_proxy.reserve_cart(part integer, skus text[], qtys bigint[],
+                                             key text, ttl interval, locations text[])
+RETURNS inventory.outcome AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON part;
+    SELECT * FROM inventory.reserve_cart(skus, qtys, key, ttl, locations);
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION inventory.reserve_cart(skus text[], qtys bigint[], key text,
+                                       ttl interval DEFAULT '15 minutes',
+                                       locations text[] DEFAULT NULL)
+RETURNS inventory.outcome
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cluster record := inventory_proxy.shards();
+    parts integer[];
+BEGIN
+    parts := ARRAY(SELECT DISTINCT inventory_proxy.partition_of(u.sku, cluster.n, cluster.modular)
+                     FROM unnest(skus) AS u(sku));
+    IF cardinality(parts) > 1 THEN
+        RAISE EXCEPTION 'reserve_cart cannot hold a cart whose skus live on several shards'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Hold each shard''s lines with a reserve_cart of their own, or sell the cart with deduct_cart.';
+    END IF;
+    RETURN inventory_proxy.reserve_cart(COALESCE(parts[1], 0), skus, qtys, key, ttl, locations);
+END
+$$;
+
+REVOKE ALL ON FUNCTION inventory_proxy.settle_on(text, text, bigint, text, boolean),
+                       inventory_proxy.step_all(text, bigint, text, boolean),
+                       inventory_proxy.refund_on(text, text, bigint, text),
+                       inventory_proxy.reserve_cart(integer, text[], bigint[], text, interval, text[]),
+                       inventory.confirm(text, bigint, text, text),
+                       inventory.release(text, bigint, text, text),
+                       inventory.refund(text, bigint, text, text),
+                       inventory.reserve_cart(text[], bigint[], text, interval, text[])
+  FROM PUBLIC;
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT f, role FROM inventory_proxy_grantees LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION inventory.%s TO %s',
+                       CASE g.f WHEN 'refund' THEN 'refund(text, bigint, text, text)'
+                                ELSE g.f || '(text, bigint, text, text)' END, g.role);
+    END LOOP;
+END $$;
+DROP TABLE inventory_proxy_grantees;
+
+/*
+ * Carts across shards that finish without the client (1.2).  Before its
+ * first hold, a cart or bill whose lines live on several partitions is
+ * recorded on its key's home partition (inventory.cart_manifest on the
+ * shards): its lines, its hold ttl, its attempt, its state.  A retry, from
+ * any proxy, reads the recorded ttl and attempt (so a changed
+ * inventory_proxy.hold_ttl never makes it a different call), and
+ * inventory_proxy.resolve(), run on a schedule (pg_cron), finishes or undoes
+ * every attempt left pending longer than its ttl, with no client.
+ * inventory_proxy.status(key) and inventory_proxy.cancel(key) read and end
+ * a cart.  The protocol of the attempts is 1.1's (see attempt()); the key's
+ * lock on its home partition still makes calls with one key take turns, the
+ * resolver's and cancel()'s too.
+ */
+CREATE FUNCTION inventory_proxy.manifest_open(part integer, key text, lines jsonb, ttl interval)
+RETURNS TABLE (lines jsonb, ttl interval, attempt integer, state text) AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON part;
+    SELECT * FROM inventory.manifest_open(key, lines, ttl);
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION inventory_proxy.manifest_of(part integer, key text)
+RETURNS TABLE (lines jsonb, ttl interval, attempt integer, state text, touched_at timestamptz) AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON part;
+    SELECT * FROM inventory.manifest_of(key);
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION inventory_proxy.manifest_mark(part integer, key text, attempt integer, state text)
+RETURNS integer AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON part;
+    SELECT 1 AS manifest_mark FROM inventory.manifest_mark(key, attempt, state);
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION inventory_proxy.manifests_due()
+RETURNS TABLE (key text, lines jsonb, ttl interval, attempt integer) AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON ALL;
+    SELECT * FROM inventory.manifests_due();
+$$ LANGUAGE plproxy;
+
+-- A cart's lines as its manifest records them.
+CREATE FUNCTION inventory_proxy.manifest_lines(skus text[], locations text[], deltas bigint[])
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object('skus', to_jsonb(skus), 'locations', to_jsonb(locations),
+                              'deltas', to_jsonb(deltas))
+$$;
+
+DROP FUNCTION inventory_proxy.attempt(text, text[], text[], bigint[]);
+
+/*
+ * A cart or bill whose lines live on several partitions, all or nothing for
+ * the caller (try/confirm/cancel).  Lines are canonical: one per row, in
+ * row order, delta < 0 takes units, delta > 0 receives them.  Calls with
+ * one key take turns (two_phase).  Attempt g holds line i under the key
+ * "<key>#<g>.<i>", for ttl; it starts at the manifest's attempt, and every
+ * move is recorded there (home partition):
+ *
+ *  - every taking line held (or sold by an earlier call of attempt g):
+ *    confirm them all, then receive the receipts (restock under the line's
+ *    key); ok (manifest ok), or duplicate when an earlier call had done it
+ *    all;
+ *  - a line refused (insufficient, not_found, busy) and nothing of attempt
+ *    g recorded: the refusal, and the key stays unused (manifest forgotten);
+ *  - a line refused after others were held, a line of attempt g spent
+ *    (released, expired, tombstoned) by an earlier call, or a hold that
+ *    expired before its confirm: abandon attempt g (every line released,
+ *    what it sold refunded; manifest undone at g + 1), then the refusal, or
+ *    attempt g + 1 (pending); the resolver (resolving) never begins one:
+ *    it finishes an attempt or undoes it;
+ *  - a line's history archived: an error, the outcome cannot be told;
+ *  - a line sold and another never held: the key was another cart's.
+ *
+ * Abandoning refunds only when some line can never be sold (its release
+ * did not answer conflict), so whatever order two calls with one key run
+ * in, no call answers ok for an attempt another one refunds.
+ *
+ * Every step is idempotent by its derived key, so a call that dies anywhere
+ * (proxy or shard) leaves what a retry, or the resolver, finishes or undoes,
+ * and holds nobody finishes expire after their ttl.  Units are never taken
+ * twice: an attempt is confirmed only when all of its lines are held, and
+ * an abandoned attempt can never be completed.
+ */
+CREATE FUNCTION inventory_proxy.attempt(key text, home integer, skus text[], locations text[],
+                                        deltas bigint[], ttl interval, first integer,
+                                        resolving boolean)
+RETURNS inventory.outcome
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer := cardinality(skus);
+    qtys bigint[] := ARRAY(SELECT abs(d) FROM unnest(deltas) d);
+    takes integer[] := ARRAY(SELECT i FROM generate_subscripts(deltas, 1) i WHERE deltas[i] < 0);
+    receipts integer[] := ARRAY(SELECT i FROM generate_subscripts(deltas, 1) i WHERE deltas[i] > 0);
+    keys text[];
+    outs inventory.outcome[];
+    states text[];
+    held integer[];
+    sold integer[];
+    spent boolean;
+    archived integer;
+    refusals inventory.outcome[];
+    answers text[];
+BEGIN
+    FOR g IN first .. first + 99 LOOP
+        keys := ARRAY(SELECT format('%s#%s.%s', key, g, i) FROM generate_series(1, n) i);
+        outs := '{}';
+        states := '{}';
+        IF cardinality(takes) > 0 THEN
+            WITH h AS MATERIALIZED (
+                SELECT * FROM inventory_proxy.hold(
+                    inventory_proxy.pick(keys, takes), inventory_proxy.pick(skus, takes),
+                    inventory_proxy.pick(qtys, takes), inventory_proxy.pick(locations, takes), ttl))
+            SELECT array_agg(CASE WHEN h.key IS NULL THEN NULL
+                                  ELSE ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
+                             END ORDER BY t.n)
+              INTO outs
+              FROM unnest(takes) WITH ORDINALITY t(i, n) LEFT JOIN h ON h.key = keys[t.i];
+            IF array_position(outs, NULL) IS NOT NULL THEN
+                RAISE EXCEPTION 'a shard did not answer for a line of a cart across shards'
+                    USING ERRCODE = 'internal_error';
+            END IF;
+            -- what earlier calls left of attempt g, read after the holds
+            IF EXISTS (SELECT FROM unnest(outs) o WHERE o.status = 'duplicate') THEN
+                WITH s AS MATERIALIZED (
+                    SELECT * FROM inventory_proxy.states(
+                        inventory_proxy.pick(keys, takes), inventory_proxy.pick(skus, takes)))
+                SELECT array_agg(s.state ORDER BY t.n) INTO states
+                  FROM unnest(takes) WITH ORDINALITY t(i, n) LEFT JOIN s ON s.key = keys[t.i];
+            END IF;
+        END IF;
+
+        SELECT COALESCE(array_agg(takes[t.j] ORDER BY t.j) FILTER (
+                   WHERE (outs[t.j]).status = 'ok'
+                      OR ((outs[t.j]).status = 'duplicate' AND states[t.j] = 'held')), '{}'),
+               COALESCE(array_agg(takes[t.j] ORDER BY t.j) FILTER (
+                   WHERE (outs[t.j]).status = 'duplicate' AND states[t.j] = 'confirmed'), '{}'),
+               COALESCE(bool_or((outs[t.j]).status = 'conflict' OR ((outs[t.j]).status = 'duplicate'
+                                AND states[t.j] IN ('released', 'expired'))), false),
+               count(*) FILTER (WHERE (outs[t.j]).status = 'duplicate' AND states[t.j] IS NULL),
+               array_agg(outs[t.j] ORDER BY t.j) FILTER (
+                   WHERE (outs[t.j]).status NOT IN ('ok', 'duplicate', 'conflict'))
+          INTO held, sold, spent, archived, refusals
+          FROM generate_subscripts(takes, 1) AS t(j);
+
+        IF archived > 0 THEN
+            PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, held, 'release');
+            RAISE EXCEPTION 'the history of key "%" across shards is archived', key
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Its outcome cannot be told any more.',
+                      HINT = 'Keep inventory.history_retention far longer than inventory_proxy.hold_ttl, retry unanswered carts before it passes, and use a new key for a new order.';
+        END IF;
+        IF refusals IS NOT NULL AND cardinality(sold) > 0 THEN
+            -- sold lines and a line never held: another cart's key
+            RAISE EXCEPTION 'idempotency key "%" was already used by another cart', key
+                USING ERRCODE = 'unique_violation', CONSTRAINT = 'inventory_key_reuse',
+                      HINT = 'Use a new key for every distinct cart; retry only with the same lines.';
+        END IF;
+
+        IF refusals IS NULL AND NOT spent THEN
+            answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, held, 'confirm');
+            IF EXISTS (SELECT FROM unnest(answers) a WHERE a NOT IN ('ok', 'duplicate')) THEN
+                -- a hold expired before its confirm: abandon attempt g
+                IF inventory_proxy.undo(keys, skus, qtys, locations, takes) THEN
+                    PERFORM inventory_proxy.manifest_mark(home, key, g + 1,
+                                                         CASE WHEN resolving THEN 'undone' ELSE 'pending' END);
+                    IF resolving THEN
+                        RETURN ROW('expired', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+                    END IF;
+                    CONTINUE;
+                END IF;
+            END IF;
+            -- every line sold: the receipts, and the answer
+            answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, receipts, 'restock');
+            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok');
+            RETURN ROW(CASE WHEN cardinality(held) = 0
+                             AND NOT EXISTS (SELECT FROM unnest(answers) a WHERE a <> 'duplicate')
+                            THEN 'duplicate' ELSE 'ok' END,
+                       NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        END IF;
+
+        IF cardinality(held) = 0 AND NOT spent THEN
+            -- nothing recorded: the key stays unused
+            PERFORM inventory_proxy.manifest_mark(home, key, g, NULL);
+            RETURN refusals[1];
+        END IF;
+        -- a line refused after others were held, or attempt g spent earlier
+        IF NOT inventory_proxy.undo(keys, skus, qtys, locations, takes) THEN
+            -- every line sold: a call with the same key completed attempt g meanwhile
+            PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, receipts, 'restock');
+            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok');
+            RETURN ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        END IF;
+        IF NOT spent OR resolving THEN
+            PERFORM inventory_proxy.manifest_mark(home, key, g + 1, 'undone');
+            RETURN COALESCE(refusals[1], ROW('expired', NULL::bigint, NULL::text, NULL::text)::inventory.outcome);
+        END IF;
+        PERFORM inventory_proxy.manifest_mark(home, key, g + 1, 'pending');
+    END LOOP;
+    RAISE EXCEPTION 'key "%" was refused too often across shards', key
+        USING ERRCODE = 'program_limit_exceeded',
+              HINT = 'Use a new key for this order.';
+END
+$$;
+
+/*
+ * Take the lock of a key on its home partition, waiting at most deadline
+ * (then 55P03), or, with deadline NULL, not at all (false).  A home
+ * partition that cannot be reached stops only the carts homed there: the
+ * error says which.
+ */
+CREATE FUNCTION inventory_proxy.lock_key(home integer, key text, deadline timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    pause float8 := 0.001;
+BEGIN
+    LOOP
+        BEGIN
+            IF inventory_proxy.try_lock_key(home, key) THEN
+                RETURN true;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'the home partition of key "%" (partition %) cannot be reached', key, home
+                USING ERRCODE = 'connection_failure',
+                      DETAIL = SQLERRM,
+                      HINT = 'Carts and bills whose key has its home on a running partition go on; retry this one with the same key when the partition is back.';
+        END;
+        IF deadline IS NULL THEN
+            RETURN false;
+        END IF;
+        IF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'another call with key "%" is in progress', key
+                USING ERRCODE = 'lock_not_available',
+                      HINT = 'Retry with the same key: it finishes what the other call leaves.';
+        END IF;
+        PERFORM pg_sleep(pause);
+        pause := least(pause * 2, 0.1);
+    END LOOP;
+END
+$$;
+
+-- Run fn under the key's lock on its home partition, and let go of it.
+-- (attempt() or the resolver's and cancel()'s work, by name.)
+CREATE OR REPLACE FUNCTION inventory_proxy.two_phase(key text, home integer, skus text[],
+                                                     locations text[], deltas bigint[])
+RETURNS inventory.outcome
+LANGUAGE plpgsql AS $$
+DECLARE
+    lines jsonb := inventory_proxy.manifest_lines(skus, locations, deltas);
+    m record;
+    result inventory.outcome;
+BEGIN
+    PERFORM inventory_proxy.lock_key(home, key, clock_timestamp() + inventory_proxy.hold_ttl());
+    BEGIN
+        SELECT * INTO m FROM inventory_proxy.manifest_open(home, key, lines, inventory_proxy.hold_ttl());
+        IF m.state = 'cancelled' THEN
+            result := ROW('conflict', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        ELSIF m.lines <> lines THEN
+            RAISE EXCEPTION 'idempotency key "%" was already used by another cart', key
+                USING ERRCODE = 'unique_violation', CONSTRAINT = 'inventory_key_reuse',
+                      HINT = 'Use a new key for every distinct cart; retry only with the same lines.';
+        ELSIF m.state = 'ok' THEN
+            result := ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        ELSE
+            IF m.state = 'undone' THEN
+                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'pending');
+            END IF;
+            result := inventory_proxy.attempt(key, home, skus, locations, deltas, m.ttl,
+                                              m.attempt, false);
+        END IF;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        BEGIN
+            PERFORM inventory_proxy.unlock_keys(home);
+        EXCEPTION WHEN OTHERS THEN
+            NULL;   -- the connection is gone, and the lock with it
+        END;
+        RAISE;
+    END;
+    PERFORM inventory_proxy.unlock_keys(home);
+    RETURN result;
+END
+$$;
+
+/*
+ * The resolver: every cart or bill across shards left pending longer than
+ * its hold ttl (its client gone, or still waiting on a shard) is finished
+ * if every line can be sold, else undone (every line released, what was
+ * sold refunded), with no client.  A cart whose key another call holds is
+ * left to the next run.  Returns how many it resolved.  Run it on a
+ * schedule, e.g. with pg_cron in the proxy database:
+ *   SELECT cron.schedule('inventory-resolve', '* * * * *', 'SELECT inventory_proxy.resolve()');
+ */
+CREATE FUNCTION inventory_proxy.resolve()
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cluster record := inventory_proxy.shards();
+    d record;
+    home integer;
+    m record;
+    resolved integer := 0;
+BEGIN
+    FOR d IN SELECT * FROM inventory_proxy.manifests_due() LOOP
+        home := inventory_proxy.partition_of(d.key, cluster.n, cluster.modular);
+        CONTINUE WHEN NOT inventory_proxy.lock_key(home, d.key, NULL);
+        BEGIN
+            SELECT * INTO m FROM inventory_proxy.manifest_of(home, d.key);
+            IF m.state = 'pending' AND m.attempt = d.attempt AND m.touched_at + m.ttl < now() THEN
+                PERFORM inventory_proxy.attempt(
+                    d.key, home,
+                    ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'skus')),
+                    ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'locations')),
+                    ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'deltas')::bigint),
+                    m.ttl, m.attempt, true);
+                resolved := resolved + 1;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM inventory_proxy.unlock_keys(home);
+            RAISE WARNING 'inventory_proxy.resolve: cart "%": %', d.key, SQLERRM;
+            CONTINUE;
+        END;
+        PERFORM inventory_proxy.unlock_keys(home);
+    END LOOP;
+    RETURN resolved;
+END
+$$;
+
+-- The state of a cart or bill across shards: ok, pending, undone (also
+-- cancelled), or NULL for a key no such cart has.
+CREATE FUNCTION inventory_proxy.status(key text)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cluster record := inventory_proxy.shards();
+    state text;
+BEGIN
+    SELECT m.state INTO state
+      FROM inventory_proxy.manifest_of(inventory_proxy.partition_of(key, cluster.n, cluster.modular), key) m;
+    RETURN CASE state WHEN 'cancelled' THEN 'undone' ELSE state END;
+END
+$$;
+
+/*
+ * Undo a cart or bill across shards that has not finished: every line
+ * released, what it sold refunded; ok.  A cart that finished answers
+ * conflict (refund its lines one by one); one already undone, ok (or
+ * duplicate when cancelled before).  A key no cart has is recorded
+ * cancelled, so that a cart arriving late with it answers conflict
+ * (not_found), as a release before its reservation does.
+ */
+CREATE FUNCTION inventory_proxy.cancel(key text)
+RETURNS inventory.outcome
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cluster record := inventory_proxy.shards();
+    home integer := inventory_proxy.partition_of(key, cluster.n, cluster.modular);
+    m record;
+    skus text[];
+    locations text[];
+    deltas bigint[];
+    keys text[];
+    takes integer[];
+    status text;
+BEGIN
+    PERFORM inventory_proxy.lock_key(home, key, clock_timestamp() + inventory_proxy.hold_ttl());
+    BEGIN
+        SELECT * INTO m FROM inventory_proxy.manifest_of(home, key);
+        IF m.state IS NULL THEN
+            PERFORM inventory_proxy.manifest_mark(home, key, 0, 'cancelled');
+            status := 'not_found';
+        ELSIF m.state = 'cancelled' THEN
+            status := 'duplicate';
+        ELSIF m.state = 'ok' THEN
+            status := 'conflict';
+        ELSIF m.state = 'undone' THEN
+            PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'cancelled');
+            status := 'ok';
+        ELSE
+            skus := ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'skus'));
+            locations := ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'locations'));
+            deltas := ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'deltas')::bigint);
+            keys := ARRAY(SELECT format('%s#%s.%s', key, m.attempt, i)
+                            FROM generate_series(1, cardinality(skus)) i);
+            takes := ARRAY(SELECT i FROM generate_subscripts(deltas, 1) i WHERE deltas[i] < 0);
+            IF inventory_proxy.undo(keys, skus, ARRAY(SELECT abs(d) FROM unnest(deltas) d),
+                                    locations, takes) THEN
+                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt + 1, 'cancelled');
+                status := 'ok';
+            ELSE
+                -- every line sold: it finished meanwhile
+                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'ok');
+                status := 'conflict';
+            END IF;
+        END IF;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        BEGIN
+            PERFORM inventory_proxy.unlock_keys(home);
+        EXCEPTION WHEN OTHERS THEN
+            NULL;
+        END;
+        RAISE;
+    END;
+    PERFORM inventory_proxy.unlock_keys(home);
+    RETURN ROW(status, NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+END
+$$;
+
+REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, interval),
+                       inventory_proxy.manifest_of(integer, text),
+                       inventory_proxy.manifest_mark(integer, text, integer, text),
+                       inventory_proxy.manifests_due(),
+                       inventory_proxy.manifest_lines(text[], text[], bigint[]),
+                       inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean),
+                       inventory_proxy.lock_key(integer, text, timestamptz),
+                       inventory_proxy.resolve(),
+                       inventory_proxy.status(text),
+                       inventory_proxy.cancel(text)
+  FROM PUBLIC;
+
+-- What every object is for (psql \df+, \d+, \dT+).
+-- them; it creates no table and no sequence)
+
+-- schemas
+COMMENT ON SCHEMA inventory_proxy IS 'Internal: helper functions of inventory_proxy that route the inventory calls to the partitions of the PL/Proxy cluster inventory_shards and coordinate carts and bills across them; not for direct use.';
+
+-- types
+COMMENT ON TYPE inventory.outcome IS 'The result of every mutating call, as on a shard: a status (ok, duplicate, insufficient, not_found, expired, conflict or busy), the units available at the row after the call, and the stock row it is about. Business outcomes such as sold out are statuses, never errors.';
+COMMENT ON COLUMN inventory.outcome.status IS 'The call''s status: ok, duplicate, insufficient, not_found, expired, conflict or busy; only ok changes anything.';
+COMMENT ON COLUMN inventory.outcome.available IS 'Units available at the stock row after the call; NULL when there is no row, and for a cart that went through.';
+COMMENT ON COLUMN inventory.outcome.sku IS 'SKU of the stock row the outcome is about (for a cart, the line that failed it); NULL when unknown.';
+COMMENT ON COLUMN inventory.outcome.location IS 'Location of the stock row the outcome is about; NULL when unknown or when the units came from several locations.';
+
+-- views
+COMMENT ON VIEW inventory.stock_levels IS 'Per stock row of every partition (read through inventory_proxy.stock_levels_all): the merged counters, what unmerged hot-row movements take (pending), and the units available now.';
+COMMENT ON COLUMN inventory.stock_levels.sku IS 'SKU of the stock row.';
+COMMENT ON COLUMN inventory.stock_levels.location IS 'Location of the stock row.';
+COMMENT ON COLUMN inventory.stock_levels.on_hand IS 'Units physically held, as merged into the stock row.';
+COMMENT ON COLUMN inventory.stock_levels.reserved IS 'Units held by open reservations, as merged into the stock row.';
+COMMENT ON COLUMN inventory.stock_levels.pending IS 'Units that unmerged hot-row movements take from available; negative when they return more than they take.';
+COMMENT ON COLUMN inventory.stock_levels.available IS 'Units available now: on_hand - reserved - pending, with overdue held reservations counted as available.';
+COMMENT ON COLUMN inventory.stock_levels.hot IS 'Whether the row goes through the hot path.';
+
+COMMENT ON VIEW inventory.availability IS 'Per SKU, the figures of inventory.stock_levels summed over all its locations (a SKU''s locations all live on one partition).';
+COMMENT ON COLUMN inventory.availability.sku IS 'The SKU.';
+COMMENT ON COLUMN inventory.availability.locations IS 'Number of locations with a stock row of the SKU.';
+COMMENT ON COLUMN inventory.availability.on_hand IS 'Units physically held over all locations, as merged.';
+COMMENT ON COLUMN inventory.availability.reserved IS 'Units held by open reservations over all locations, as merged.';
+COMMENT ON COLUMN inventory.availability.pending IS 'Units that unmerged hot-row movements take from available, over all locations.';
+COMMENT ON COLUMN inventory.availability.available IS 'Units available now over all locations.';
+
+COMMENT ON VIEW inventory.locations IS 'Every location with its allocation rule, as the partitions list it (set_location sets every partition alike): the configured ones, and every location that holds stock.';
+COMMENT ON COLUMN inventory.locations.location IS 'The location''s name.';
+COMMENT ON COLUMN inventory.locations.priority IS 'Allocation priority (higher first); 0 when not configured.';
+COMMENT ON COLUMN inventory.locations.active IS 'Whether the location may be allocated from; true when not configured.';
+
+-- functions
+COMMENT ON FUNCTION inventory_proxy.shards() IS 'Internal: returns the partition count of the PL/Proxy cluster inventory_shards and whether it maps by modulus (modular_mapping); raises 55000 when the server lists no partitions.';
+COMMENT ON FUNCTION inventory_proxy.route(text) IS 'Internal: returns the hash PL/Proxy routes a sku by (hashtext of the sku; a NULL sku goes somewhere, to be refused there).';
+COMMENT ON FUNCTION inventory_proxy.partition_of(text, integer, boolean) IS 'Internal: returns the partition a sku maps to among n partitions, as PL/Proxy maps route(sku): by bit mask, or by modulus when modular.';
+COMMENT ON FUNCTION inventory_proxy.pick(anyarray, integer[]) IS 'Internal: returns the elements of an array at the positions given, in their order.';
+COMMENT ON FUNCTION inventory_proxy.hold_ttl() IS 'Internal: returns how long a cross-shard cart''s holds last if nobody finishes it: the setting inventory_proxy.hold_ttl, default 1 minute.';
+COMMENT ON FUNCTION inventory.deduct(text, bigint, text, text, boolean) IS 'Runs inventory.deduct on the shard that owns sku: takes qty units at location now, applied at most once per key (nowait => true answers busy instead of queueing). Returns the shard''s outcome: ok, duplicate, insufficient, not_found or busy.';
+COMMENT ON FUNCTION inventory.reserve(text, bigint, text, interval, text) IS 'Runs inventory.reserve on the shard that owns sku: holds qty units at location until now + ttl, applied at most once per key. Returns the shard''s outcome: ok, duplicate, insufficient, not_found, or conflict when the key was released before it arrived.';
+COMMENT ON FUNCTION inventory.available(text, text) IS 'Runs inventory.available on the shard that owns sku: returns the units available now at one location, or over all its locations when location is NULL; NULL for an unknown sku.';
+COMMENT ON FUNCTION inventory.restock(text, bigint, text, text) IS 'Runs inventory.restock on the shard that owns sku: adds qty units at location, creating the stock row if absent, applied at most once per key. Returns the shard''s outcome: ok or duplicate.';
+COMMENT ON FUNCTION inventory.adjust(text, bigint, text, text) IS 'Runs inventory.adjust on the shard that owns sku: a stocktake that sets on_hand of an existing row to the counted figure. Returns the shard''s outcome: ok, duplicate, conflict if the count is below reserved, or not_found for an unknown row.';
+COMMENT ON FUNCTION inventory.set_hot(text, boolean, text) IS 'Runs inventory.set_hot on the shard that owns sku: routes the row through the hot path or back and pins it (hot => NULL hands it back to the automatic rule). Returns the shard''s outcome: ok, or not_found for an unknown row.';
+COMMENT ON FUNCTION inventory.deduct_any(text, bigint, text, text[], text) IS 'Runs inventory.deduct_any on the shard that owns sku: takes qty units from one or several candidate locations, all or nothing, by strategy. Returns the shard''s outcome: ok, duplicate, insufficient or not_found.';
+COMMENT ON FUNCTION inventory.reserve_any(text, bigint, text, interval, text[], text) IS 'Runs inventory.reserve_any on the shard that owns sku: holds qty units at one or several candidate locations, all or nothing. Returns the shard''s outcome: ok, duplicate, insufficient, not_found, or conflict when the key was released before it arrived.';
+COMMENT ON FUNCTION inventory_proxy.deduct_cart(integer, text[], bigint[], text, text[]) IS 'Internal: runs inventory.deduct_cart on the partition numbered part, for a cart whose skus all live there; returns its outcome.';
+COMMENT ON FUNCTION inventory_proxy.deduct_cart_any(integer, text[], bigint[], text, text[]) IS 'Internal: runs inventory.deduct_cart_any on the partition numbered part, for a cart whose skus all live there; returns its outcome.';
+COMMENT ON FUNCTION inventory_proxy.apply_bills(integer, jsonb) IS 'Internal: runs inventory.apply_bills on the partition numbered part with a document of bills that live there; returns (key, status) per bill in order.';
+COMMENT ON FUNCTION inventory_proxy.refuse_cart(text[], bigint[], text, text[], text) IS 'Internal: sends a cart the proxy would not split to partition 0 in a statement that can only fail, so the caller gets the shard''s own error.';
+COMMENT ON FUNCTION inventory_proxy.refuse_bills(jsonb) IS 'Internal: sends a bills document the proxy would not split to partition 0 in a statement that can only fail, so the caller gets the shard''s own error.';
+COMMENT ON FUNCTION inventory_proxy.confirm_all(text) IS 'Internal: runs inventory.confirm(key) on every partition; returns each partition''s outcome.';
+COMMENT ON FUNCTION inventory_proxy.release_all(text) IS 'Internal: runs inventory.release(key) on every partition, so each keeps the tombstone of a key nobody recorded; returns each partition''s outcome.';
+COMMENT ON FUNCTION inventory_proxy.release_on(text, text) IS 'Internal: runs inventory.release(key) on the partition that owns sku; returns its outcome.';
+COMMENT ON FUNCTION inventory_proxy.refund_all(text, bigint, text) IS 'Internal: runs inventory.refund on every partition; returns each partition''s outcome.';
+COMMENT ON FUNCTION inventory_proxy.key_sku(text) IS 'Internal: returns the sku of the call a key recorded (other than a release tombstone), from the partition that has it.';
+COMMENT ON FUNCTION inventory_proxy.answer(inventory.outcome[]) IS 'Internal: returns, of the outcomes of every partition, the answer of the partition that knew the key (not_found if none did).';
+COMMENT ON FUNCTION inventory_proxy.allocation_all(text) IS 'Internal: runs inventory.allocation(key) on every partition; returns their (sku, location, qty) rows.';
+COMMENT ON FUNCTION inventory.allocation(text) IS 'Returns where the units of an applied deducting or reserving call came from, one (sku, location, qty) row per part, asked of every partition; empty for an unknown key, and for the key of a cart across shards.';
+COMMENT ON FUNCTION inventory_proxy.set_location_all(text, integer, boolean) IS 'Internal: runs inventory.set_location on every partition; returns one row per partition.';
+COMMENT ON FUNCTION inventory.set_location(text, integer, boolean) IS 'Sets a location''s allocation priority (higher first) and whether it may be allocated from, on every partition. Returns nothing.';
+COMMENT ON FUNCTION inventory_proxy.counts(text) IS 'Internal: runs inventory.merge() or inventory.expire() (what = ''merge'' or ''expire'') on every partition; returns each partition''s count.';
+COMMENT ON FUNCTION inventory.merge() IS 'Folds every queued hot-row movement into its stock row now, on every partition. Returns how many queue rows were folded in all.';
+COMMENT ON FUNCTION inventory.expire() IS 'Releases every held reservation past its expires_at now, on every partition. Returns how many were released in all.';
+COMMENT ON FUNCTION inventory_proxy.archive_all(timestamptz) IS 'Internal: runs inventory.archive(before) on every partition; returns each partition''s count.';
+COMMENT ON FUNCTION inventory.archive(timestamptz) IS 'Archives the history older than before on every partition: ledger rows folded into checkpoints, keys kept as digests, concluded reservations dropped. Returns how many ledger rows were folded in all.';
+COMMENT ON FUNCTION inventory_proxy.reconcile_all() IS 'Internal: runs inventory.reconcile() on every partition; returns their breach rows.';
+COMMENT ON FUNCTION inventory.reconcile() IS 'Checks the invariants on every partition. Returns one (sku, location, problem, expected, actual) row per breach; no rows when every partition is consistent.';
+COMMENT ON FUNCTION inventory_proxy.hot_counters_all() IS 'Internal: runs inventory.hot_counters() on every partition; returns their rows.';
+COMMENT ON FUNCTION inventory.hot_counters() IS 'Lists the escrow counters of every partition''s hot rows used since their servers started: whether each is loaded, its available units, the transactions using it, units taken and refusals.';
+COMMENT ON FUNCTION inventory_proxy.stock_levels_all() IS 'Internal: reads inventory.stock_levels on every partition; the view inventory.stock_levels reads through it, which is why PUBLIC may execute it.';
+COMMENT ON FUNCTION inventory_proxy.locations_all() IS 'Internal: reads inventory.locations on every partition; the view inventory.locations reads through it, which is why PUBLIC may execute it.';
+COMMENT ON FUNCTION inventory_proxy.hold(text[], text[], bigint[], text[], interval) IS 'Internal: phase one of a cross-shard cart or bill: reserves each line under its derived key on its sku''s partition, a partition''s lines in one transaction in row-lock order; returns each line''s outcome.';
+COMMENT ON FUNCTION inventory_proxy.states(text[], text[]) IS 'Internal: returns the states of the holds of derived keys, read on their partitions after phase one.';
+COMMENT ON FUNCTION inventory_proxy.settle(text[], text[], bigint[], text[], text[]) IS 'Internal: phase two, line by line on its partition in row-lock order: confirms or releases a hold, refunds a sold line (undo), or restocks a receipt; returns each line''s status.';
+COMMENT ON FUNCTION inventory_proxy.try_lock_key(integer, text) IS 'Internal: tries, without waiting, to take the session advisory lock of a key on its home partition over the proxy''s connection; returns whether it got it.';
+COMMENT ON FUNCTION inventory_proxy.unlock_keys(integer) IS 'Internal: lets go of every session advisory lock of the proxy''s connection to the partition numbered part.';
+COMMENT ON FUNCTION inventory_proxy.settle_lines(text[], text[], bigint[], text[], integer[], text) IS 'Internal: settles the lines picked (by number) of the derived keys with one action for all; returns each line''s status in the order picked, and raises an error if a partition did not answer for a line.';
+COMMENT ON FUNCTION inventory_proxy.undo(text[], text[], bigint[], text[], integer[]) IS 'Internal: abandons an attempt of a cross-shard cart by releasing every line, then refunding the lines sold; returns false, refunding nothing, when every line answers conflict (the attempt is complete).';
+COMMENT ON FUNCTION inventory_proxy.two_phase(text, integer, text[], text[], bigint[]) IS 'Internal: runs attempt() holding the key''s session lock on its home partition, waiting for it at most inventory_proxy.hold_ttl, then raising 55P03 (retry); returns attempt()''s outcome.';
+COMMENT ON FUNCTION inventory_proxy.check_key(text) IS 'Internal: raises 22001 for a key too long (over 232 bytes) for the derived keys of a cart across shards.';
+COMMENT ON FUNCTION inventory_proxy.good_name(text) IS 'Internal: returns whether a name passes the shards'' checks (not NULL, 1 to 256 bytes).';
+COMMENT ON FUNCTION inventory_proxy.good_cart(text[], bigint[], text, text[]) IS 'Internal: returns whether a cart''s arguments pass every check the shards make; the proxy splits only such carts.';
+COMMENT ON FUNCTION inventory_proxy.cart(text, text[], bigint[], text, text[]) IS 'Internal: runs a deduct_cart or deduct_cart_any (named by call) on its shard when its skus share one, or across shards by two_phase(); a deduct_cart_any across shards raises 0A000.';
+COMMENT ON FUNCTION inventory.deduct_cart(text[], bigint[], text, text[]) IS 'Takes every line of a cart or none: on its shard as it is when its skus share one, otherwise across shards by try/confirm/cancel under derived keys. Returns one outcome: ok, duplicate, insufficient or not_found.';
+COMMENT ON FUNCTION inventory.deduct_cart_any(text[], bigint[], text, text[]) IS 'Takes a whole cart, all or nothing, from as few locations as can serve it, on the shard its skus share; a cart whose skus live on several shards is refused with 0A000. Returns one outcome: ok, duplicate, insufficient or not_found.';
+COMMENT ON FUNCTION inventory_proxy.good_bills(jsonb) IS 'Internal: returns whether a bills document passes every check of the shards'' parser; the proxy splits only such documents.';
+COMMENT ON FUNCTION inventory.apply_bills(jsonb) IS 'Applies a JSON array of bills in order, each all or nothing: runs of bills on one partition go there as one document, a bill across partitions by try/confirm/cancel. Returns one (key, status) row per bill in order: ok, duplicate, insufficient or not_found.';
+
+-- the objects of 1.2
+COMMENT ON FUNCTION inventory.confirm(text, bigint, text, text) IS 'Confirms a reservation on the shard that holds it: with sku, on that sku''s partition only; without, every partition is asked. With qty, a step of one line under its own key (shards at 1.2).';
+COMMENT ON FUNCTION inventory.release(text, bigint, text, text) IS 'Releases a reservation on the shard that holds it: with sku, on that sku''s partition only; without, the partition that recorded the key, or every partition (tombstones) for a key nobody recorded. With qty, a step of one line.';
+COMMENT ON FUNCTION inventory.refund(text, bigint, text, text) IS 'Refunds units of a sale on the shard that made it: with the sale''s sku, on that partition only; without, every partition is asked.';
+COMMENT ON FUNCTION inventory.reserve_cart(text[], bigint[], text, interval, text[]) IS 'Holds a cart whose lines live on one partition, there (a cart across shards is refused with 0A000).';
+COMMENT ON FUNCTION inventory_proxy.settle_on(text, text, bigint, text, boolean) IS 'Internal: a confirm or release of one line on its sku''s partition.';
+COMMENT ON FUNCTION inventory_proxy.step_all(text, bigint, text, boolean) IS 'Internal: a step of a confirm or release on every partition.';
+COMMENT ON FUNCTION inventory_proxy.refund_on(text, text, bigint, text) IS 'Internal: a refund on the partition of the sale''s sku.';
+COMMENT ON FUNCTION inventory_proxy.reserve_cart(integer, text[], bigint[], text, interval, text[]) IS 'Internal: a held cart on the partition given.';
+COMMENT ON FUNCTION inventory_proxy.resolve() IS 'Finishes or undoes every cart or bill across shards left pending longer than its hold ttl, with no client; returns how many. Schedule it, e.g. with pg_cron once a minute.';
+COMMENT ON FUNCTION inventory_proxy.status(text) IS 'The state of a cart or bill across shards: ok, pending, undone (or cancelled), or NULL for an unknown key.';
+COMMENT ON FUNCTION inventory_proxy.cancel(text) IS 'Undoes a cart or bill across shards that has not finished (every line released, what was sold refunded): ok; conflict if it finished; duplicate if cancelled before; not_found (recording the cancel) for an unknown key.';
+COMMENT ON FUNCTION inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean) IS 'Internal: one call''s attempts at a cart across shards (try/confirm/cancel under derived keys), recorded in its manifest.';
+COMMENT ON FUNCTION inventory_proxy.lock_key(integer, text, timestamptz) IS 'Internal: the lock of a key on its home partition, waited for until a deadline.';
+COMMENT ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, interval) IS 'Internal: a cart''s manifest on its home partition, recorded if new.';
+COMMENT ON FUNCTION inventory_proxy.manifest_of(integer, text) IS 'Internal: what the home partition records of a cart.';
+COMMENT ON FUNCTION inventory_proxy.manifest_mark(integer, text, integer, text) IS 'Internal: a cart''s move to another attempt or state.';
+COMMENT ON FUNCTION inventory_proxy.manifests_due() IS 'Internal: the carts pending longer than their ttl, on every partition.';
+COMMENT ON FUNCTION inventory_proxy.manifest_lines(text[], text[], bigint[]) IS 'Internal: a cart''s lines as its manifest records them.';

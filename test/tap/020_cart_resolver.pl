@@ -1,0 +1,152 @@
+# Carts across shards that finish without the client (inventory_proxy 1.2).
+# Two shard servers hold four partitions; the proxy runs pg_cron, which
+# calls inventory_proxy.resolve() once a minute.  A cart whose client died
+# half-way (one line sold, the other held) is undone by the scheduled
+# resolver within its ttl plus one scheduler interval, with nobody retrying;
+# a retry under another inventory_proxy.hold_ttl goes through (the recorded
+# ttl is used); cancel() of a pending cart returns every unit; and with one
+# shard server down, carts whose key has its home on the other go on, while
+# one homed on the stopped server fails with an error that says so.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use InvNode;
+
+my %shard = (a => inventory_node('shard_a'), b => inventory_node('shard_b'));
+my @parts = ([ 'a', 'part0' ], [ 'b', 'part1' ], [ 'a', 'part2' ], [ 'b', 'part3' ]);
+for my $p (@parts)
+{
+	my ($s, $db) = @$p;
+	$shard{$s}->safe_psql('postgres', "CREATE DATABASE $db");
+	$shard{$s}->safe_psql($db, 'CREATE EXTENSION inventory');
+}
+sub on_part { my ($p, $sql) = @_; return $shard{ $parts[$p][0] }->safe_psql($parts[$p][1], $sql) }
+
+# the proxy, with pg_cron running jobs in background workers
+my $proxy = PostgreSQL::Test::Cluster->new('proxy');
+$proxy->init;
+$proxy->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_cron'
+cron.database_name = 'postgres'
+cron.use_background_workers = on
+});
+$proxy->start;
+my $options = join(', ', map { "p$_ '" . $shard{ $parts[$_][0] }->connstr($parts[$_][1]) =~ s/'//gr . "'" } 0 .. 3);
+$proxy->safe_psql('postgres', qq{
+	CREATE EXTENSION inventory_proxy CASCADE;
+	CREATE SERVER inventory_shards FOREIGN DATA WRAPPER plproxy OPTIONS ($options);
+	CREATE USER MAPPING FOR PUBLIC SERVER inventory_shards;
+	ALTER DATABASE postgres SET inventory_proxy.hold_ttl = '3s';
+	CREATE EXTENSION pg_cron;
+	SELECT cron.schedule('inventory-resolve', '* * * * *', 'SELECT inventory_proxy.resolve()');
+});
+sub px { return $proxy->safe_psql('postgres', $_[0]) }
+
+# skus and keys by the server their partition lives on
+my %part_of = map { split /\|/ } split /\n/, px(q{
+	SELECT s || '|' || inventory_proxy.partition_of(s, 4, false)
+	  FROM (SELECT 'sku-' || i AS s FROM generate_series(1, 40) i
+	        UNION ALL SELECT 'key-' || i FROM generate_series(1, 40) i) x});
+my @on_a = grep { /^sku/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
+my @on_b = grep { /^sku/ && $part_of{$_} % 2 == 1 } sort keys %part_of;
+my @home_a = grep { /^key/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
+my @home_b = grep { /^key/ && $part_of{$_} % 2 == 1 } sort keys %part_of;
+px("SELECT inventory.restock('$_', 100, 'po-$_')") for @on_a[0 .. 3], @on_b[0 .. 3];
+sub on_hand
+{
+	my ($sku) = @_;
+	px('SELECT inventory.merge()');
+	return px("SELECT on_hand FROM inventory.stock_levels WHERE sku = '$sku'");
+}
+sub held
+{
+	my $n = 0;
+	$n += on_part($_, q{SELECT count(*) FROM inventory.reservation WHERE state = 'held'}) for 0 .. 3;
+	return $n;
+}
+
+# A client that died half-way through a cart: the manifest and both holds
+# made (what deduct_cart does first), one line confirmed, then nothing.
+sub half_sold
+{
+	my ($key, $l1, $l2) = @_;
+	my ($x, $y) = sort ($l1, $l2);
+	my $home = $part_of{$key};
+	px(qq{SELECT * FROM inventory_proxy.manifest_open($home, '$key',
+		inventory_proxy.manifest_lines('{$x,$y}', '{default,default}', '{-1,-1}'), '3s')});
+	px(qq{SELECT count(*) FROM inventory_proxy.hold('{$key#0.1,$key#0.2}', '{$x,$y}', '{1,1}',
+		'{default,default}', '3s')});
+	px(qq{SELECT count(*) FROM inventory_proxy.settle('{$key#0.1}', '{$x}', '{1}', '{default}',
+		'{confirm}')});
+	return ($x, $y);
+}
+
+# 1. the scheduled resolver undoes a half-sold cart nobody retries
+my ($x, $y) = half_sold($home_a[0], $on_a[0], $on_b[0]);
+is(px("SELECT inventory_proxy.status('$home_a[0]')"), 'pending', 'a half-sold cart is pending');
+is(on_hand($x), '99', 'one line sold');
+ok($proxy->poll_query_until('postgres', "SELECT inventory_proxy.status('$home_a[0]') = 'undone'"),
+	'the resolver pg_cron runs undoes it, with no client');
+is(on_hand($x), '100', 'the sold line is refunded');
+is(held(), 0, 'nothing is held');
+is(px(q{SELECT count(*) FROM cron.job_run_details WHERE status = 'succeeded'
+	AND command LIKE '%inventory_proxy.resolve()%'}) > 0 ? 1 : 0, 1, 'by a scheduled run');
+is(px("SELECT status FROM inventory.deduct_cart('{$x,$y}', '{1,1}', '$home_a[0]')"), 'ok',
+	'a late retry sells the cart in a new attempt');
+is(on_hand($x) . ' ' . on_hand($y), '99 99', 'one unit of each line sold, once');
+is(px("SELECT inventory_proxy.status('$home_a[0]')"), 'ok', 'and the cart is ok');
+
+# 2. a retry under another hold_ttl: the recorded ttl is used
+my ($p, $q) = sort ($on_a[1], $on_b[1]);
+my $key = $home_b[0];
+px(qq{SELECT * FROM inventory_proxy.manifest_open($part_of{$key}, '$key',
+	inventory_proxy.manifest_lines('{$p,$q}', '{default,default}', '{-1,-1}'), '3s')});
+px(qq{SELECT count(*) FROM inventory_proxy.hold('{$key#0.1,$key#0.2}', '{$p,$q}', '{1,1}',
+	'{default,default}', '3s')});
+is($proxy->safe_psql('postgres', qq{
+	SET inventory_proxy.hold_ttl = '1 minute';
+	SELECT status FROM inventory.deduct_cart('{$p,$q}', '{1,1}', '$key')}), 'ok',
+	'a retry under another hold_ttl finishes the cart');
+is(on_hand($p) . ' ' . on_hand($q), '99 99', 'each line sold once');
+
+# 3. cancel() of a pending cart returns every unit
+($x, $y) = half_sold($home_a[1], $on_a[2], $on_b[2]);
+is(px("SELECT status FROM inventory_proxy.cancel('$home_a[1]')"), 'ok', 'cancel() of a pending cart');
+is(on_hand($x) . ' ' . on_hand($y) . ' ' . held(), '100 100 0', 'every unit is back, nothing held');
+is(px("SELECT inventory_proxy.status('$home_a[1]')"), 'undone', 'the cart is undone');
+is(px("SELECT status FROM inventory_proxy.cancel('$home_a[1]')"), 'duplicate', 'a second cancel');
+is(px("SELECT status FROM inventory.deduct_cart('{$x,$y}', '{1,1}', '$home_a[1]')"), 'conflict',
+	'a retry of a cancelled cart answers conflict');
+is(px("SELECT status FROM inventory.deduct_cart('{$x,$y}', '{1,1}', '$home_a[2]')"), 'ok',
+	'a finished cart');
+is(px("SELECT status FROM inventory_proxy.cancel('$home_a[2]')"), 'conflict',
+	'cannot be cancelled');
+is(px("SELECT status FROM inventory_proxy.cancel('$home_b[1]')"), 'not_found',
+	'a cancel before its cart');
+is(px("SELECT status FROM inventory.deduct_cart('{$x,$y}', '{1,1}', '$home_b[1]')"), 'conflict',
+	'makes the late cart conflict');
+is(px("SELECT inventory_proxy.status('nobody-knows')"), '', 'an unknown key has no status');
+
+# 4. a shard server down: carts homed on the other server go on
+# (skus of partitions 0 and 2: a cart across shards, all on shard_a)
+my ($c1) = grep { $part_of{$_} == 0 } reverse @on_a;
+my ($c2) = grep { $part_of{$_} == 2 } reverse @on_a;
+($c1, $c2) = sort ($c1, $c2);
+px("SELECT inventory.restock('$_', 100, 'po2-$_')") for $c1, $c2;
+$shard{b}->stop('immediate');
+is(px("SELECT status FROM inventory.deduct_cart('{$c1,$c2}', '{1,1}', '$home_a[3]')"), 'ok',
+	'shard_b down: a cart of shard_a\'s skus homed on shard_a');
+my ($ret, $out, $err) = $proxy->psql('postgres',
+	"SELECT inventory.deduct_cart('{$c1,$c2}', '{1,1}', '$home_b[2]')",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/08006: the home partition of key "$home_b[2]" \(partition \d\) cannot be reached/,
+	'one homed on shard_b fails, saying so');
+$shard{b}->start;
+is(px("SELECT status FROM inventory.deduct_cart('{$c1,$c2}', '{1,1}', '$home_b[2]')"), 'ok',
+	'and goes through when it is back');
+
+is(px('SELECT count(*) FROM inventory.reconcile()'), '0', 'reconcile() is empty on every partition');
+$proxy->stop;
+$shard{$_}->stop for keys %shard;
+done_testing();
