@@ -135,15 +135,34 @@ CREATE INDEX cart_manifest_pending ON inventory.cart_manifest (touched_at)
     WHERE state = 'pending';
 SELECT pg_catalog.pg_extension_config_dump('inventory.cart_manifest', '');
 
--- The manifest of a key, recorded now as pending if it has none; returns
--- what is recorded (an earlier call's lines and ttl win).
-CREATE FUNCTION inventory.manifest_open(key text, lines jsonb, ttl interval)
-RETURNS TABLE (lines jsonb, ttl interval, attempt integer, state text)
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    INSERT INTO inventory.cart_manifest AS m (key, lines, ttl)
-    VALUES (manifest_open.key, manifest_open.lines, manifest_open.ttl)
-    ON CONFLICT (key) DO UPDATE SET key = m.key
-    RETURNING m.lines, m.ttl, m.attempt, m.state
+/*
+ * The lock of a cross-shard cart's key, and its manifest: the caller (the
+ * proxy's connection) tries, without waiting, to take the key's session
+ * lock, as 1.1's proxy did, so that calls with one key, from any proxy,
+ * take turns, and a proxy that dies lets go with its connection.  Holding
+ * it, the manifest is recorded as pending if the key has none (new_lines
+ * not NULL).  Returns whether the lock was taken and what is recorded (NULLs
+ * for an unknown key; an earlier call's lines and ttl win).
+ */
+CREATE FUNCTION inventory.manifest_open(key text, new_lines jsonb, new_ttl interval)
+RETURNS TABLE (locked boolean, lines jsonb, ttl interval, attempt integer, state text,
+               touched_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT pg_catalog.pg_try_advisory_lock(1769365621, pg_catalog.hashtext(manifest_open.key)) THEN
+        RETURN QUERY SELECT false, NULL::jsonb, NULL::interval, NULL::integer, NULL::text,
+                            NULL::timestamptz;
+        RETURN;
+    END IF;
+    IF new_lines IS NOT NULL THEN
+        INSERT INTO inventory.cart_manifest AS m (key, lines, ttl)
+        VALUES (manifest_open.key, new_lines, new_ttl)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN QUERY
+    SELECT true, m.lines, m.ttl, m.attempt, m.state, m.touched_at
+      FROM (SELECT) one LEFT JOIN inventory.cart_manifest m ON m.key = manifest_open.key;
+END
 $$;
 
 -- What is recorded of a key (no row: unknown).
@@ -156,8 +175,9 @@ $$;
 
 -- A cart's move to another attempt or state (state pending: the attempt
 -- begins now); a key refused with nothing recorded forgets its manifest
--- (state NULL), and stays unused, as on one node.
-CREATE FUNCTION inventory.manifest_mark(key text, attempt integer, state text)
+-- (state NULL), and stays unused, as on one node.  With unlock, the
+-- caller lets go of its key's lock too (manifest_open).
+CREATE FUNCTION inventory.manifest_mark(key text, attempt integer, state text, unlock boolean)
 RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     DELETE FROM inventory.cart_manifest m WHERE m.key = manifest_mark.key AND manifest_mark.state IS NULL;
@@ -167,7 +187,8 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     ON CONFLICT (key) DO UPDATE
        SET attempt = excluded.attempt, state = excluded.state,
            touched_at = CASE WHEN excluded.state = 'pending' AND m.attempt <> excluded.attempt
-                             THEN pg_catalog.statement_timestamp() ELSE m.touched_at END
+                             THEN pg_catalog.statement_timestamp() ELSE m.touched_at END;
+    SELECT pg_catalog.pg_advisory_unlock_all() WHERE manifest_mark.unlock;
 $$;
 
 -- The carts left pending longer than their ttl: for the resolver.
@@ -181,7 +202,7 @@ $$;
 
 REVOKE ALL ON FUNCTION inventory.manifest_open(text, jsonb, interval),
                        inventory.manifest_of(text),
-                       inventory.manifest_mark(text, integer, text),
+                       inventory.manifest_mark(text, integer, text, boolean),
                        inventory.manifests_due() FROM PUBLIC;
 
 -- What every object is for (psql \df+, \d+, \dT+).
@@ -303,7 +324,7 @@ COMMENT ON FUNCTION inventory.confirm(text, bigint, text, text) IS 'Sells a rese
 COMMENT ON FUNCTION inventory.release(text, bigint, text, text) IS 'Gives a reservation''s held units back: all of them (qty NULL; records a tombstone for a reservation that has not arrived), or qty units of one line as a step under its own key. Returns ok, duplicate, insufficient, not_found, expired or conflict.';
 COMMENT ON VIEW inventory.reservations IS 'Each reservation as a whole, its parts summed: its state (held while any unit is held; then confirmed if any unit was sold, else released or expired), the units it held at first (qty), and how many are held, confirmed, released and expired.';
 COMMENT ON TABLE inventory.cart_manifest IS 'Carts and bills across shards whose key has its home on this shard, recorded by inventory_proxy before their first hold: their lines, hold ttl, current attempt and state (pending, ok, undone, cancelled), so that any proxy or inventory_proxy.resolve() finishes or undoes them without the client.';
-COMMENT ON FUNCTION inventory.manifest_open(text, jsonb, interval) IS 'Internal, for inventory_proxy: the manifest of a cross-shard cart, recorded as pending if it has none; returns what is recorded.';
+COMMENT ON FUNCTION inventory.manifest_open(text, jsonb, interval) IS 'Internal, for inventory_proxy: tries to take the session lock of a cross-shard cart''s key and, holding it, records the cart''s manifest as pending if it has none; returns whether it got the lock and what is recorded.';
 COMMENT ON FUNCTION inventory.manifest_of(text) IS 'Internal, for inventory_proxy: what is recorded of a cross-shard cart''s key.';
-COMMENT ON FUNCTION inventory.manifest_mark(text, integer, text) IS 'Internal, for inventory_proxy: a cross-shard cart moves to another attempt or state (NULL: forgotten, the key unused).';
+COMMENT ON FUNCTION inventory.manifest_mark(text, integer, text, boolean) IS 'Internal, for inventory_proxy: a cross-shard cart moves to another attempt or state (NULL: forgotten, the key unused); with unlock, the caller lets go of the key''s lock.';
 COMMENT ON FUNCTION inventory.manifests_due() IS 'Internal, for inventory_proxy.resolve(): the cross-shard carts pending longer than their ttl.';

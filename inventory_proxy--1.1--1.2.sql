@@ -170,12 +170,16 @@ DROP TABLE inventory_proxy_grantees;
  * inventory_proxy.resolve(), run on a schedule (pg_cron), finishes or undoes
  * every attempt left pending longer than its ttl, with no client.
  * inventory_proxy.status(key) and inventory_proxy.cancel(key) read and end
- * a cart.  The protocol of the attempts is 1.1's (see attempt()); the key's
- * lock on its home partition still makes calls with one key take turns, the
- * resolver's and cancel()'s too.
+ * a cart.  The protocol of the attempts is 1.1's (see attempt()).  The
+ * key's lock on its home partition makes calls with one key take turns, the
+ * resolver's and cancel()'s too, so that the manifest moves one way: the
+ * cancel of a cart can never race a retry that completes it.  It costs no
+ * round trip of its own: opening the manifest takes it, and the last mark
+ * of an attempt lets go of it.
  */
 CREATE FUNCTION inventory_proxy.manifest_open(part integer, key text, lines jsonb, ttl interval)
-RETURNS TABLE (lines jsonb, ttl interval, attempt integer, state text) AS $$
+RETURNS TABLE (locked boolean, lines jsonb, ttl interval, attempt integer, state text,
+               touched_at timestamptz) AS $$
     CLUSTER 'inventory_shards';
     RUN ON part;
     SELECT * FROM inventory.manifest_open(key, lines, ttl);
@@ -188,17 +192,18 @@ RETURNS TABLE (lines jsonb, ttl interval, attempt integer, state text, touched_a
     SELECT * FROM inventory.manifest_of(key);
 $$ LANGUAGE plproxy;
 
-CREATE FUNCTION inventory_proxy.manifest_mark(part integer, key text, attempt integer, state text)
+CREATE FUNCTION inventory_proxy.manifest_mark(part integer, key text, attempt integer, state text,
+                                              unlock boolean DEFAULT false)
 RETURNS integer AS $$
     CLUSTER 'inventory_shards';
     RUN ON part;
-    SELECT 1 AS manifest_mark FROM inventory.manifest_mark(key, attempt, state);
+    SELECT 1 AS manifest_mark FROM inventory.manifest_mark(key, attempt, state, unlock);
 $$ LANGUAGE plproxy;
 
-CREATE FUNCTION inventory_proxy.manifests_due()
+CREATE FUNCTION inventory_proxy.manifests_due(part integer)
 RETURNS TABLE (key text, lines jsonb, ttl interval, attempt integer) AS $$
     CLUSTER 'inventory_shards';
-    RUN ON ALL;
+    RUN ON part;
     SELECT * FROM inventory.manifests_due();
 $$ LANGUAGE plproxy;
 
@@ -211,6 +216,7 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 DROP FUNCTION inventory_proxy.attempt(text, text[], text[], bigint[]);
+DROP FUNCTION inventory_proxy.try_lock_key(integer, text);   -- manifest_open takes the lock
 
 /*
  * A cart or bill whose lines live on several partitions, all or nothing for
@@ -326,7 +332,8 @@ BEGIN
                 -- a hold expired before its confirm: abandon attempt g
                 IF inventory_proxy.undo(keys, skus, qtys, locations, takes) THEN
                     PERFORM inventory_proxy.manifest_mark(home, key, g + 1,
-                                                         CASE WHEN resolving THEN 'undone' ELSE 'pending' END);
+                                                         CASE WHEN resolving THEN 'undone' ELSE 'pending' END,
+                                                         resolving);
                     IF resolving THEN
                         RETURN ROW('expired', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
                     END IF;
@@ -335,7 +342,7 @@ BEGIN
             END IF;
             -- every line sold: the receipts, and the answer
             answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, receipts, 'restock');
-            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok');
+            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true);
             RETURN ROW(CASE WHEN cardinality(held) = 0
                              AND NOT EXISTS (SELECT FROM unnest(answers) a WHERE a <> 'duplicate')
                             THEN 'duplicate' ELSE 'ok' END,
@@ -344,18 +351,18 @@ BEGIN
 
         IF cardinality(held) = 0 AND NOT spent THEN
             -- nothing recorded: the key stays unused
-            PERFORM inventory_proxy.manifest_mark(home, key, g, NULL);
+            PERFORM inventory_proxy.manifest_mark(home, key, g, NULL, true);
             RETURN refusals[1];
         END IF;
         -- a line refused after others were held, or attempt g spent earlier
         IF NOT inventory_proxy.undo(keys, skus, qtys, locations, takes) THEN
             -- every line sold: a call with the same key completed attempt g meanwhile
             PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, receipts, 'restock');
-            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok');
+            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true);
             RETURN ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         END IF;
         IF NOT spent OR resolving THEN
-            PERFORM inventory_proxy.manifest_mark(home, key, g + 1, 'undone');
+            PERFORM inventory_proxy.manifest_mark(home, key, g + 1, 'undone', true);
             RETURN COALESCE(refusals[1], ROW('expired', NULL::bigint, NULL::text, NULL::text)::inventory.outcome);
         END IF;
         PERFORM inventory_proxy.manifest_mark(home, key, g + 1, 'pending');
@@ -367,30 +374,32 @@ END
 $$;
 
 /*
- * Take the lock of a key on its home partition, waiting at most deadline
- * (then 55P03), or, with deadline NULL, not at all (false).  A home
- * partition that cannot be reached stops only the carts homed there: the
- * error says which.
+ * Take the lock of a key on its home partition and read its manifest
+ * (recorded with new_lines and new_ttl if it has none and they are given), waiting for the lock at most until deadline (then 55P03),
+ * or, with deadline NULL, not at all (locked false).  A home partition that
+ * cannot be reached stops only the carts homed there: the error says which.
  */
-CREATE FUNCTION inventory_proxy.lock_key(home integer, key text, deadline timestamptz)
-RETURNS boolean
+CREATE FUNCTION inventory_proxy.open_key(home integer, key text, new_lines jsonb, new_ttl interval,
+                                         deadline timestamptz)
+RETURNS TABLE (locked boolean, lines jsonb, ttl interval, attempt integer, state text,
+               touched_at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     pause float8 := 0.001;
+    m record;
 BEGIN
     LOOP
         BEGIN
-            IF inventory_proxy.try_lock_key(home, key) THEN
-                RETURN true;
-            END IF;
+            SELECT * INTO m FROM inventory_proxy.manifest_open(home, key, new_lines, new_ttl);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'the home partition of key "%" (partition %) cannot be reached', key, home
                 USING ERRCODE = 'connection_failure',
                       DETAIL = SQLERRM,
                       HINT = 'Carts and bills whose key has its home on a running partition go on; retry this one with the same key when the partition is back.';
         END;
-        IF deadline IS NULL THEN
-            RETURN false;
+        IF m.locked OR deadline IS NULL THEN
+            RETURN QUERY SELECT m.locked, m.lines, m.ttl, m.attempt, m.state, m.touched_at;
+            RETURN;
         END IF;
         IF clock_timestamp() > deadline THEN
             RAISE EXCEPTION 'another call with key "%" is in progress', key
@@ -403,8 +412,13 @@ BEGIN
 END
 $$;
 
--- Run fn under the key's lock on its home partition, and let go of it.
--- (attempt() or the resolver's and cancel()'s work, by name.)
+/*
+ * A cart or bill across shards: under its key's lock on its home partition,
+ * with its manifest (recorded there if new), attempt() finishes it or
+ * undoes it, and lets go of the lock with its last mark.  A cart cancelled
+ * answers conflict; a finished one, duplicate; other lines under the key
+ * raise 23505.
+ */
 CREATE OR REPLACE FUNCTION inventory_proxy.two_phase(key text, home integer, skus text[],
                                                      locations text[], deltas bigint[])
 RETURNS inventory.outcome
@@ -414,23 +428,23 @@ DECLARE
     m record;
     result inventory.outcome;
 BEGIN
-    PERFORM inventory_proxy.lock_key(home, key, clock_timestamp() + inventory_proxy.hold_ttl());
+    SELECT * INTO m FROM inventory_proxy.open_key(home, key, lines, inventory_proxy.hold_ttl(),
+                                                  clock_timestamp() + inventory_proxy.hold_ttl());
     BEGIN
-        SELECT * INTO m FROM inventory_proxy.manifest_open(home, key, lines, inventory_proxy.hold_ttl());
-        IF m.state = 'cancelled' THEN
+        IF m.state IN ('pending', 'undone') AND m.lines = lines THEN
+            IF m.state = 'undone' THEN
+                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'pending');
+            END IF;
+            RETURN inventory_proxy.attempt(key, home, skus, locations, deltas, m.ttl,
+                                           m.attempt, false);
+        ELSIF m.state = 'cancelled' THEN
             result := ROW('conflict', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         ELSIF m.lines <> lines THEN
             RAISE EXCEPTION 'idempotency key "%" was already used by another cart', key
                 USING ERRCODE = 'unique_violation', CONSTRAINT = 'inventory_key_reuse',
                       HINT = 'Use a new key for every distinct cart; retry only with the same lines.';
-        ELSIF m.state = 'ok' THEN
-            result := ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         ELSE
-            IF m.state = 'undone' THEN
-                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'pending');
-            END IF;
-            result := inventory_proxy.attempt(key, home, skus, locations, deltas, m.ttl,
-                                              m.attempt, false);
+            result := ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         END IF;
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         BEGIN
@@ -460,30 +474,41 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     cluster record := inventory_proxy.shards();
     d record;
-    home integer;
     m record;
     resolved integer := 0;
 BEGIN
-    FOR d IN SELECT * FROM inventory_proxy.manifests_due() LOOP
-        home := inventory_proxy.partition_of(d.key, cluster.n, cluster.modular);
-        CONTINUE WHEN NOT inventory_proxy.lock_key(home, d.key, NULL);
+    FOR home IN 0 .. cluster.n - 1 LOOP
         BEGIN
-            SELECT * INTO m FROM inventory_proxy.manifest_of(home, d.key);
-            IF m.state = 'pending' AND m.attempt = d.attempt AND m.touched_at + m.ttl < now() THEN
-                PERFORM inventory_proxy.attempt(
-                    d.key, home,
-                    ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'skus')),
-                    ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'locations')),
-                    ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'deltas')::bigint),
-                    m.ttl, m.attempt, true);
-                resolved := resolved + 1;
-            END IF;
+            FOR d IN SELECT * FROM inventory_proxy.manifests_due(home) LOOP
+                BEGIN
+                    SELECT * INTO m FROM inventory_proxy.open_key(home, d.key, NULL, NULL, NULL);
+                    CONTINUE WHEN NOT m.locked;
+                    IF m.state = 'pending' AND m.attempt = d.attempt
+                       AND m.touched_at + m.ttl < now() THEN
+                        -- attempt() lets go of the lock with its last mark
+                        PERFORM inventory_proxy.attempt(
+                            d.key, home,
+                            ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'skus')),
+                            ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'locations')),
+                            ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'deltas')::bigint),
+                            m.ttl, m.attempt, true);
+                        resolved := resolved + 1;
+                        CONTINUE;
+                    END IF;
+                    PERFORM inventory_proxy.unlock_keys(home);
+                EXCEPTION WHEN OTHERS THEN
+                    RAISE WARNING 'inventory_proxy.resolve: cart "%": %', d.key, SQLERRM;
+                    BEGIN
+                        PERFORM inventory_proxy.unlock_keys(home);
+                    EXCEPTION WHEN OTHERS THEN
+                        NULL;   -- the connection is gone, and the lock with it
+                    END;
+                END;
+            END LOOP;
         EXCEPTION WHEN OTHERS THEN
-            PERFORM inventory_proxy.unlock_keys(home);
-            RAISE WARNING 'inventory_proxy.resolve: cart "%": %', d.key, SQLERRM;
-            CONTINUE;
+            -- a partition down: its carts wait for the next run
+            RAISE WARNING 'inventory_proxy.resolve: partition %: %', home, SQLERRM;
         END;
-        PERFORM inventory_proxy.unlock_keys(home);
     END LOOP;
     RETURN resolved;
 END
@@ -526,9 +551,9 @@ DECLARE
     takes integer[];
     status text;
 BEGIN
-    PERFORM inventory_proxy.lock_key(home, key, clock_timestamp() + inventory_proxy.hold_ttl());
+    SELECT * INTO m FROM inventory_proxy.open_key(home, key, NULL, NULL,
+                                                  clock_timestamp() + inventory_proxy.hold_ttl());
     BEGIN
-        SELECT * INTO m FROM inventory_proxy.manifest_of(home, key);
         IF m.state IS NULL THEN
             PERFORM inventory_proxy.manifest_mark(home, key, 0, 'cancelled');
             status := 'not_found';
@@ -571,11 +596,11 @@ $$;
 
 REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, interval),
                        inventory_proxy.manifest_of(integer, text),
-                       inventory_proxy.manifest_mark(integer, text, integer, text),
-                       inventory_proxy.manifests_due(),
+                       inventory_proxy.manifest_mark(integer, text, integer, text, boolean),
+                       inventory_proxy.manifests_due(integer),
                        inventory_proxy.manifest_lines(text[], text[], bigint[]),
                        inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean),
-                       inventory_proxy.lock_key(integer, text, timestamptz),
+                       inventory_proxy.open_key(integer, text, jsonb, interval, timestamptz),
                        inventory_proxy.resolve(),
                        inventory_proxy.status(text),
                        inventory_proxy.cancel(text)
@@ -660,7 +685,6 @@ COMMENT ON FUNCTION inventory_proxy.locations_all() IS 'Internal: reads inventor
 COMMENT ON FUNCTION inventory_proxy.hold(text[], text[], bigint[], text[], interval) IS 'Internal: phase one of a cross-shard cart or bill: reserves each line under its derived key on its sku''s partition, a partition''s lines in one transaction in row-lock order; returns each line''s outcome.';
 COMMENT ON FUNCTION inventory_proxy.states(text[], text[]) IS 'Internal: returns the states of the holds of derived keys, read on their partitions after phase one.';
 COMMENT ON FUNCTION inventory_proxy.settle(text[], text[], bigint[], text[], text[]) IS 'Internal: phase two, line by line on its partition in row-lock order: confirms or releases a hold, refunds a sold line (undo), or restocks a receipt; returns each line''s status.';
-COMMENT ON FUNCTION inventory_proxy.try_lock_key(integer, text) IS 'Internal: tries, without waiting, to take the session advisory lock of a key on its home partition over the proxy''s connection; returns whether it got it.';
 COMMENT ON FUNCTION inventory_proxy.unlock_keys(integer) IS 'Internal: lets go of every session advisory lock of the proxy''s connection to the partition numbered part.';
 COMMENT ON FUNCTION inventory_proxy.settle_lines(text[], text[], bigint[], text[], integer[], text) IS 'Internal: settles the lines picked (by number) of the derived keys with one action for all; returns each line''s status in the order picked, and raises an error if a partition did not answer for a line.';
 COMMENT ON FUNCTION inventory_proxy.undo(text[], text[], bigint[], text[], integer[]) IS 'Internal: abandons an attempt of a cross-shard cart by releasing every line, then refunding the lines sold; returns false, refunding nothing, when every line answers conflict (the attempt is complete).';
@@ -687,9 +711,9 @@ COMMENT ON FUNCTION inventory_proxy.resolve() IS 'Finishes or undoes every cart 
 COMMENT ON FUNCTION inventory_proxy.status(text) IS 'The state of a cart or bill across shards: ok, pending, undone (or cancelled), or NULL for an unknown key.';
 COMMENT ON FUNCTION inventory_proxy.cancel(text) IS 'Undoes a cart or bill across shards that has not finished (every line released, what was sold refunded): ok; conflict if it finished; duplicate if cancelled before; not_found (recording the cancel) for an unknown key.';
 COMMENT ON FUNCTION inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean) IS 'Internal: one call''s attempts at a cart across shards (try/confirm/cancel under derived keys), recorded in its manifest.';
-COMMENT ON FUNCTION inventory_proxy.lock_key(integer, text, timestamptz) IS 'Internal: the lock of a key on its home partition, waited for until a deadline.';
-COMMENT ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, interval) IS 'Internal: a cart''s manifest on its home partition, recorded if new.';
+COMMENT ON FUNCTION inventory_proxy.open_key(integer, text, jsonb, interval, timestamptz) IS 'Internal: takes the lock of a cart''s key on its home partition, waiting for it until a deadline, and returns its manifest (recorded if new).';
+COMMENT ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, interval) IS 'Internal: tries to take the lock of a cart''s key on its home partition and returns its manifest (recorded if new).';
 COMMENT ON FUNCTION inventory_proxy.manifest_of(integer, text) IS 'Internal: what the home partition records of a cart.';
-COMMENT ON FUNCTION inventory_proxy.manifest_mark(integer, text, integer, text) IS 'Internal: a cart''s move to another attempt or state.';
-COMMENT ON FUNCTION inventory_proxy.manifests_due() IS 'Internal: the carts pending longer than their ttl, on every partition.';
+COMMENT ON FUNCTION inventory_proxy.manifest_mark(integer, text, integer, text, boolean) IS 'Internal: a cart''s move to another attempt or state (unlock: and the key''s lock let go).';
+COMMENT ON FUNCTION inventory_proxy.manifests_due(integer) IS 'Internal: the carts pending longer than their ttl, on one partition.';
 COMMENT ON FUNCTION inventory_proxy.manifest_lines(text[], text[], bigint[]) IS 'Internal: a cart''s lines as its manifest records them.';

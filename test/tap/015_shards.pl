@@ -141,6 +141,8 @@ is(px(qq{SELECT string_agg(key || ':' || status, ',') FROM inventory.apply_bills
 	{"key": "bill-3", "lines": [{"sku": "$on_b", "delta": -1}]},
 	{"key": "bill-1", "lines": [{"sku": "$on_a", "delta": -1}, {"sku": "$on_b", "delta": 2}]}]')}),
 	'bill-1:ok,bill-2:insufficient,bill-3:ok,bill-1:duplicate', 'apply_bills across shards, in order');
+is(px(q{SELECT inventory_proxy.status('bill-1') || ' ' || COALESCE(inventory_proxy.status('bill-3'), 'none')}),
+	'ok none', 'a bill across shards has a manifest (ok); one on one shard has none');
 is(px('SELECT count(*) FROM inventory.reconcile()'), '0', 'reconcile() through the proxy is empty');
 
 # a proxy that died between the phases, step by step (the hold and settle
