@@ -179,16 +179,22 @@ $$;
 -- caller lets go of its key's lock too (manifest_open).
 CREATE FUNCTION inventory.manifest_mark(key text, attempt integer, state text, unlock boolean)
 RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    DELETE FROM inventory.cart_manifest m WHERE m.key = manifest_mark.key AND manifest_mark.state IS NULL;
-    INSERT INTO inventory.cart_manifest AS m (key, lines, ttl, attempt, state)
-    SELECT manifest_mark.key, '{}', interval '0', manifest_mark.attempt, manifest_mark.state
-     WHERE manifest_mark.state IS NOT NULL
-    ON CONFLICT (key) DO UPDATE
-       SET attempt = excluded.attempt, state = excluded.state,
-           touched_at = CASE WHEN excluded.state = 'pending' AND m.attempt <> excluded.attempt
-                             THEN pg_catalog.statement_timestamp() ELSE m.touched_at END;
-    SELECT pg_catalog.pg_advisory_unlock_all() WHERE manifest_mark.unlock;
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF manifest_mark.state IS NULL THEN
+        DELETE FROM inventory.cart_manifest m WHERE m.key = manifest_mark.key;
+    ELSE
+        INSERT INTO inventory.cart_manifest AS m (key, lines, ttl, attempt, state)
+        VALUES (manifest_mark.key, '{}', interval '0', manifest_mark.attempt, manifest_mark.state)
+        ON CONFLICT ON CONSTRAINT cart_manifest_pkey DO UPDATE
+           SET attempt = excluded.attempt, state = excluded.state,
+               touched_at = CASE WHEN excluded.state = 'pending' AND m.attempt <> excluded.attempt
+                                 THEN pg_catalog.statement_timestamp() ELSE m.touched_at END;
+    END IF;
+    IF unlock THEN
+        PERFORM pg_catalog.pg_advisory_unlock_all();
+    END IF;
+END
 $$;
 
 -- The carts left pending longer than their ttl: for the resolver.

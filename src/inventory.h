@@ -309,6 +309,7 @@ typedef struct InvTables
 extern Oid	InvStockRelid(void);
 extern const InvTables *InvGetTables(void);
 extern bool InvSchemaIsCurrent(void);
+extern Oid	InvTableOid(const char *name);
 
 /* shmem.c, worker.c */
 extern void InvShmemInit(void);

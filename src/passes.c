@@ -189,12 +189,24 @@ static InvQuery DropReservations = {
 	2, {TIMESTAMPTZOID, INT8OID}
 };
 
+/*
+ * Manifests of carts across shards (inventory_proxy) that finished before
+ * the cutoff: a retry that late finds its attempts' keys archived anyway.
+ */
+static InvQuery DropManifests = {
+	"DELETE FROM inventory.cart_manifest WHERE ctid = ANY (ARRAY("
+	"  SELECT m.ctid FROM inventory.cart_manifest m "
+	"   WHERE m.state <> 'pending' AND m.touched_at < $1 LIMIT $2))",
+	2, {TIMESTAMPTZOID, INT8OID}
+};
+
 /* The key of the archiving job: one runs at a time (worker or archive()). */
 #define ARCHIVE_LOCK_NAME "inventory archive"
 
 /*
  * One batch of archiving, in the current transaction: up to batch ledger
- * rows and batch concluded reservations before the cutoff.  Returns the
+ * rows, batch concluded reservations and batch finished cart manifests
+ * before the cutoff (*reservations: the two last dropped).  Returns the
  * ledger rows folded; archiving is done when a batch folds and drops
  * nothing (a batch may free rows for the next, see FoldLedger).
  */
@@ -238,5 +250,10 @@ InvArchiveBatch(TimestampTz before, int64 batch, int64 *reservations)
 	}
 	InvRun(&DropReservations, values, NULL, 0);
 	*reservations = (int64) SPI_processed;
+	if (OidIsValid(InvTableOid("cart_manifest")))	/* 1.2 */
+	{
+		InvRun(&DropManifests, values, NULL, 0);
+		*reservations += (int64) SPI_processed;
+	}
 	return folded;
 }

@@ -53,9 +53,9 @@ Invalidate(Datum arg, Oid relid)
 	}
 }
 
-/* An extension table's OID, InvalidOid if there is none. */
-static Oid
-TableOid(const char *name)
+/* An extension relation's OID, InvalidOid if there is none. */
+Oid
+InvTableOid(const char *name)
 {
 	static bool registered = false;
 	Oid			nsp;
@@ -78,7 +78,7 @@ Oid
 InvStockRelid(void)
 {
 	if (!OidIsValid(CachedStockRelid))
-		CachedStockRelid = TableOid("stock");
+		CachedStockRelid = InvTableOid("stock");
 	return CachedStockRelid;
 }
 
@@ -104,16 +104,16 @@ LookUpTables(Oid ledger)
 	InvTables	t;
 
 	memset(&t, 0, sizeof(t));
-	t.stock = TableOid("stock");
-	t.stock_pkey = TableOid("stock_pkey");
+	t.stock = InvTableOid("stock");
+	t.stock_pkey = InvTableOid("stock_pkey");
 	t.ledger = ledger;
-	t.ledger_call_key = TableOid("ledger_call_key");
-	t.reservation = TableOid("reservation");
-	t.reservation_pkey = TableOid("reservation_pkey");
-	t.archived_key = TableOid("archived_key");
-	t.archived_key_bucket = TableOid("archived_key_bucket");
-	t.location = TableOid("location");
-	t.location_pkey = TableOid("location_pkey");
+	t.ledger_call_key = InvTableOid("ledger_call_key");
+	t.reservation = InvTableOid("reservation");
+	t.reservation_pkey = InvTableOid("reservation_pkey");
+	t.archived_key = InvTableOid("archived_key");
+	t.archived_key_bucket = InvTableOid("archived_key_bucket");
+	t.location = InvTableOid("location");
+	t.location_pkey = InvTableOid("location_pkey");
 	if (!OidIsValid(t.location) || !OidIsValid(t.location_pkey) ||
 		!OidIsValid(t.stock) || !OidIsValid(t.stock_pkey) ||
 		!OidIsValid(t.ledger_call_key) || !OidIsValid(t.reservation) ||
@@ -160,7 +160,7 @@ InvSchemaIsCurrent(void)
 {
 	if (!SchemaCurrent)
 	{
-		Oid			ledger = TableOid("ledger");
+		Oid			ledger = InvTableOid("ledger");
 
 		if (OidIsValid(ledger) && get_attnum(ledger, "call") != InvalidAttrNumber)
 		{

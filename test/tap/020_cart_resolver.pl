@@ -147,6 +147,21 @@ is(px("SELECT status FROM inventory.deduct_cart('{$c1,$c2}', '{1,1}', '$home_b[2
 	'and goes through when it is back');
 
 is(px('SELECT count(*) FROM inventory.reconcile()'), '0', 'reconcile() is empty on every partition');
+
+# archive() drops the manifests of carts that finished before its cutoff
+px('SELECT inventory.archive(now())');
+my $manifests = 0;
+$manifests += on_part($_, 'SELECT count(*) FROM inventory.cart_manifest') for 0 .. 3;
+is($manifests . ' ' . px("SELECT COALESCE(inventory_proxy.status('$home_a[2]'), 'none')"), '0 none',
+	'archive() drops finished carts\' manifests');
+my $stock = on_hand($c1) . ' ' . on_hand($c2);
+($ret, $out, $err) = $proxy->psql('postgres',
+	"SELECT inventory.deduct_cart('{$c1,$c2}', '{1,1}', '$home_a[3]')",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/55000: the history of key "$home_a[3]" across shards is archived/,
+	'a retry that late is told its outcome cannot be told');
+is(on_hand($c1) . ' ' . on_hand($c2) . ' ' . held(), "$stock 0", 'and sells and holds nothing');
+is(px('SELECT count(*) FROM inventory.reconcile()'), '0', 'and reconcile() is still empty');
 $proxy->stop;
 $shard{$_}->stop for keys %shard;
 done_testing();
