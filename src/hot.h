@@ -112,6 +112,8 @@ typedef struct InvShared
 	Latch	   *launcher;		/* the launcher's latch while it runs */
 	/* answers per database slot (as workers), call and status: stats.c */
 	pg_atomic_uint64 counts[INV_MAX_DATABASES][INV_STATS_CALLS][INV_STATS_STATUSES];
+	/* transactions that archive (and may delete call rows) now: passes.c */
+	pg_atomic_uint32 archiving;
 } InvShared;
 
 extern InvShared *InvState;

@@ -331,6 +331,7 @@ extern void InvMergePass(bool nowait, InvMergeResult *result);
 /* Ledger rows (and reservations) archive() folds per batch. */
 #define INV_ARCHIVE_BATCH 10000
 extern int64 InvArchiveBatch(TimestampTz before, int64 batch, int64 *reservations);
+extern bool InvArchiveRunning(void);
 extern int	InvExpireBatch;
 extern int	InvHistoryRetention;
 extern char *InvWorkerDatabase;

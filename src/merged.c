@@ -356,12 +356,13 @@ ApplyBatch(int from, int to)
 			continue;
 
 		/*
-		 * A key recorded in any state, or archived, goes the transactional
-		 * way, which looks it up: an archiving transaction may be deleting
-		 * its row, and the insertion below would wait for that and then go
-		 * through.
+		 * A key archived, or recorded in any state while an archive runs,
+		 * goes the transactional way, which looks it up: an archiving
+		 * transaction may be deleting its row, and the insertion below
+		 * would wait for that and then go through (and abort the batch).
 		 */
-		if (InvKeyRecorded(slot->key) || InvKeyArchived(slot->key))
+		if ((InvArchiveRunning() && InvKeyRecorded(slot->key)) ||
+			InvKeyArchived(slot->key))
 			continue;
 
 		/* rows that stopped being hot meanwhile go the transactional way */

@@ -9,12 +9,17 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "inventory.h"
+#include "hot.h"
+
+/* This backend's transaction counts in InvState->archiving. */
+static bool Archiving = false;
 
 static InvQuery QueuedRows = {
 	"SELECT DISTINCT sku, location FROM inventory.pending",
@@ -200,6 +205,53 @@ static InvQuery DropManifests = {
 	2, {TIMESTAMPTZOID, INT8OID}
 };
 
+/* The transaction has ended: it archives no more. */
+static void
+ArchivingXactCallback(XactEvent event, void *arg)
+{
+	if (Archiving && (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+					  event == XACT_EVENT_PARALLEL_COMMIT ||
+					  event == XACT_EVENT_PARALLEL_ABORT))
+	{
+		pg_atomic_fetch_sub_u32(&InvState->archiving, 1);
+		Archiving = false;
+	}
+}
+
+/*
+ * Count this transaction among those that archive until it ends, before
+ * it deletes a call row (see InvArchiveRunning).  The callback is
+ * registered once per backend, by the first archiving transaction.
+ */
+static void
+ArchivingBegins(void)
+{
+	static bool registered = false;
+
+	if (Archiving)
+		return;
+	if (!registered)
+	{
+		RegisterXactCallback(ArchivingXactCallback, NULL);
+		registered = true;
+	}
+	pg_atomic_fetch_add_u32(&InvState->archiving, 1);
+	Archiving = true;
+}
+
+/*
+ * Could a transaction be deleting call rows of archived keys now (in any
+ * database)?  Writers that record a key by an insertion which would wait
+ * for such a deletion and then go through look the key up first only
+ * then: the check after the insertion (InvKeyNotArchived) stays the
+ * guarantee, this spares the lookup on the everyday path.
+ */
+bool
+InvArchiveRunning(void)
+{
+	return pg_atomic_read_u32(&InvState->archiving) > 0;
+}
+
 /* The key of the archiving job: one runs at a time (worker or archive()). */
 #define ARCHIVE_LOCK_NAME "inventory archive"
 
@@ -220,6 +272,7 @@ InvArchiveBatch(TimestampTz before, int64 batch, int64 *reservations)
 	Datum	   *digests;
 
 	InvLockRow(ARCHIVE_LOCK_NAME, "", false);
+	ArchivingBegins();
 	InvRun(&FoldLedger, values, NULL, 0);
 	folded = (int64) SPI_processed;
 	buckets = palloc(sizeof(Datum) * Max(folded, 1));

@@ -77,6 +77,7 @@ InvShmemStartup(void)
 			for (int c = 0; c < INV_STATS_CALLS; c++)
 				for (int s = 0; s < INV_STATS_STATUSES; s++)
 					pg_atomic_init_u64(&InvState->counts[d][c][s], 0);
+		pg_atomic_init_u32(&InvState->archiving, 0);
 		SpinLockInit(&InvState->mutex);
 	}
 	InvHotSlots = ShmemInitStruct("inventory hot slots",

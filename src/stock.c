@@ -304,11 +304,13 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 	/*
 	 * The hot path looked nothing up.  Its insertion of the call row below
 	 * waits for a transaction deleting the key's row and then goes through:
-	 * so a key whose row is there in any state is looked up first (an
-	 * archiving transaction's deletion is not committed yet, or its digest
-	 * is there), and one with no row may only have been archived.
+	 * so while an archive runs, a key whose row is there in any state is
+	 * looked up first (an archiving transaction's deletion is not committed
+	 * yet, or its digest is there).  A key with no row may only have been
+	 * archived; one archived after this look is caught after the insertion
+	 * (InvKeyNotArchived).
 	 */
-	if (hot_path && (InvKeyRecorded(key) ? InvKeyCheck(key, op, args) == INV_KEY_DUPLICATE
+	if (hot_path && (InvArchiveRunning() && InvKeyRecorded(key) ? InvKeyCheck(key, op, args) == INV_KEY_DUPLICATE
 					 : InvKeyArchived(key)))
 	{
 		GiveBack(targets, lines, taken, n);
