@@ -769,9 +769,10 @@ InvMergedCommit(void)
 }
 
 /*
- * While the worker runs one of its passes, merged mode pauses: requests
- * already queued are committed first, later callers take the transactional
- * path until InvMergedResume.
+ * While the worker runs a pass that may be long (expiry and archiving, the
+ * automatic rule, the launcher's), merged mode pauses: requests already
+ * queued are committed first, later callers take the transactional path
+ * until InvMergedResume.  Callers wait through a merge pass.
  */
 void
 InvMergedPause(void)

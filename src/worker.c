@@ -774,6 +774,7 @@ InvWorkerMain(Datum main_arg)
 	bool		merged = true;
 	bool		serve;
 	TimestampTz last_merge = 0;
+	bool		caught_up = false;	/* a merge pass ran: the backlog is folded */
 	TimestampTz last_expire = 0;
 	TimestampTz last_auto_hot = 0;
 	TimestampTz last_launch = 0;
@@ -817,6 +818,7 @@ InvWorkerMain(Datum main_arg)
 		bool		expire_due;
 		bool		auto_hot_due;
 		bool		launch_due;
+		bool		pause;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -838,13 +840,21 @@ InvWorkerMain(Datum main_arg)
 			(MsUntil(last_launch, LAUNCH_INTERVAL_MS, now) == 0 ||
 			 (LaunchAsked() && MsUntil(last_launch, ASKED_INTERVAL_MS, now) == 0));
 
-		/* while a pass runs, merged mode pauses (callers go transactional) */
-		if (merged && (merge_due || expire_due || auto_hot_due || launch_due))
+		/*
+		 * While a pass runs, merged mode pauses (callers go transactional),
+		 * except for a merge pass after the first: it folds only the queue
+		 * rows since the last one, and callers wait through it for the
+		 * batch after it.
+		 */
+		pause = merged && (expire_due || auto_hot_due || launch_due ||
+						   (merge_due && !caught_up));
+		if (pause)
 			InvMergedPause();
 		if (merge_due)
 		{
 			RunPass(MergePass, NULL);
 			last_merge = now;
+			caught_up = true;
 		}
 		if (expire_due)
 		{
@@ -864,7 +874,7 @@ InvWorkerMain(Datum main_arg)
 			RunPass(LaunchWorkers, NULL);
 			last_launch = now;
 		}
-		if (merged && (merge_due || expire_due || auto_hot_due || launch_due))
+		if (pause)
 			InvMergedResume();
 
 		now = GetCurrentTimestamp();
