@@ -240,7 +240,7 @@ extern bool InvTablesSettle(const char *key, const char *state, const char *only
 							char **sku, char **location, int64 *qty);
 extern void InvKeyDigest(const char *key, uint8 *digest);
 extern bool InvKeyArchived(const char *key);
-extern bool InvKeyRecorded(const char *key);
+extern bool InvKeyInArchiving(const char *key);
 extern int	InvDigestBucket(const uint8 *digest);
 extern int64 InvMerge(const char *sku, const char *location);
 extern void InvReadAvailable(InvOutcome *out);

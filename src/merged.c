@@ -361,8 +361,7 @@ ApplyBatch(int from, int to)
 		 * transaction may be deleting its row, and the insertion below
 		 * would wait for that and then go through (and abort the batch).
 		 */
-		if ((InvArchiveRunning() && InvKeyRecorded(slot->key)) ||
-			InvKeyArchived(slot->key))
+		if (InvKeyInArchiving(slot->key) || InvKeyArchived(slot->key))
 			continue;
 
 		/* rows that stopped being hot meanwhile go the transactional way */

@@ -241,10 +241,7 @@ ArchivingBegins(void)
 
 /*
  * Could a transaction be deleting call rows of archived keys now (in any
- * database)?  Writers that record a key by an insertion which would wait
- * for such a deletion and then go through look the key up first only
- * then: the check after the insertion (InvKeyNotArchived) stays the
- * guarantee, this spares the lookup on the everyday path.
+ * database)?  Only then does InvKeyInArchiving look a key up.
  */
 bool
 InvArchiveRunning(void)

@@ -310,7 +310,7 @@ DeductLines(const char *op, const char *key, DeductLine *lines, int n,
 	 * archived; one archived after this look is caught after the insertion
 	 * (InvKeyNotArchived).
 	 */
-	if (hot_path && (InvArchiveRunning() && InvKeyRecorded(key) ? InvKeyCheck(key, op, args) == INV_KEY_DUPLICATE
+	if (hot_path && (InvKeyInArchiving(key) ? InvKeyCheck(key, op, args) == INV_KEY_DUPLICATE
 					 : InvKeyArchived(key)))
 	{
 		GiveBack(targets, lines, taken, n);

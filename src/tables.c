@@ -215,26 +215,35 @@ SetColumn(TupleTableSlot *slot, AttrNumber attnum, Datum value)
 }
 
 /*
- * Is a call row with this key in the ledger in any state: committed, being
- * inserted by a transaction still running, or being deleted by one (an
- * archiving transaction)?  A writer that records its key by an insertion
- * that waits for such a deletion asks this first: if the key was found, the
- * caller looks it up (keys.c) rather than insert; if not, a digest found in
- * the archive after this (InvKeyArchived) is the only other trace it can
- * have, since a call row and its digest change places in one transaction.
+ * While an archive runs (InvArchiveRunning), is a call row with this key in
+ * the ledger in any state: committed, being inserted by a transaction still
+ * running, or being deleted by one (an archiving transaction)?  A writer
+ * that records its key by an insertion that waits for such a deletion asks
+ * this first: if so, the caller looks the key up (keys.c) rather than
+ * insert; if not, a digest found in the archive after this (InvKeyArchived)
+ * is the only other trace it can have, since a call row and its digest
+ * change places in one transaction.  With no archive running it answers
+ * false without a look: nothing can be deleting the row, and the check
+ * after the insertion (InvKeyNotArchived) catches an archive begun since.
  */
 bool
-InvKeyRecorded(const char *key)
+InvKeyInArchiving(const char *key)
 {
-	InvTables	tables = *InvGetTables();
-	Relation	ledger = table_open(tables.ledger, AccessShareLock);
-	Relation	index = index_open(tables.ledger_call_key, AccessShareLock);
+	InvTables	tables;
+	Relation	ledger;
+	Relation	index;
 	SnapshotData dirty;
 	ScanKeyData skey;
 	IndexScanDesc scan;
-	TupleTableSlot *slot = table_slot_create(ledger, NULL);
+	TupleTableSlot *slot;
 	bool		taken;
 
+	if (!InvArchiveRunning())
+		return false;
+	tables = *InvGetTables();
+	ledger = table_open(tables.ledger, AccessShareLock);
+	index = index_open(tables.ledger_call_key, AccessShareLock);
+	slot = table_slot_create(ledger, NULL);
 	InitDirtySnapshot(dirty);
 	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(key));
 	skey.sk_collation = index->rd_indcollation[0];

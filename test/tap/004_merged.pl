@@ -9,8 +9,9 @@ use IPC::Run;
 use Test::More;
 use InvNode;
 
-# The worker's passes pause merged mode (a call then takes the
-# transactional path): keep them out of the way of the counts below.
+# The worker's expiry passes, automatic rule, launcher and first merge pass
+# pause merged mode (a call then takes the transactional path): keep them
+# out of the way of the counts below.
 my $node = inventory_node('merged', qq{
 restart_after_crash = on
 max_connections = 60

@@ -11,8 +11,9 @@ use Test::More;
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
-# The worker's passes pause merged mode (a call then takes the
-# transactional path): keep them out of the way of the counts below.
+# The worker's expiry passes, automatic rule, launcher and first merge pass
+# pause merged mode (a call then takes the transactional path): keep them
+# out of the way of the counts below.
 $primary->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'inventory'
 inventory.serve_all_databases = off
