@@ -115,8 +115,9 @@ SELECT key,
 
 -- Carts across shards (inventory_proxy): the record of a cart or bill whose
 -- lines live on several shards, kept on the shard that is its key's home
--- (the partition the key would have as a sku), written before its first
--- hold, so that any proxy, or inventory_proxy.resolve() with no client,
+-- (the partition the key would have as a sku), written before any of its
+-- lines is sold (a cart's in the round of its holds, a bill's before
+-- them), so that any proxy, or inventory_proxy.resolve() with no client,
 -- finishes or undoes it.  lines: {"skus", "locations", "deltas"} in row
 -- order; attempt: the attempt whose derived keys ("<key>#<attempt>.<line>")
 -- are in use; state: pending, ok (sold), undone (nothing of it sold: a
@@ -206,10 +207,88 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
      ORDER BY m.touched_at
 $$;
 
+/*
+ * One partition's share of a round of a cart across shards, in one call
+ * and one transaction (inventory_proxy sends every round this way, so a
+ * round costs the shard one short statement and the plans here are
+ * cached by the connection).  Each line has its action, applied in
+ * row-lock order: hold (reserve under the line's derived key for ttl; a
+ * key that already has a reservation answers duplicate without a second
+ * look at its ttl, which the cart's manifest records), confirm, release,
+ * refund (undo a sold line under "<key>~undo") or restock (a receipt).
+ * The two actions of the key's home partition name the cart's key as key
+ * and sku: open, first (manifest_open with lines and ttl: ok when the lock
+ * is taken and the manifest is at attempt 0 pending with these lines,
+ * busy when another call has the lock, conflict otherwise; when not ok,
+ * the call's other lines are left alone and get no row), and ok, last
+ * (the manifest ok at attempt qty, and the lock let go, only if every
+ * other line of the call answered ok or duplicate; conflict when not).
+ */
+CREATE FUNCTION inventory.cart_step(keys text[], skus text[], qtys bigint[], locations text[],
+                                    actions text[], ttl interval, lines jsonb)
+RETURNS TABLE (key text, status text, available bigint, sku text, location text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    l record;
+    o inventory.outcome;
+    m record;
+    settled boolean := true;
+    opened boolean := true;
+BEGIN
+    FOR l IN SELECT u.k, u.s, u.q, u.loc, u.a
+               FROM unnest(keys, skus, qtys, locations, actions) AS u(k, s, q, loc, a)
+              ORDER BY CASE u.a WHEN 'open' THEN 0 WHEN 'ok' THEN 2 ELSE 1 END,
+                       CASE WHEN u.a NOT IN ('open', 'ok') THEN inventory.lock_key(u.s, u.loc) END
+    LOOP
+        CONTINUE WHEN NOT opened;
+        o := NULL;
+        CASE l.a
+        WHEN 'hold' THEN
+            IF EXISTS (SELECT FROM inventory.reservation r WHERE r.key = l.k) THEN
+                o := ROW('duplicate', NULL, l.s, l.loc);
+            ELSE
+                o := inventory.reserve(l.s, l.q, l.k, ttl, l.loc);
+            END IF;
+        WHEN 'confirm' THEN
+            o := inventory.confirm(l.k);
+        WHEN 'release' THEN
+            o := inventory.release(l.k);
+        WHEN 'refund' THEN
+            o := inventory.refund(l.k, l.q, l.k || '~undo');
+        WHEN 'restock' THEN
+            o := inventory.restock(l.s, l.q, l.k, l.loc);
+        WHEN 'open' THEN
+            SELECT * INTO m FROM inventory.manifest_open(l.k, lines, ttl);
+            o.status := CASE WHEN NOT m.locked THEN 'busy'
+                             WHEN m.state = 'pending' AND m.attempt = 0 AND m.lines = cart_step.lines
+                             THEN 'ok' ELSE 'conflict' END;
+            opened := o.status = 'ok';
+        WHEN 'ok' THEN
+            IF settled THEN
+                PERFORM inventory.manifest_mark(l.k, l.q::integer, 'ok', true);
+            END IF;
+            o.status := CASE WHEN settled THEN 'ok' ELSE 'conflict' END;
+        ELSE
+            RAISE EXCEPTION 'unknown action of a cart across shards: %', l.a
+                USING ERRCODE = 'invalid_parameter_value';
+        END CASE;
+        settled := settled AND o.status IN ('ok', 'duplicate');
+        key := l.k;
+        status := o.status;
+        available := o.available;
+        sku := o.sku;
+        location := o.location;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
 REVOKE ALL ON FUNCTION inventory.manifest_open(text, jsonb, interval),
                        inventory.manifest_of(text),
                        inventory.manifest_mark(text, integer, text, boolean),
-                       inventory.manifests_due() FROM PUBLIC;
+                       inventory.manifests_due(),
+                       inventory.cart_step(text[], text[], bigint[], text[], text[], interval, jsonb)
+  FROM PUBLIC;
 
 -- What every object is for (psql \df+, \d+, \dT+).
 -- types
@@ -333,4 +412,5 @@ COMMENT ON TABLE inventory.cart_manifest IS 'Carts and bills across shards whose
 COMMENT ON FUNCTION inventory.manifest_open(text, jsonb, interval) IS 'Internal, for inventory_proxy: tries to take the session lock of a cross-shard cart''s key and, holding it, records the cart''s manifest as pending if it has none; returns whether it got the lock and what is recorded.';
 COMMENT ON FUNCTION inventory.manifest_of(text) IS 'Internal, for inventory_proxy: what is recorded of a cross-shard cart''s key.';
 COMMENT ON FUNCTION inventory.manifest_mark(text, integer, text, boolean) IS 'Internal, for inventory_proxy: a cross-shard cart moves to another attempt or state (NULL: forgotten, the key unused); with unlock, the caller lets go of the key''s lock.';
+COMMENT ON FUNCTION inventory.cart_step(text[], text[], bigint[], text[], text[], interval, jsonb) IS 'Internal, for inventory_proxy: one partition''s share of a round of a cart across shards, in one transaction: each line held, confirmed, released, refunded or restocked, in row-lock order, and the manifest opened (first) or marked ok (last) on the key''s home partition; returns each line''s outcome.';
 COMMENT ON FUNCTION inventory.manifests_due() IS 'Internal, for inventory_proxy.resolve(): the cross-shard carts pending longer than their ttl.';

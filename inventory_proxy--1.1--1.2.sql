@@ -161,8 +161,59 @@ END $$;
 DROP TABLE inventory_proxy_grantees;
 
 /*
- * Carts across shards that finish without the client (1.2).  Before its
- * first hold, a cart or bill whose lines live on several partitions is
+ * What a cart costs the proxy.  A SQL function that PostgreSQL cannot
+ * inline (a SECURITY DEFINER wrapper, a body with a subquery) is parsed and
+ * planned again at every call; in PL/pgSQL the connection keeps its plans.
+ * These are 1.1's, with the same arguments and answers.
+ */
+CREATE OR REPLACE FUNCTION inventory_proxy.pick(a anyarray, positions integer[])
+RETURNS anyarray
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN ARRAY(SELECT a[p.i] FROM unnest(positions) WITH ORDINALITY AS p(i, n) ORDER BY p.n);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION inventory_proxy.good_cart(skus text[], qtys bigint[], key text,
+                                                     locations text[])
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN inventory_proxy.good_name(key)
+       AND skus IS NOT NULL AND qtys IS NOT NULL
+       AND COALESCE(array_ndims(skus), 1) = 1 AND COALESCE(array_ndims(qtys), 1) = 1
+       AND cardinality(skus) > 0 AND cardinality(skus) = cardinality(qtys)
+       AND (locations IS NULL OR (COALESCE(array_ndims(locations), 1) = 1
+                                  AND cardinality(locations) = cardinality(skus)
+                                  AND NOT EXISTS (SELECT FROM unnest(locations) l
+                                                   WHERE NOT inventory_proxy.good_name(l))))
+       AND NOT EXISTS (SELECT FROM unnest(skus) s WHERE NOT inventory_proxy.good_name(s))
+       AND NOT EXISTS (SELECT FROM unnest(qtys) q WHERE q IS NULL OR q <= 0);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION inventory.deduct_cart(skus text[], qtys bigint[], key text,
+                                                 locations text[] DEFAULT NULL)
+RETURNS inventory.outcome
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN inventory_proxy.cart('deduct_cart', skus, qtys, key, locations);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION inventory.deduct_cart_any(skus text[], qtys bigint[], key text,
+                                                     locations text[] DEFAULT NULL)
+RETURNS inventory.outcome
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN inventory_proxy.cart('deduct_cart_any', skus, qtys, key, locations);
+END
+$$;
+
+/*
+ * Carts across shards that finish without the client (1.2).  Before any
+ * of its lines is sold (a cart: in the round of its holds; a bill: before
+ * them), a cart or bill whose lines live on several partitions is
  * recorded on its key's home partition (inventory.cart_manifest on the
  * shards): its lines, its hold ttl, its attempt, its state.  A retry, from
  * any proxy, reads the recorded ttl and attempt (so a changed
@@ -206,6 +257,75 @@ RETURNS TABLE (key text, lines jsonb, ttl interval, attempt integer) AS $$
     RUN ON part;
     SELECT * FROM inventory.manifests_due();
 $$ LANGUAGE plproxy;
+
+/*
+ * A round of a cart across shards: each partition's lines, and the home
+ * partition's open or ok (a line that names the cart's key as key and
+ * sku, so that it routes there), in one call and one transaction per
+ * partition (inventory.cart_step on the shards).  hold and settle, the
+ * rounds of 1.1, go the same way.
+ */
+CREATE FUNCTION inventory_proxy.cart_step(keys text[], skus text[], qtys bigint[],
+                                          locations text[], actions text[], ttl interval,
+                                          lines jsonb)
+RETURNS TABLE (key text, status text, available bigint, sku text, location text) AS $$
+    CLUSTER 'inventory_shards';
+    SPLIT keys, skus, qtys, locations, actions;
+    RUN ON inventory_proxy.route(skus);
+    SELECT * FROM inventory.cart_step(keys, skus, qtys, locations, actions, ttl, lines);
+$$ LANGUAGE plproxy;
+
+CREATE OR REPLACE FUNCTION inventory_proxy.hold(keys text[], skus text[], qtys bigint[],
+                                                locations text[], ttl interval)
+RETURNS TABLE (key text, status text, available bigint, sku text, location text) AS $$
+    CLUSTER 'inventory_shards';
+    SPLIT keys, skus, qtys, locations;
+    RUN ON inventory_proxy.route(skus);
+    SELECT * FROM inventory.cart_step(keys, skus, qtys, locations,
+                                      pg_catalog.array_fill('hold'::text, ARRAY[cardinality(keys)]),
+                                      ttl, NULL);
+$$ LANGUAGE plproxy;
+
+CREATE OR REPLACE FUNCTION inventory_proxy.settle(keys text[], skus text[], qtys bigint[],
+                                                  locations text[], actions text[])
+RETURNS TABLE (key text, status text) AS $$
+    CLUSTER 'inventory_shards';
+    SPLIT keys, skus, qtys, locations, actions;
+    RUN ON inventory_proxy.route(skus);
+    SELECT c.key, c.status FROM inventory.cart_step(keys, skus, qtys, locations, actions,
+                                                    NULL, NULL) c;
+$$ LANGUAGE plproxy;
+
+/*
+ * The last round of a cart without receipts: the home partition's held
+ * lines (picked by number) confirmed and the manifest marked ok at attempt
+ * g, letting go of the key's lock, in one transaction there; the mark only
+ * if every line confirmed.  Returns each line's status, then the mark's
+ * (ok, or conflict when it was not made).
+ */
+CREATE FUNCTION inventory_proxy.close_home(key text, g integer, keys text[], skus text[],
+                                           qtys bigint[], locations text[], picked integer[])
+RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    mine text[] := inventory_proxy.pick(keys, picked) || key;
+    answers text[];
+BEGIN
+    WITH s AS MATERIALIZED (
+        SELECT * FROM inventory_proxy.cart_step(
+            mine, inventory_proxy.pick(skus, picked) || key,
+            inventory_proxy.pick(qtys, picked) || g::bigint,
+            inventory_proxy.pick(locations, picked) || NULL::text,
+            array_fill('confirm'::text, ARRAY[cardinality(picked)]) || 'ok'::text, NULL, NULL))
+    SELECT array_agg(s.status ORDER BY p.n) INTO answers
+      FROM unnest(mine) WITH ORDINALITY p(k, n) LEFT JOIN s ON s.key = p.k;
+    IF array_position(answers, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'a shard did not answer for a line of a cart across shards'
+            USING ERRCODE = 'internal_error';
+    END IF;
+    RETURN answers;
+END
+$$;
 
 -- A cart's lines as its manifest records them.
 CREATE FUNCTION inventory_proxy.manifest_lines(skus text[], locations text[], deltas bigint[])
@@ -253,11 +373,17 @@ DROP FUNCTION inventory_proxy.try_lock_key(integer, text);   -- manifest_open ta
  */
 CREATE FUNCTION inventory_proxy.attempt(key text, home integer, skus text[], locations text[],
                                         deltas bigint[], ttl interval, first integer,
-                                        resolving boolean)
+                                        resolving boolean, given inventory.outcome[] DEFAULT NULL)
 RETURNS inventory.outcome
 LANGUAGE plpgsql AS $$
 DECLARE
     n integer := cardinality(skus);
+    cluster record;
+    away integer[];
+    mine integer[];
+    closing boolean := NOT EXISTS (SELECT FROM unnest(deltas) d WHERE d > 0);
+    receipted text[] := '{}';
+    todo integer[];
     qtys bigint[] := ARRAY(SELECT abs(d) FROM unnest(deltas) d);
     takes integer[] := ARRAY(SELECT i FROM generate_subscripts(deltas, 1) i WHERE deltas[i] < 0);
     receipts integer[] := ARRAY(SELECT i FROM generate_subscripts(deltas, 1) i WHERE deltas[i] > 0);
@@ -275,20 +401,29 @@ BEGIN
         keys := ARRAY(SELECT format('%s#%s.%s', key, g, i) FROM generate_series(1, n) i);
         outs := '{}';
         states := '{}';
-        IF cardinality(takes) > 0 THEN
+        -- the holds (but those the caller's first round made)
+        outs := CASE WHEN g = first AND given IS NOT NULL THEN given
+                     ELSE array_fill(NULL::inventory.outcome, ARRAY[cardinality(takes)]) END;
+        todo := ARRAY(SELECT takes[t.j] FROM generate_subscripts(takes, 1) t(j)
+                       WHERE (outs[t.j]).status IS NULL ORDER BY t.j);
+        IF cardinality(todo) > 0 THEN
             WITH h AS MATERIALIZED (
                 SELECT * FROM inventory_proxy.hold(
-                    inventory_proxy.pick(keys, takes), inventory_proxy.pick(skus, takes),
-                    inventory_proxy.pick(qtys, takes), inventory_proxy.pick(locations, takes), ttl))
-            SELECT array_agg(CASE WHEN h.key IS NULL THEN NULL
+                    inventory_proxy.pick(keys, todo), inventory_proxy.pick(skus, todo),
+                    inventory_proxy.pick(qtys, todo), inventory_proxy.pick(locations, todo), ttl))
+            SELECT array_agg(CASE WHEN (outs[t.n]).status IS NOT NULL THEN outs[t.n]
+                                  WHEN h.key IS NULL THEN NULL
                                   ELSE ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
                              END ORDER BY t.n)
               INTO outs
-              FROM unnest(takes) WITH ORDINALITY t(i, n) LEFT JOIN h ON h.key = keys[t.i];
+              FROM unnest(takes) WITH ORDINALITY t(i, n)
+              LEFT JOIN h ON h.key = keys[t.i] AND (outs[t.n]).status IS NULL;
             IF array_position(outs, NULL) IS NOT NULL THEN
                 RAISE EXCEPTION 'a shard did not answer for a line of a cart across shards'
                     USING ERRCODE = 'internal_error';
             END IF;
+        END IF;
+        IF cardinality(takes) > 0 THEN
             -- what earlier calls left of attempt g, read after the holds
             IF EXISTS (SELECT FROM unnest(outs) o WHERE o.status = 'duplicate') THEN
                 WITH s AS MATERIALIZED (
@@ -327,7 +462,21 @@ BEGIN
         END IF;
 
         IF refusals IS NULL AND NOT spent THEN
-            answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, held, 'confirm');
+            IF closing THEN
+                -- no receipts: the lines away from the home partition, then
+                -- the home partition's with the ok mark, in one transaction
+                cluster := inventory_proxy.shards();
+                away := ARRAY(SELECT i FROM unnest(held) i
+                               WHERE inventory_proxy.partition_of(skus[i], cluster.n, cluster.modular) <> home);
+                mine := ARRAY(SELECT i FROM unnest(held) i
+                               WHERE inventory_proxy.partition_of(skus[i], cluster.n, cluster.modular) = home);
+                answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, away, 'confirm');
+                IF NOT EXISTS (SELECT FROM unnest(answers) a WHERE a NOT IN ('ok', 'duplicate')) THEN
+                    answers := inventory_proxy.close_home(key, g, keys, skus, qtys, locations, mine);
+                END IF;
+            ELSE
+                answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, held, 'confirm');
+            END IF;
             IF EXISTS (SELECT FROM unnest(answers) a WHERE a NOT IN ('ok', 'duplicate')) THEN
                 -- a hold expired before its confirm: abandon attempt g
                 IF inventory_proxy.undo(keys, skus, qtys, locations, takes) THEN
@@ -341,10 +490,13 @@ BEGIN
                 END IF;
             END IF;
             -- every line sold: the receipts, and the answer
-            answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, receipts, 'restock');
-            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true);
+            receipted := inventory_proxy.settle_lines(keys, skus, qtys, locations, receipts, 'restock');
+            IF NOT closing OR EXISTS (SELECT FROM unnest(answers) a WHERE a NOT IN ('ok', 'duplicate')) THEN
+                -- (not closed at home: close_home failed, and undo found every line sold)
+                PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true);
+            END IF;
             RETURN ROW(CASE WHEN cardinality(held) = 0
-                             AND NOT EXISTS (SELECT FROM unnest(answers) a WHERE a <> 'duplicate')
+                             AND NOT EXISTS (SELECT FROM unnest(receipted) a WHERE a <> 'duplicate')
                             THEN 'duplicate' ELSE 'ok' END,
                        NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         END IF;
@@ -418,6 +570,19 @@ $$;
  * undoes it, and lets go of the lock with its last mark.  A cart cancelled
  * answers conflict; a finished one, duplicate; other lines under the key
  * raise 23505.
+ *
+ * A cart (no receipts) begins with one round that holds every line under
+ * attempt 0's keys and, on the home partition, takes the lock and records
+ * the manifest, all at once.  The manifest must be there before any line
+ * is sold, and is (the confirms come a round later); a hold made without
+ * it sells nothing and expires by itself, as the resolver would undo it.
+ * When that round took the lock and found the manifest at attempt 0 (new,
+ * or left by a call that died), attempt() goes on from its answers.
+ * Otherwise (another call has the key, the cart finished or was cancelled,
+ * a partition did not answer) the call goes the way of a bill, below, and
+ * releases the holds the round made that belong to no attempt of the cart
+ * (when a partition did not answer: every line of attempt 0, so that a
+ * cart whose home partition is down leaves nothing held).
  */
 CREATE OR REPLACE FUNCTION inventory_proxy.two_phase(key text, home integer, skus text[],
                                                      locations text[], deltas bigint[])
@@ -425,9 +590,54 @@ RETURNS inventory.outcome
 LANGUAGE plpgsql AS $$
 DECLARE
     lines jsonb := inventory_proxy.manifest_lines(skus, locations, deltas);
+    n integer := cardinality(skus);
+    qtys bigint[] := ARRAY(SELECT abs(d) FROM unnest(deltas) d);
+    keys text[] := ARRAY(SELECT format('%s#0.%s', key, i) FROM generate_series(1, n) i);
+    outs inventory.outcome[];
+    opened text;
+    fresh integer[] := '{}';
     m record;
     result inventory.outcome;
 BEGIN
+    IF NOT EXISTS (SELECT FROM unnest(deltas) d WHERE d > 0) THEN
+        BEGIN
+            WITH h AS MATERIALIZED (
+                SELECT * FROM inventory_proxy.cart_step(
+                    keys || key, skus || key, qtys || 0::bigint, locations || NULL::text,
+                    array_fill('hold'::text, ARRAY[n]) || 'open'::text,
+                    inventory_proxy.hold_ttl(), lines))
+            SELECT array_agg(ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
+                             ORDER BY t.i) FILTER (WHERE t.i <= n),
+                   min(h.status) FILTER (WHERE t.i > n)
+              INTO outs, opened
+              FROM unnest(keys || key) WITH ORDINALITY t(k, i) JOIN h ON h.key = t.k;
+        EXCEPTION WHEN query_canceled THEN
+            PERFORM inventory_proxy.unlock_quietly(home);
+            RAISE;
+        WHEN OTHERS THEN
+            -- a partition down (the way below says which): let go of the rest
+            PERFORM inventory_proxy.unlock_quietly(home);
+            BEGIN
+                PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations,
+                                                     ARRAY(SELECT generate_series(1, n)), 'release');
+            EXCEPTION WHEN OTHERS THEN
+                NULL;   -- the partitions that answered released their lines
+            END;
+            outs := NULL;
+            opened := NULL;
+        END;
+        IF opened = 'ok' AND cardinality(outs) = n THEN
+            BEGIN
+                RETURN inventory_proxy.attempt(key, home, skus, locations, deltas,
+                                               inventory_proxy.hold_ttl(), 0, false, outs);
+            EXCEPTION WHEN OTHERS OR query_canceled THEN
+                PERFORM inventory_proxy.unlock_quietly(home);
+                RAISE;
+            END;
+        END IF;
+        fresh := ARRAY(SELECT i FROM generate_subscripts(outs, 1) i WHERE (outs[i]).status = 'ok');
+    END IF;
+
     SELECT * INTO m FROM inventory_proxy.open_key(home, key, lines, inventory_proxy.hold_ttl(),
                                                   clock_timestamp() + inventory_proxy.hold_ttl());
     BEGIN
@@ -437,7 +647,9 @@ BEGIN
             END IF;
             RETURN inventory_proxy.attempt(key, home, skus, locations, deltas, m.ttl,
                                            m.attempt, false);
-        ELSIF m.state = 'cancelled' THEN
+        END IF;
+        PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, fresh, 'release');
+        IF m.state = 'cancelled' THEN
             result := ROW('conflict', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         ELSIF m.lines <> lines THEN
             RAISE EXCEPTION 'idempotency key "%" was already used by another cart', key
@@ -447,15 +659,23 @@ BEGIN
             result := ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         END IF;
     EXCEPTION WHEN OTHERS OR query_canceled THEN
-        BEGIN
-            PERFORM inventory_proxy.unlock_keys(home);
-        EXCEPTION WHEN OTHERS THEN
-            NULL;   -- the connection is gone, and the lock with it
-        END;
+        PERFORM inventory_proxy.unlock_quietly(home);
         RAISE;
     END;
     PERFORM inventory_proxy.unlock_keys(home);
     RETURN result;
+END
+$$;
+
+-- Let go of the key locks on a partition, if its connection is still there
+-- (when it is gone, the locks went with it).
+CREATE FUNCTION inventory_proxy.unlock_quietly(part integer)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM inventory_proxy.unlock_keys(part);
+EXCEPTION WHEN OTHERS THEN
+    NULL;
 END
 $$;
 
@@ -498,11 +718,7 @@ BEGIN
                     PERFORM inventory_proxy.unlock_keys(home);
                 EXCEPTION WHEN OTHERS THEN
                     RAISE WARNING 'inventory_proxy.resolve: cart "%": %', d.key, SQLERRM;
-                    BEGIN
-                        PERFORM inventory_proxy.unlock_keys(home);
-                    EXCEPTION WHEN OTHERS THEN
-                        NULL;   -- the connection is gone, and the lock with it
-                    END;
+                    PERFORM inventory_proxy.unlock_quietly(home);
                 END;
             END LOOP;
         EXCEPTION WHEN OTHERS THEN
@@ -582,11 +798,7 @@ BEGIN
             END IF;
         END IF;
     EXCEPTION WHEN OTHERS OR query_canceled THEN
-        BEGIN
-            PERFORM inventory_proxy.unlock_keys(home);
-        EXCEPTION WHEN OTHERS THEN
-            NULL;
-        END;
+        PERFORM inventory_proxy.unlock_quietly(home);
         RAISE;
     END;
     PERFORM inventory_proxy.unlock_keys(home);
@@ -599,7 +811,10 @@ REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, inter
                        inventory_proxy.manifest_mark(integer, text, integer, text, boolean),
                        inventory_proxy.manifests_due(integer),
                        inventory_proxy.manifest_lines(text[], text[], bigint[]),
-                       inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean),
+                       inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[]),
+                       inventory_proxy.cart_step(text[], text[], bigint[], text[], text[], interval, jsonb),
+                       inventory_proxy.close_home(text, integer, text[], text[], bigint[], text[], integer[]),
+                       inventory_proxy.unlock_quietly(integer),
                        inventory_proxy.open_key(integer, text, jsonb, interval, timestamptz),
                        inventory_proxy.resolve(),
                        inventory_proxy.status(text),
@@ -710,7 +925,10 @@ COMMENT ON FUNCTION inventory_proxy.reserve_cart(integer, text[], bigint[], text
 COMMENT ON FUNCTION inventory_proxy.resolve() IS 'Finishes or undoes every cart or bill across shards left pending longer than its hold ttl, with no client; returns how many. Schedule it, e.g. with pg_cron once a minute.';
 COMMENT ON FUNCTION inventory_proxy.status(text) IS 'The state of a cart or bill across shards: ok, pending, undone (or cancelled), or NULL for an unknown key.';
 COMMENT ON FUNCTION inventory_proxy.cancel(text) IS 'Undoes a cart or bill across shards that has not finished (every line released, what was sold refunded): ok; conflict if it finished; duplicate if cancelled before; not_found (recording the cancel) for an unknown key.';
-COMMENT ON FUNCTION inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean) IS 'Internal: one call''s attempts at a cart across shards (try/confirm/cancel under derived keys), recorded in its manifest.';
+COMMENT ON FUNCTION inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[]) IS 'Internal: one call''s attempts at a cart across shards (try/confirm/cancel under derived keys), recorded in its manifest; given: the outcomes of the first attempt''s holds when the caller made them.';
+COMMENT ON FUNCTION inventory_proxy.cart_step(text[], text[], bigint[], text[], text[], interval, jsonb) IS 'Internal: a round of a cart across shards, each partition''s lines (and the home partition''s open or ok of the manifest) in one call there; returns each line''s outcome.';
+COMMENT ON FUNCTION inventory_proxy.close_home(text, integer, text[], text[], bigint[], text[], integer[]) IS 'Internal: the last round of a cart without receipts: the home partition''s lines confirmed and the manifest marked ok in one transaction there; returns each line''s status, then the mark''s.';
+COMMENT ON FUNCTION inventory_proxy.unlock_quietly(integer) IS 'Internal: unlock_keys(part), ignoring a connection that is gone (its locks went with it).';
 COMMENT ON FUNCTION inventory_proxy.open_key(integer, text, jsonb, interval, timestamptz) IS 'Internal: takes the lock of a cart''s key on its home partition, waiting for it until a deadline, and returns its manifest (recorded if new).';
 COMMENT ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, interval) IS 'Internal: tries to take the lock of a cart''s key on its home partition and returns its manifest (recorded if new).';
 COMMENT ON FUNCTION inventory_proxy.manifest_of(integer, text) IS 'Internal: what the home partition records of a cart.';

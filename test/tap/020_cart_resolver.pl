@@ -142,6 +142,9 @@ my ($ret, $out, $err) = $proxy->psql('postgres',
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/08006: the home partition of key "$home_b[2]" \(partition \d\) cannot be reached/,
 	'one homed on shard_b fails, saying so');
+is(on_part(0, "SELECT COALESCE(sum(reserved), 0) FROM inventory.stock WHERE sku IN ('$c1', '$c2')")
+	+ on_part(2, "SELECT COALESCE(sum(reserved), 0) FROM inventory.stock WHERE sku IN ('$c1', '$c2')"), 0,
+	'and leaves nothing held on shard_a');
 $shard{b}->start;
 is(px("SELECT status FROM inventory.deduct_cart('{$c1,$c2}', '{1,1}', '$home_b[2]')"), 'ok',
 	'and goes through when it is back');
