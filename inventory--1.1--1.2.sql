@@ -213,13 +213,13 @@ $$;
  * round costs the shard one short statement and the plans here are
  * cached by the connection).  Each line has its action, applied in
  * row-lock order: hold (reserve under the line's derived key for ttl; a
- * key that already has a reservation answers duplicate without a second
- * look at its ttl, which the cart's manifest records), confirm, release,
+ * key that already holds this line answers duplicate whatever its ttl,
+ * which the cart's manifest records), confirm, release,
  * refund (undo a sold line under "<key>~undo") or restock (a receipt).
  * The two actions of the key's home partition name the cart's key as key
  * and sku: open, first (manifest_open with lines and ttl: ok when the lock
- * is taken and the manifest is at attempt 0 pending with these lines,
- * busy when another call has the lock, conflict otherwise; when not ok,
+ * is taken and the manifest is at attempt 0 pending with these lines and
+ * this ttl, busy when another call has the lock, conflict otherwise; when not ok,
  * the call's other lines are left alone and get no row), and ok, last
  * (the manifest ok at attempt qty, and the lock let go, only if every
  * other line of the call answered ok or duplicate; conflict when not).
@@ -244,7 +244,9 @@ BEGIN
         o := NULL;
         CASE l.a
         WHEN 'hold' THEN
-            IF EXISTS (SELECT FROM inventory.reservation r WHERE r.key = l.k) THEN
+            IF EXISTS (SELECT FROM inventory.reservation r
+                        WHERE r.key = l.k AND r.sku = l.s AND r.location = l.loc
+                          AND r.qty = l.q) THEN
                 o := ROW('duplicate', NULL, l.s, l.loc);
             ELSE
                 o := inventory.reserve(l.s, l.q, l.k, ttl, l.loc);
@@ -261,6 +263,7 @@ BEGIN
             SELECT * INTO m FROM inventory.manifest_open(l.k, lines, ttl);
             o.status := CASE WHEN NOT m.locked THEN 'busy'
                              WHEN m.state = 'pending' AND m.attempt = 0 AND m.lines = cart_step.lines
+                                  AND m.ttl = cart_step.ttl
                              THEN 'ok' ELSE 'conflict' END;
             opened := o.status = 'ok';
         WHEN 'ok' THEN

@@ -576,13 +576,14 @@ $$;
  * the manifest, all at once.  The manifest must be there before any line
  * is sold, and is (the confirms come a round later); a hold made without
  * it sells nothing and expires by itself, as the resolver would undo it.
- * When that round took the lock and found the manifest at attempt 0 (new,
- * or left by a call that died), attempt() goes on from its answers.
- * Otherwise (another call has the key, the cart finished or was cancelled,
- * a partition did not answer) the call goes the way of a bill, below, and
- * releases the holds the round made that belong to no attempt of the cart
- * (when a partition did not answer: every line of attempt 0, so that a
- * cart whose home partition is down leaves nothing held).
+ * When that round took the lock and found the manifest at attempt 0 with
+ * these lines and this ttl (new, or left by a call that died), attempt()
+ * goes on from its answers.  Otherwise (another call has the key, the cart
+ * finished or was cancelled, it was recorded with another ttl) the call
+ * goes the way of a bill, below, and releases the holds the round made
+ * that belong to no attempt of the cart.  When a partition did not answer,
+ * the round's answers are lost: what it held elsewhere expires after the
+ * ttl, unless a retry adopts it (a hold answers duplicate).
  */
 CREATE OR REPLACE FUNCTION inventory_proxy.two_phase(key text, home integer, skus text[],
                                                      locations text[], deltas bigint[])
@@ -606,27 +607,23 @@ BEGIN
                     keys || key, skus || key, qtys || 0::bigint, locations || NULL::text,
                     array_fill('hold'::text, ARRAY[n]) || 'open'::text,
                     inventory_proxy.hold_ttl(), lines))
-            SELECT array_agg(ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
-                             ORDER BY t.i) FILTER (WHERE t.i <= n),
+            -- by line number; a line with no answer is NULL
+            SELECT array_agg(CASE WHEN h.key IS NULL THEN NULL
+                                  ELSE ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
+                             END ORDER BY t.i) FILTER (WHERE t.i <= n),
                    min(h.status) FILTER (WHERE t.i > n)
               INTO outs, opened
-              FROM unnest(keys || key) WITH ORDINALITY t(k, i) JOIN h ON h.key = t.k;
+              FROM unnest(keys || key) WITH ORDINALITY t(k, i) LEFT JOIN h ON h.key = t.k;
         EXCEPTION WHEN query_canceled THEN
             PERFORM inventory_proxy.unlock_quietly(home);
             RAISE;
         WHEN OTHERS THEN
-            -- a partition down (the way below says which): let go of the rest
+            -- a partition down: the way below says which
             PERFORM inventory_proxy.unlock_quietly(home);
-            BEGIN
-                PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations,
-                                                     ARRAY(SELECT generate_series(1, n)), 'release');
-            EXCEPTION WHEN OTHERS THEN
-                NULL;   -- the partitions that answered released their lines
-            END;
             outs := NULL;
             opened := NULL;
         END;
-        IF opened = 'ok' AND cardinality(outs) = n THEN
+        IF opened = 'ok' AND array_position(outs, NULL) IS NULL THEN
             BEGIN
                 RETURN inventory_proxy.attempt(key, home, skus, locations, deltas,
                                                inventory_proxy.hold_ttl(), 0, false, outs);
@@ -635,7 +632,8 @@ BEGIN
                 RAISE;
             END;
         END IF;
-        fresh := ARRAY(SELECT i FROM generate_subscripts(outs, 1) i WHERE (outs[i]).status = 'ok');
+        fresh := ARRAY(SELECT i FROM generate_subscripts(outs, 1) i WHERE (outs[i]).status = 'ok'
+                        ORDER BY i);
     END IF;
 
     SELECT * INTO m FROM inventory_proxy.open_key(home, key, lines, inventory_proxy.hold_ttl(),
