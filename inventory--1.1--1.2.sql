@@ -219,8 +219,8 @@ $$;
  * The two actions of the key's home partition name the cart's key as key
  * and sku: open, first (manifest_open with lines and ttl: ok when the lock
  * is taken and the manifest is at attempt 0 pending with these lines and
- * this ttl, busy when another call has the lock, conflict otherwise; when not ok,
- * the call's other lines are left alone and get no row), and ok, last
+ * this ttl, busy when another call has the lock, conflict otherwise; when
+ * not ok, the call's other lines are left alone and get no row), and ok, last
  * (the manifest ok at attempt qty, and the lock let go, only if every
  * other line of the call answered ok or duplicate; conflict when not).
  */

@@ -381,12 +381,11 @@ DECLARE
     cluster record;
     away integer[];
     mine integer[];
-    closing boolean := NOT EXISTS (SELECT FROM unnest(deltas) d WHERE d > 0);
     receipted text[] := '{}';
-    todo integer[];
     qtys bigint[] := ARRAY(SELECT abs(d) FROM unnest(deltas) d);
     takes integer[] := ARRAY(SELECT i FROM generate_subscripts(deltas, 1) i WHERE deltas[i] < 0);
     receipts integer[] := ARRAY(SELECT i FROM generate_subscripts(deltas, 1) i WHERE deltas[i] > 0);
+    closing boolean := cardinality(receipts) = 0;     -- the ok mark goes with home's confirms
     keys text[];
     outs inventory.outcome[];
     states text[];
@@ -401,23 +400,18 @@ BEGIN
         keys := ARRAY(SELECT format('%s#%s.%s', key, g, i) FROM generate_series(1, n) i);
         outs := '{}';
         states := '{}';
-        -- the holds (but those the caller's first round made)
-        outs := CASE WHEN g = first AND given IS NOT NULL THEN given
-                     ELSE array_fill(NULL::inventory.outcome, ARRAY[cardinality(takes)]) END;
-        todo := ARRAY(SELECT takes[t.j] FROM generate_subscripts(takes, 1) t(j)
-                       WHERE (outs[t.j]).status IS NULL ORDER BY t.j);
-        IF cardinality(todo) > 0 THEN
+        IF g = first AND given IS NOT NULL THEN
+            outs := given;      -- the caller's first round held every line
+        ELSIF cardinality(takes) > 0 THEN
             WITH h AS MATERIALIZED (
                 SELECT * FROM inventory_proxy.hold(
-                    inventory_proxy.pick(keys, todo), inventory_proxy.pick(skus, todo),
-                    inventory_proxy.pick(qtys, todo), inventory_proxy.pick(locations, todo), ttl))
-            SELECT array_agg(CASE WHEN (outs[t.n]).status IS NOT NULL THEN outs[t.n]
-                                  WHEN h.key IS NULL THEN NULL
+                    inventory_proxy.pick(keys, takes), inventory_proxy.pick(skus, takes),
+                    inventory_proxy.pick(qtys, takes), inventory_proxy.pick(locations, takes), ttl))
+            SELECT array_agg(CASE WHEN h.key IS NULL THEN NULL
                                   ELSE ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
                              END ORDER BY t.n)
               INTO outs
-              FROM unnest(takes) WITH ORDINALITY t(i, n)
-              LEFT JOIN h ON h.key = keys[t.i] AND (outs[t.n]).status IS NULL;
+              FROM unnest(takes) WITH ORDINALITY t(i, n) LEFT JOIN h ON h.key = keys[t.i];
             IF array_position(outs, NULL) IS NOT NULL THEN
                 RAISE EXCEPTION 'a shard did not answer for a line of a cart across shards'
                     USING ERRCODE = 'internal_error';
@@ -564,6 +558,18 @@ BEGIN
 END
 $$;
 
+-- Let go of the key locks on a partition, if its connection is still there
+-- (when it is gone, the locks went with it).
+CREATE FUNCTION inventory_proxy.unlock_quietly(part integer)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM inventory_proxy.unlock_keys(part);
+EXCEPTION WHEN OTHERS THEN
+    NULL;
+END
+$$;
+
 /*
  * A cart or bill across shards: under its key's lock on its home partition,
  * with its manifest (recorded there if new), attempt() finishes it or
@@ -662,18 +668,6 @@ BEGIN
     END;
     PERFORM inventory_proxy.unlock_keys(home);
     RETURN result;
-END
-$$;
-
--- Let go of the key locks on a partition, if its connection is still there
--- (when it is gone, the locks went with it).
-CREATE FUNCTION inventory_proxy.unlock_quietly(part integer)
-RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM inventory_proxy.unlock_keys(part);
-EXCEPTION WHEN OTHERS THEN
-    NULL;
 END
 $$;
 
@@ -923,7 +917,7 @@ COMMENT ON FUNCTION inventory_proxy.reserve_cart(integer, text[], bigint[], text
 COMMENT ON FUNCTION inventory_proxy.resolve() IS 'Finishes or undoes every cart or bill across shards left pending longer than its hold ttl, with no client; returns how many. Schedule it, e.g. with pg_cron once a minute.';
 COMMENT ON FUNCTION inventory_proxy.status(text) IS 'The state of a cart or bill across shards: ok, pending, undone (or cancelled), or NULL for an unknown key.';
 COMMENT ON FUNCTION inventory_proxy.cancel(text) IS 'Undoes a cart or bill across shards that has not finished (every line released, what was sold refunded): ok; conflict if it finished; duplicate if cancelled before; not_found (recording the cancel) for an unknown key.';
-COMMENT ON FUNCTION inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[]) IS 'Internal: one call''s attempts at a cart across shards (try/confirm/cancel under derived keys), recorded in its manifest; given: the outcomes of the first attempt''s holds when the caller made them.';
+COMMENT ON FUNCTION inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[]) IS 'Internal: one call''s attempts at a cart across shards (try/confirm/cancel under derived keys), recorded in its manifest; given: the outcomes of the first attempt''s holds of every line, when the caller made them.';
 COMMENT ON FUNCTION inventory_proxy.cart_step(text[], text[], bigint[], text[], text[], interval, jsonb) IS 'Internal: a round of a cart across shards, each partition''s lines (and the home partition''s open or ok of the manifest) in one call there; returns each line''s outcome.';
 COMMENT ON FUNCTION inventory_proxy.close_home(text, integer, text[], text[], bigint[], text[], integer[]) IS 'Internal: the last round of a cart without receipts: the home partition''s lines confirmed and the manifest marked ok in one transaction there; returns each line''s status, then the mark''s.';
 COMMENT ON FUNCTION inventory_proxy.unlock_quietly(integer) IS 'Internal: unlock_keys(part), ignoring a connection that is gone (its locks went with it).';
