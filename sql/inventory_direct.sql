@@ -23,7 +23,8 @@ BEGIN
     RETURN NEW;
 END $$;
 
-SELECT status FROM inventory.restock('a', 10, 'r1');
+SELECT status FROM inventory.restock('a', 20, 'r1');
+SELECT status FROM inventory.restock('b', 20, 'r2');
 
 -- a column-specific trigger, statement- and row-level triggers, a BEFORE
 -- trigger that returns the row
@@ -43,6 +44,8 @@ SELECT * FROM inventory.deduct_cart('{a}', '{1}', 'c1');
 SELECT * FROM inventory.deduct_any('a', 1, 'any1');
 SELECT * FROM inventory.reserve('a', 1, 'h1');
 SELECT * FROM inventory.confirm('h1');
+SELECT * FROM inventory.reserve_cart('{a,b}', '{1,1}', 'hc1');
+SELECT * FROM inventory.confirm('hc1');
 SELECT * FROM inventory.deduct('a', 1, 'd1');
 SELECT what, count(*) FROM direct_audit GROUP BY what ORDER BY what;
 
@@ -69,8 +72,47 @@ SELECT * FROM inventory.deduct('a', 1, 'd4');
 SELECT * FROM inventory.reserve('a', 1, 'h4');
 SELECT * FROM inventory.confirm('h4');
 SELECT * FROM inventory.deduct('a', 1, 'd4');
-SELECT sku, on_hand, reserved FROM inventory.stock;
+SELECT * FROM inventory.reserve_cart('{b,a}', '{1,2}', 'hc4');
+SELECT * FROM inventory.release('hc4');
+SELECT * FROM inventory.reserve_cart('{b,a}', '{1,2}', 'hc5');
+SELECT * FROM inventory.confirm('hc5');
+SELECT * FROM inventory.confirm('hc5');
+SELECT sku, on_hand, reserved FROM inventory.stock ORDER BY sku;
 SELECT * FROM inventory.reconcile();
+
+-- the direct way writes what the statements write: held carts confirmed
+-- and released with a trigger on the reservations (statements), then
+-- without one (directly)
+CREATE FUNCTION direct_noop() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN NEW;
+END $$;
+CREATE TRIGGER noop BEFORE INSERT OR UPDATE ON inventory.reservation
+    FOR EACH ROW EXECUTE FUNCTION direct_noop();
+SELECT status FROM inventory.reserve_cart('{b,a}', '{1,2}', 'via-statement', ttl => '1 hour');
+SELECT status FROM inventory.confirm('via-statement');
+SELECT status FROM inventory.reserve_cart('{b,a}', '{1,2}', 'via-statement-r');
+SELECT status FROM inventory.release('via-statement-r');
+DROP TRIGGER noop ON inventory.reservation;
+SELECT status FROM inventory.reserve_cart('{b,a}', '{1,2}', 'directly', ttl => '1 hour');
+SELECT status FROM inventory.confirm('directly');
+SELECT status FROM inventory.reserve_cart('{b,a}', '{1,2}', 'directly-r');
+SELECT status FROM inventory.release('directly-r');
+CREATE FUNCTION direct_written(p_key text) RETURNS text[] LANGUAGE sql AS $$
+    SELECT (SELECT array_agg(format('%s %s %s %s %s %s %s', op, sku, location,
+                                    on_hand_delta, reserved_delta, call, ref) ORDER BY op, sku)
+              FROM inventory.ledger WHERE key = p_key) ||
+           (SELECT array_agg(format('%s %s %s %s %s %s', part, sku, location, qty, state, ttl)
+                             ORDER BY part)
+              FROM inventory.reservation WHERE key = p_key)
+$$;
+SELECT direct_written('via-statement') = direct_written('directly') AS same_confirmed,
+       direct_written('via-statement-r') = direct_written('directly-r') AS same_released,
+       cardinality(direct_written('directly')) AS rows;
+SELECT sku, on_hand, reserved FROM inventory.stock ORDER BY sku;
+SELECT * FROM inventory.reconcile();
+DROP FUNCTION direct_written(text);
+DROP FUNCTION direct_noop();
 
 DROP TABLE direct_audit;
 DROP FUNCTION direct_audit();

@@ -693,8 +693,9 @@ UnlockCandidates(Candidate **order, int n)
 /*
  * The everyday way for an allocation (tables.c): at READ COMMITTED, with no
  * candidate hot, the candidate rows are locked in canonical order, read
- * directly, planned, and the parts written directly, the first recording
- * the key and the call's arguments.  False, having written nothing and let
+ * directly, planned, and the parts written directly (sales, or holds on the
+ * hold's terms), the first recording the key and the call's arguments.
+ * False, having written nothing and let
  * go of the locks it took, when the general way must decide (a hot row, a
  * hold due, no plan, the key taken...): a row found hot is opened in share
  * mode by the general way, and an exclusive lock kept till commit would
@@ -702,7 +703,8 @@ UnlockCandidates(Candidate **order, int n)
  */
 static bool
 FastAllocate(Candidate *cands, int n, Planner planner, const void *arg,
-			 const char *call, const char *key, const char *args, int *fill, int *nfill)
+			 const char *call, const char *key, const char *args, const Hold *hold,
+			 int *fill, int *nfill)
 {
 	Candidate **order;
 	char	  **skus;
@@ -753,10 +755,16 @@ FastAllocate(Candidate *cands, int n, Planner planner, const void *arg,
 			parts[nparts] = fill[k];
 			qtys[nparts++] = cands[fill[k]].part;
 		}
-	if (!InvTablesWriteRows(rows, call, key, args, parts, qtys, nparts, after))
+	if (!InvTablesWriteRows(rows, call, key, args, parts, qtys, nparts, hold->ttl,
+							hold->expires_at, after))
 		return UnlockCandidates(order, n);
 	for (int k = 0; k < nparts; k++)
-		cands[parts[k]].available = after[k];
+	{
+		Candidate  *c = &cands[parts[k]];
+
+		c->available = after[k];
+		InvNotifyLevel(c->sku, c->location, after[k] + qtys[k], after[k]);
+	}
 	return true;
 }
 
@@ -773,8 +781,7 @@ Allocate(Candidate *cands, int n, Planner planner, const void *arg,
 	bool		planned = false;
 	InvKeyState state;
 
-	if (hold->ttl == NULL &&
-		FastAllocate(cands, n, planner, arg, call, key, args, fill, nfill))
+	if (FastAllocate(cands, n, planner, arg, call, key, args, hold, fill, nfill))
 		return INV_OK;
 	OpenCandidates(cands, n);
 	state = InvKeyCheck(key, call, args);
@@ -1054,8 +1061,8 @@ PlanLines(Candidate *cands, int n, const void *arg, int *fill, int *nfill)
 /*
  * Hold the lines of a cart (stock rows skus[i] at locations[i], in the
  * canonical order, each row once) until expires_at, all or none, as one
- * reservation under key with a part per line (reserve_cart): the general
- * way of an allocation (Allocate), with no choice to make.  Returns the
+ * reservation under key with a part per line (reserve_cart): an
+ * allocation (Allocate) with no choice to make.  Returns the
  * status; *failed gets the line that decided a refusal (or -1), available[]
  * each line's units available afterwards.
  */

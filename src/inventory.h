@@ -224,20 +224,26 @@ extern bool InvFastMove(const InvMovement *m, const char *sku, const char *locat
 						int64 need, Interval *ttl, int64 *available);
 
 /* tables.c */
-extern bool InvTablesMove(const InvMovement *m, const char *sku, const char *location,
-						  int64 need, Interval *ttl, int64 *available);
-extern bool InvTablesCart(const char *call, const char *key, char **skus,
-						  char **locations, int64 *qtys, int n, int64 *available);
+extern bool InvTablesMoves(const InvMovement *m, char **skus, char **locations,
+						   const int64 *need, int n, Interval *ttl, int64 *available);
 extern char **InvTablesSkuLocations(const char *sku, int *n);
 extern void InvTablesLocationRules(char **names, int n, int *priority, bool *active);
 typedef struct InvDirectRows InvDirectRows;
 extern InvDirectRows *InvTablesReadRows(char **skus, char **locations, int n, int64 *available);
 extern bool InvTablesWriteRows(InvDirectRows *rows, const char *call, const char *key,
 							   const char *ref, const int *parts, const int64 *qtys,
-							   int nparts, int64 *available);
+							   int nparts, Interval *ttl, TimestampTz expires_at,
+							   int64 *available);
 extern void InvTablesReleaseRows(InvDirectRows *rows);
-extern bool InvTablesSettle(const char *key, const char *state, const char *only_sku,
-							char **sku, char **location, int64 *qty);
+/* A held part of a reservation, as settled by InvTablesSettle. */
+typedef struct InvHeld
+{
+	char	   *sku;
+	char	   *location;
+	int64		qty;
+} InvHeld;
+extern int	InvTablesSettle(const char *key, const char *state, const char *only_sku,
+							InvHeld **held);
 extern void InvKeyDigest(const char *key, uint8 *digest);
 extern bool InvKeyArchived(const char *key);
 extern bool InvKeyInArchiving(const char *key);

@@ -583,7 +583,7 @@ InvFastMove(const InvMovement *m, const char *sku, const char *location,
 	int64		change = m->on_hand_delta - m->reserved_delta;
 
 	if (IsolationUsesXactSnapshot() ||
-		!InvTablesMove(m, sku, location, need, ttl, available))
+		!InvTablesMoves(m, (char **) &sku, (char **) &location, &need, 1, ttl, available))
 		return false;
 	InvNotifyLevel(sku, location, *available - change, *available);
 	return true;

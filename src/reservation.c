@@ -170,59 +170,6 @@ typedef struct Ask
 	const char *step;
 } Ask;
 
-/*
- * The everyday confirm or release: a hold that is held and not due is
- * settled by one statement (which also locks it), then its movement applied
- * to the stock row, in one statement more for an ordinary row.  Returns false,
- * having changed nothing, for any other hold (the general way decides).
- */
-static bool
-SettleFast(const Ask *ask, InvOutcome *out)
-{
-	const char *state = ask->confirm ? "confirmed" : "released";
-	Datum		values[2] = {CStringGetTextDatum(ask->key), CStringGetTextDatum(state)};
-	char	   *sku;
-	char	   *location;
-	int64		qty;
-	InvMovement m;
-	InvTarget	target;
-
-	/* directly; under the other levels as a statement (which may fail 40001) */
-	if (!IsolationUsesXactSnapshot())
-	{
-		if (!InvTablesSettle(ask->key, state, ask->sku, &sku, &location, &qty))
-			return false;
-	}
-	else
-	{
-		if (ask->sku != NULL)
-			return false;
-		InvRun(&SettleHeld, values, NULL, 1);
-		if (SPI_processed == 0)
-			return false;
-		sku = InvResultText(0, 1);
-		location = InvResultText(0, 2);
-		qty = InvResultInt8(0, 3);
-	}
-	sku = InvCopyOut(sku);
-	location = InvCopyOut(location);
-	out->sku = sku;
-	out->location = location;
-	out->has_available = true;
-	SettleMovement(&m, ask->key, qty, state);
-
-	if (!InvHotLoaded(sku, location))
-	{
-		InvLockRow(sku, location, false);
-		if (InvFastMove(&m, sku, location, 0, NULL, &out->available))
-			return true;
-	}
-	(void) InvOpen(&target, sku, location, 0);
-	InvPrepare(&target);
-	out->available = InvMove(&m, &target);
-	return true;
-}
-
 /* One part of a reservation, as locked. */
 typedef struct HoldPart
 {
@@ -284,6 +231,106 @@ OpenParts(HoldPart *parts, int n)
 	qsort(order, m, sizeof(HoldPart *), CompareParts);
 	for (int i = 0; i < m; i++)
 		(void) InvOpen(&order[i]->target, order[i]->row.sku, order[i]->row.location, 0);
+}
+
+/*
+ * Move the stock rows of reservation parts just set to their final state
+ * (state): with no row hot, at READ COMMITTED, their locks taken in
+ * canonical order and every movement written at once (tables.c); else each
+ * row opened and moved the general way.  Returns the units available at the
+ * last row moved.
+ */
+static int64
+MoveSettled(const char *key, HoldPart *parts, int n, const char *state)
+{
+	HoldPart  **order = palloc(sizeof(HoldPart *) * n);
+	char	  **skus = palloc(sizeof(char *) * n);
+	char	  **locations = palloc(sizeof(char *) * n);
+	int64	   *need = palloc0(sizeof(int64) * n);
+	int64	   *after = palloc(sizeof(int64) * n);
+	InvMovement *m = palloc(sizeof(InvMovement) * n);
+	bool		direct = !IsolationUsesXactSnapshot();
+	int64		available = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		order[i] = &parts[i];
+		direct &= !InvHotLoaded(parts[i].row.sku, parts[i].row.location);
+	}
+	qsort(order, n, sizeof(HoldPart *), CompareParts);
+	for (int i = 0; i < n; i++)
+	{
+		skus[i] = order[i]->row.sku;
+		locations[i] = order[i]->row.location;
+		SettleMovement(&m[i], key, order[i]->qty, state);
+	}
+	for (int i = 0; direct && i < n; i++)
+		InvLockRow(skus[i], locations[i], false);
+	if (direct && InvTablesMoves(m, skus, locations, need, n, NULL, after))
+	{
+		for (int i = 0; i < n; i++)
+			InvNotifyLevel(skus[i], locations[i],
+						   after[i] - m[i].on_hand_delta + m[i].reserved_delta, after[i]);
+		return after[n - 1];
+	}
+	OpenParts(parts, n);
+	for (int i = 0; i < n; i++)
+	{
+		InvPrepare(&order[i]->target);
+		available = InvMove(&m[i], &order[i]->target);
+	}
+	return available;
+}
+
+/*
+ * The everyday confirm or release: a reservation whose parts are all held
+ * and not due is settled directly (tables.c), or under REPEATABLE READ and
+ * SERIALIZABLE a reserve's one hold by one statement (which may fail 40001);
+ * then its stock rows are moved.  Returns false, having changed nothing,
+ * for any other reservation (the general way decides).
+ */
+static bool
+SettleFast(const Ask *ask, InvOutcome *out)
+{
+	const char *state = ask->confirm ? "confirmed" : "released";
+	InvHeld    *held;
+	HoldPart   *parts;
+	int			n;
+
+	if (!IsolationUsesXactSnapshot())
+	{
+		if ((n = InvTablesSettle(ask->key, state, ask->sku, &held)) == 0)
+			return false;
+	}
+	else
+	{
+		Datum		values[2] = {CStringGetTextDatum(ask->key), CStringGetTextDatum(state)};
+
+		if (ask->sku != NULL)
+			return false;
+		InvRun(&SettleHeld, values, NULL, 1);
+		if (SPI_processed == 0)
+			return false;
+		n = 1;
+		held = palloc(sizeof(InvHeld));
+		held->sku = InvResultText(0, 1);
+		held->location = InvResultText(0, 2);
+		held->qty = InvResultInt8(0, 3);
+	}
+	parts = palloc0(sizeof(HoldPart) * n);
+	for (int i = 0; i < n; i++)
+	{
+		parts[i].row.sku = InvCopyOut(held[i].sku);
+		parts[i].row.location = InvCopyOut(held[i].location);
+		parts[i].row.lock_key = InvRowLockKey(parts[i].row.sku, parts[i].row.location);
+		parts[i].qty = held[i].qty;
+		parts[i].settle = true;
+	}
+	out->sku = parts[0].row.sku;
+	out->location = n == 1 ? parts[0].row.location : NULL;
+	out->has_available = n == 1;
+	out->available = MoveSettled(ask->key, parts, n, state);
+	return true;
 }
 
 /*

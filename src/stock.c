@@ -155,14 +155,17 @@ FastDeduct(const char *op, const char *key, DeductLine *lines, int n,
 		char	  **locations = palloc(sizeof(char *) * n);
 		int64	   *qtys = palloc(sizeof(int64) * n);
 		int64	   *after = palloc(sizeof(int64) * n);
+		InvMovement *m = palloc(sizeof(InvMovement) * n);
 
 		for (int i = 0; i < n; i++)
 		{
 			skus[i] = lines[i].sku;
 			locations[i] = lines[i].location;
 			qtys[i] = lines[i].qty;
+			InvMovementInit(&m[i], "deduct", key, -qtys[i], 0);
 		}
-		done = InvTablesCart(op, key, skus, locations, qtys, n, after);
+		m[0].call = op;
+		done = InvTablesMoves(m, skus, locations, qtys, n, NULL, after);
 		for (int i = 0; done && i < n; i++)
 			InvNotifyLevel(skus[i], locations[i], after[i] + qtys[i], after[i]);
 	}

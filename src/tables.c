@@ -525,10 +525,10 @@ EndCallRow(Writer *w, TupleTableSlot *slot, bool confirm)
 	SpeculativeInsertionLockRelease(GetCurrentTransactionId());
 }
 
-/* A reserve's hold. */
+/* The hold a reserve's movement makes: part of its reservation. */
 static void
 InsertHold(Writer *w, const InvTables *t, const InvMovement *m,
-		   const char *sku, const char *location, Interval *ttl)
+		   const char *sku, const char *location, Interval *ttl, int part)
 {
 	TupleTableSlot *slot = NewRow(w, w->reservation);
 
@@ -540,14 +540,15 @@ InsertHold(Writer *w, const InvTables *t, const InvMovement *m,
 	SetColumn(slot, t->rs_created_at, TimestampTzGetDatum(GetCurrentStatementStartTimestamp()));
 	SetColumn(slot, t->rs_expires_at, TimestampTzGetDatum(m->expires_at));
 	SetColumn(slot, t->rs_ttl, IntervalPGetDatum(ttl));
-	SetColumn(slot, t->rs_part, Int16GetDatum(0));
+	SetColumn(slot, t->rs_part, Int16GetDatum((int16) part));
 	InsertRow(w, w->reservation, slot);
 }
 
 /*
  * Write the movements m[0..n) of rows read directly (row[i], named skus[i]
  * and locations[i]), each journalled by a ledger row, and with ttl (not
- * NULL) the hold m[0] makes.  m[0]'s ledger row records its call's key, if
+ * NULL) the hold each makes, parts numbered from first_part.  m[0]'s ledger
+ * row records its call's key, if
  * it has one, before anything else is written.  False, having written
  * nothing, if the key is taken (BeginCallRow), or if a writer that does not
  * take the row lock changed the first row since it was read; if that writer
@@ -556,7 +557,7 @@ InsertHold(Writer *w, const InvTables *t, const InvMovement *m,
  */
 static bool
 WriteMovements(Writer *w, const InvTables *t, StockRow **rows, const InvMovement *m,
-			   char **skus, char **locations, int n, Interval *ttl)
+			   char **skus, char **locations, int n, Interval *ttl, int first_part)
 {
 	TupleTableSlot *call = NULL;
 
@@ -584,87 +585,48 @@ WriteMovements(Writer *w, const InvTables *t, StockRow **rows, const InvMovement
 		EndCallRow(w, call, true);
 	for (int i = call != NULL ? 1 : 0; i < n; i++)
 		InsertRow(w, w->ledger, LedgerRow(w, t, &m[i], skus[i], locations[i]));
-	if (ttl != NULL)
-		InsertHold(w, t, &m[0], skus[0], locations[0], ttl);
+	for (int i = 0; ttl != NULL && i < n; i++)
+		InsertHold(w, t, &m[i], skus[i], locations[i], ttl, first_part + i);
 	return true;
 }
 
 /*
- * The everyday way, directly (see the file header): apply a movement of an
- * ordinary row, keeping need units available; ttl (not NULL) makes it a
- * reserve's, with its hold.  The caller holds the row's lock exclusively and
- * runs at READ COMMITTED.  Returns false, having written nothing, when the
- * general way must decide; true with *available after the move.
+ * The everyday way, directly (see the file header): the movements m[0..n)
+ * of ordinary rows (skus[i] at locations[i], in canonical order, each
+ * locked exclusively by the caller, at READ COMMITTED), each row keeping
+ * need[i] units available, applied only if every row can take its own: all
+ * updated and journalled, m[0]'s ledger row recording its call's key, if it
+ * has one.  ttl (not NULL, one movement) makes it a reserve's, with its
+ * hold.  Returns false, having written nothing, when the general way must
+ * decide; available[i] gets each row's units left.
  */
 bool
-InvTablesMove(const InvMovement *m, const char *sku, const char *location,
-			  int64 need, Interval *ttl, int64 *available)
+InvTablesMoves(const InvMovement *m, char **skus, char **locations, const int64 *need,
+			   int n, Interval *ttl, int64 *available)
 {
 	/* a copy: opening a table may process an invalidation that clears them */
 	InvTables	tables = *InvGetTables();
 	const InvTables *t = &tables;
 	Relation	stock = table_open(t->stock, RowExclusiveLock);
 	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	StockRow	row;
-	StockRow   *rows[1] = {&row};
-	Writer		w = {0};
-	bool		go;
-
-	go = ReadStock(t, stock, snapshot, sku, location, need, m->on_hand_delta,
-				   m->reserved_delta, &row) &&
-		WriterBegin(&w, t, stock, ttl != NULL, snapshot);
-	if (go)
-	{
-		go = WriteMovements(&w, t, rows, m, (char **) &sku, (char **) &location, 1, ttl);
-		ExecDropSingleTupleTableSlot(row.slot);
-		WriterEnd(&w);
-	}
-	else
-	{
-		ExecDropSingleTupleTableSlot(row.slot);
-		table_close(stock, NoLock);
-	}
-	UnregisterSnapshot(snapshot);
-	*available = row.on_hand - row.reserved;
-	return go;
-}
-
-/*
- * A cart of ordinary rows, directly: every line's row (in canonical order,
- * each locked exclusively by the caller) read and checked as in
- * InvTablesMove, and only if all can give their units, all updated and
- * journalled, the first line's ledger row recording the call's key.  Returns
- * false, having written nothing, otherwise; available[i] gets each row's
- * units left.
- */
-bool
-InvTablesCart(const char *call, const char *key, char **skus, char **locations,
-			  int64 *qtys, int n, int64 *available)
-{
-	InvTables	tables = *InvGetTables();
-	const InvTables *t = &tables;
-	Relation	stock = table_open(t->stock, RowExclusiveLock);
-	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	StockRow   *rows = palloc0(sizeof(StockRow) * n);
 	StockRow  **refs = palloc(sizeof(StockRow *) * n);
-	InvMovement *m = palloc(sizeof(InvMovement) * n);
 	bool		go;
 	int			read = 0;
 	Writer		w = {0};
 
+	Assert(ttl == NULL || n == 1);
 	do
 	{
-		go = ReadStock(t, stock, snapshot, skus[read], locations[read], qtys[read],
-					   -qtys[read], 0, &rows[read]);
+		go = ReadStock(t, stock, snapshot, skus[read], locations[read], need[read],
+					   m[read].on_hand_delta, m[read].reserved_delta, &rows[read]);
 		refs[read] = &rows[read];
-		InvMovementInit(&m[read], "deduct", key, -qtys[read], 0);
 		read++;
 	} while (go && read < n);
-	m[0].call = call;
 
-	go = go && WriterBegin(&w, t, stock, false, snapshot);
+	go = go && WriterBegin(&w, t, stock, ttl != NULL, snapshot);
 	if (go)
-		go = WriteMovements(&w, t, refs, m, skus, locations, n, NULL);
+		go = WriteMovements(&w, t, refs, m, skus, locations, n, ttl, 0);
 	for (int i = 0; i < read; i++)
 		ExecDropSingleTupleTableSlot(rows[i].slot);
 	for (int i = 0; go && i < n; i++)
@@ -678,73 +640,106 @@ InvTablesCart(const char *call, const char *key, char **skus, char **locations,
 }
 
 /*
- * The everyday confirm or release: the reservation, if it is held and not
- * due (and of only_sku, if not NULL), set to its final state (confirmed or
- * released) directly, and its sku, location and units returned; false,
- * having changed nothing, for any
- * other (an unknown key, a hold settled or due, a concurrent change: the
- * general way decides, under the reservation's row lock).  Its stock row is
- * the caller's to move, after taking that row's lock: reservations are
+ * The everyday confirm or release: every part of the reservation, if all
+ * are held and not due (and, with only_sku, if it has one part, of that
+ * sku), set to its final state (confirmed or released) directly.  Returns
+ * how many parts, their sku, location and units in (*held)[] in part order;
+ * 0, having changed nothing, for any other (an unknown key, a part settled
+ * or due, a concurrent change: the general way decides, under the
+ * reservation's row locks).  Of several parts, every one is locked before
+ * any is written, so that a part changed meanwhile (expired by a writer of
+ * its stock row, split by a step) leaves them all as they were.  The stock
+ * rows are the caller's to move, after taking their locks: reservations are
  * always locked before stock rows.
  */
-bool
-InvTablesSettle(const char *key, const char *state, const char *only_sku, char **sku,
-				char **location, int64 *qty)
+int
+InvTablesSettle(const char *key, const char *state, const char *only_sku, InvHeld **held)
 {
 	InvTables	tables = *InvGetTables();
 	const InvTables *t = &tables;
 	Relation	reservation = table_open(t->reservation, RowExclusiveLock);
 	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	TupleTableSlot *old = table_slot_create(reservation, NULL);
-	TupleTableSlot *slot;
-	bool		go = false;
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+	int			size = 4;
+	TupleTableSlot **parts = palloc(sizeof(TupleTableSlot *) * size);
+	int			n = 0;
+	bool		go = PlainTable(reservation, t->rs_columns);
 	bool		isnull;
 	Writer		w = {0};
 
-	if (PlainTable(reservation, t->rs_columns) &&
-		FindRow(reservation, t->reservation_pkey, &key, 1, snapshot, old))
+	if (go)
 	{
-		char	   *held = TextDatumGetCString(slot_getattr(old, t->rs_state, &isnull));
+		Relation	index = index_open(t->reservation_pkey, AccessShareLock);
+		ScanKeyData skey;
+		IndexScanDesc scan = index_beginscan(reservation, index, snapshot, 1, 0);
 
-		/*
-		 * A reserve's part 0 (reserve_any's and reserve_cart's parts, and
-		 * the parts split off by partial steps: the general way), of the sku
-		 * named if one is.
-		 */
-		go = DatumGetInt16(slot_getattr(old, t->rs_part, &isnull)) == 0 &&
-			strcmp(held, "held") == 0 &&
-			(only_sku == NULL ||
-			 strcmp(TextDatumGetCString(slot_getattr(old, t->rs_sku, &isnull)), only_sku) == 0) &&
-			DatumGetTimestampTz(slot_getattr(old, t->rs_expires_at, &isnull)) >
-			GetCurrentStatementStartTimestamp();
+		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(key));
+		skey.sk_collation = index->rd_indcollation[0];
+		index_rescan(scan, &skey, 1, NULL, 0);
+		while (go)
+		{
+			TupleTableSlot *slot = table_slot_create(reservation, NULL);
+
+			if (!index_getnext_slot(scan, ForwardScanDirection, slot))
+			{
+				ExecDropSingleTupleTableSlot(slot);
+				break;
+			}
+			/* a copy, so that no buffer stays pinned until the write */
+			ExecMaterializeSlot(slot);
+			if (n == size)
+				parts = repalloc(parts, sizeof(TupleTableSlot *) * (size *= 2));
+			parts[n++] = slot;
+			go = strcmp(TextDatumGetCString(slot_getattr(slot, t->rs_state, &isnull)), "held") == 0 &&
+				DatumGetTimestampTz(slot_getattr(slot, t->rs_expires_at, &isnull)) > now;
+		}
+		index_endscan(scan);
+		index_close(index, AccessShareLock);
 	}
+	go = go && n > 0 &&
+		(only_sku == NULL ||
+		 (n == 1 &&
+		  strcmp(TextDatumGetCString(slot_getattr(parts[0], t->rs_sku, &isnull)), only_sku) == 0));
 	if (go)
 	{
 		WriterBeginOne(&w, reservation, snapshot);
-		slot = CopyRow(&w, w.stock, old);
-		SetColumn(slot, t->rs_state, CStringGetTextDatum(state));
-
-		/*
-		 * Waits for a transaction that has the row; if it changed the row,
-		 * give up: the general way locks it and sees what became of it.
-		 */
-		go = UpdateRow(&w, w.stock, old, slot);
-		if (go)
+		/* several parts: lock them all first (a part changed: write none) */
+		for (int i = 0; go && n > 1 && i < n; i++)
 		{
-			*sku = TextDatumGetCString(slot_getattr(old, t->rs_sku, &isnull));
-			*location = TextDatumGetCString(slot_getattr(old, t->rs_location, &isnull));
-			*qty = DatumGetInt64(slot_getattr(old, t->rs_qty, &isnull));
+			TM_FailureData tmfd;
+
+			go = table_tuple_lock(reservation, &parts[i]->tts_tid, snapshot, parts[i],
+								  w.estate->es_output_cid, LockTupleExclusive,
+								  LockWaitBlock, 0, &tmfd) == TM_Ok;
+			ExecMaterializeSlot(parts[i]);
 		}
-		ExecDropSingleTupleTableSlot(old);
+		*held = palloc(sizeof(InvHeld) * n);
+		for (int i = 0; go && i < n; i++)
+		{
+			TupleTableSlot *slot = CopyRow(&w, w.stock, parts[i]);
+
+			SetColumn(slot, t->rs_state, CStringGetTextDatum(state));
+
+			/*
+			 * Waits for a transaction that has the row; if it changed the
+			 * row, give up (one part, unlocked): the general way locks it
+			 * and sees what became of it.
+			 */
+			go = UpdateRow(&w, w.stock, parts[i], slot);
+			if (!go && n > 1)
+				elog(ERROR, "inventory: a locked reservation part was changed");
+			(*held)[i].sku = TextDatumGetCString(slot_getattr(parts[i], t->rs_sku, &isnull));
+			(*held)[i].location = TextDatumGetCString(slot_getattr(parts[i], t->rs_location, &isnull));
+			(*held)[i].qty = DatumGetInt64(slot_getattr(parts[i], t->rs_qty, &isnull));
+		}
 		WriterEnd(&w);
 	}
 	else
-	{
-		ExecDropSingleTupleTableSlot(old);
 		table_close(reservation, NoLock);
-	}
+	for (int i = 0; i < n; i++)
+		ExecDropSingleTupleTableSlot(parts[i]);
 	UnregisterSnapshot(snapshot);
-	return go;
+	return go ? n : 0;
 }
 
 /*
@@ -925,13 +920,16 @@ InvTablesReadRows(char **skus, char **locations, int n, int64 *available)
 
 /*
  * Take qtys[k] units from row parts[k] of rows read directly, in that order,
- * the first part's ledger row recording the call's key (and ref); then let
- * go of the rows.  False, having written nothing, if the key is taken (see
- * WriteMovements).  available[k] gets each part's row's units left.
+ * as sales, or with ttl (not NULL) as holds until expires_at, a reservation
+ * part per row numbered from 1; the first part's ledger row records the
+ * call's key (and ref).  Then let go of the rows.  False, having written
+ * nothing, if the key is taken (see WriteMovements).  available[k] gets
+ * each part's row's units left.
  */
 bool
 InvTablesWriteRows(InvDirectRows *d, const char *call, const char *key, const char *ref,
-				   const int *parts, const int64 *qtys, int nparts, int64 *available)
+				   const int *parts, const int64 *qtys, int nparts, Interval *ttl,
+				   TimestampTz expires_at, int64 *available)
 {
 	const InvTables *t = &d->tables;
 	StockRow  **rows = palloc(sizeof(StockRow *) * Max(nparts, 1));
@@ -946,18 +944,24 @@ InvTablesWriteRows(InvDirectRows *d, const char *call, const char *key, const ch
 		rows[k] = &d->rows[parts[k]];
 		if (rows[k]->slot == NULL || rows[k]->on_hand - rows[k]->reserved < qtys[k])
 			elog(ERROR, "inventory: a row read for an allocation cannot give its part");
-		InvMovementInit(&m[k], "deduct", key, -qtys[k], 0);
+		if (ttl != NULL)
+		{
+			InvMovementInit(&m[k], "reserve", key, 0, qtys[k]);
+			m[k].expires_at = expires_at;
+		}
+		else
+			InvMovementInit(&m[k], "deduct", key, -qtys[k], 0);
 		skus[k] = d->skus[parts[k]];
 		locations[k] = d->locations[parts[k]];
 	}
 	m[0].call = call;
 	m[0].ref = ref;
-	if (nparts == 0 || !WriterBegin(&w, t, d->stock, false, d->snapshot))
+	if (nparts == 0 || !WriterBegin(&w, t, d->stock, ttl != NULL, d->snapshot))
 	{
 		InvTablesReleaseRows(d);
 		return false;
 	}
-	go = WriteMovements(&w, t, rows, m, skus, locations, nparts, NULL);
+	go = WriteMovements(&w, t, rows, m, skus, locations, nparts, ttl, 1);
 	for (int k = 0; go && k < nparts; k++)
 		available[k] = rows[k]->on_hand - rows[k]->reserved;
 	for (int i = 0; i < d->n; i++)
