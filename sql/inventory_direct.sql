@@ -81,37 +81,63 @@ SELECT sku, on_hand, reserved FROM inventory.stock ORDER BY sku;
 SELECT * FROM inventory.reconcile();
 
 -- the direct way writes what the statements write: held carts confirmed
--- and released with a trigger on the reservations (statements), then
--- without one (directly)
+-- and released, and a hold split over two locations (filled in priority
+-- order, both orders: one of them is not the rows' lock order) confirmed
+-- and partly refunded (to the location filled last), with a trigger on the
+-- reservations (statements), then without one (directly)
+SELECT (inventory.restock(m, 100, 'po-' || m || l, l)).status
+  FROM unnest('{m1,m2}'::text[]) m, unnest('{east,west}'::text[]) l;
 CREATE FUNCTION direct_noop() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RETURN NEW;
 END $$;
+CREATE FUNCTION direct_ok(o inventory.outcome) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF o.status <> 'ok' THEN
+        RAISE EXCEPTION 'answered %', o.status;
+    END IF;
+END $$;
+CREATE PROCEDURE direct_calls(p text, m text) LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM direct_ok(inventory.reserve_cart('{b,a}', '{1,2}', p, ttl => '1 hour'));
+    PERFORM direct_ok(inventory.confirm(p));
+    PERFORM direct_ok(inventory.reserve_cart('{b,a}', '{1,2}', p || '-r'));
+    PERFORM direct_ok(inventory.release(p || '-r'));
+    PERFORM inventory.set_location('east', 2, true);
+    PERFORM inventory.set_location('west', 1, true);
+    PERFORM direct_ok(inventory.reserve_any(m, 130, p || '-s1'));
+    PERFORM direct_ok(inventory.confirm(p || '-s1'));
+    PERFORM direct_ok(inventory.refund(p || '-s1', 40, p || '-s1-rf'));
+    PERFORM inventory.set_location('west', 3, true);
+    PERFORM direct_ok(inventory.reserve_any(m, 105, p || '-s2'));
+    PERFORM direct_ok(inventory.confirm(p || '-s2'));
+    PERFORM direct_ok(inventory.refund(p || '-s2', 40, p || '-s2-rf'));
+END $$;
 CREATE TRIGGER noop BEFORE INSERT OR UPDATE ON inventory.reservation
     FOR EACH ROW EXECUTE FUNCTION direct_noop();
-SELECT status FROM inventory.reserve_cart('{b,a}', '{1,2}', 'via-statement', ttl => '1 hour');
-SELECT status FROM inventory.confirm('via-statement');
-SELECT status FROM inventory.reserve_cart('{b,a}', '{1,2}', 'via-statement-r');
-SELECT status FROM inventory.release('via-statement-r');
+CALL direct_calls('via-statement', 'm1');
 DROP TRIGGER noop ON inventory.reservation;
-SELECT status FROM inventory.reserve_cart('{b,a}', '{1,2}', 'directly', ttl => '1 hour');
-SELECT status FROM inventory.confirm('directly');
-SELECT status FROM inventory.reserve_cart('{b,a}', '{1,2}', 'directly-r');
-SELECT status FROM inventory.release('directly-r');
+CALL direct_calls('directly', 'm2');
+-- every ledger row and reservation part of a key, in the order written
+-- (the split holds' skus m1 and m2 both shown as m)
 CREATE FUNCTION direct_written(p_key text) RETURNS text[] LANGUAGE sql AS $$
-    SELECT (SELECT array_agg(format('%s %s %s %s %s %s %s', op, sku, location,
-                                    on_hand_delta, reserved_delta, call, ref) ORDER BY op, sku)
-              FROM inventory.ledger WHERE key = p_key) ||
-           (SELECT array_agg(format('%s %s %s %s %s %s', part, sku, location, qty, state, ttl)
-                             ORDER BY part)
+    SELECT (SELECT array_agg(format('%s %s %s %s %s %s', op, left(sku, 1), location,
+                                    on_hand_delta, reserved_delta, call) ORDER BY id)
+              FROM inventory.ledger WHERE key = p_key OR ref = p_key) ||
+           (SELECT array_agg(format('%s %s %s %s %s %s', part, left(sku, 1), location, qty,
+                                    state, ttl) ORDER BY part)
               FROM inventory.reservation WHERE key = p_key)
 $$;
-SELECT direct_written('via-statement') = direct_written('directly') AS same_confirmed,
-       direct_written('via-statement-r') = direct_written('directly-r') AS same_released,
-       cardinality(direct_written('directly')) AS rows;
+SELECT w, direct_written('via-statement' || w) = direct_written('directly' || w) AS same,
+       cardinality(direct_written('directly' || w)) AS rows
+  FROM unnest('{"", -r, -s1, -s2}'::text[]) w;
+SELECT direct_written('directly-s1') AS split_refunded;
+SELECT direct_written('directly-s2') AS split_refunded;
 SELECT sku, on_hand, reserved FROM inventory.stock ORDER BY sku;
 SELECT * FROM inventory.reconcile();
 DROP FUNCTION direct_written(text);
+DROP PROCEDURE direct_calls(text, text);
+DROP FUNCTION direct_ok(inventory.outcome);
 DROP FUNCTION direct_noop();
 
 DROP TABLE direct_audit;

@@ -106,6 +106,20 @@ SELECT pg_sleep(0.01);
 SELECT status, sku FROM inventory.confirm('r-3', 1, 'r-3-s1');
 SELECT key, state, held FROM inventory.reservations WHERE key = 'r-3';
 
+-- the rest of a reservation settled in part expires alone: the part a step
+-- sold stays sold, and the row gives back only the units still held (the
+-- hold is aged by hand, as time would age it)
+SELECT status FROM inventory.restock('nib', 5, 'po-nib');
+SELECT status FROM inventory.reserve('nib', 3, 'rx');
+SELECT status FROM inventory.confirm('rx', 1, 'rx-s1');
+UPDATE inventory.reservation SET expires_at = now() - interval '1 second'
+ WHERE key = 'rx' AND state = 'held';
+UPDATE inventory.stock SET next_expiry = now() - interval '1 second' WHERE sku = 'nib';
+SELECT status, available FROM inventory.deduct('nib', 1, 'd-nib');
+SELECT part, state, qty FROM inventory.reservation WHERE key = 'rx' ORDER BY part;
+SELECT key, state, held, confirmed, expired FROM inventory.reservations WHERE key = 'rx';
+SELECT on_hand, reserved FROM inventory.stock WHERE sku = 'nib';
+
 -- the key-reuse error names its constraint, for drivers to branch on
 DO $$
 DECLARE c text; t text; s text;

@@ -164,11 +164,15 @@ static InvQuery MergeRow = {
 	2, {TEXTOID, TEXTOID}
 };
 
-/* The overdue holds of a row, up to $3, locked; the rest is per mode. */
+/*
+ * The overdue holds of a row, up to $3, locked; the rest is per mode.  Only
+ * the held parts expire: a part a step settled (same key, same row) keeps
+ * its state.
+ */
 #define OVERDUE_OF_ROW \
 	"WITH e AS (UPDATE inventory.reservation SET state = 'expired' " \
-	"            WHERE sku = $1 AND location = $2 " \
-	"              AND key IN (SELECT key FROM inventory.reservation " \
+	"            WHERE sku = $1 AND location = $2 AND state = 'held' " \
+	"              AND (key, part) IN (SELECT key, part FROM inventory.reservation " \
 	"                           WHERE sku = $1 AND location = $2 AND state = 'held' " \
 	"                             AND expires_at <= statement_timestamp() " \
 	"                           ORDER BY expires_at LIMIT $3 " \

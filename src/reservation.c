@@ -235,10 +235,12 @@ OpenParts(HoldPart *parts, int n)
 
 /*
  * Move the stock rows of reservation parts just set to their final state
- * (state): with no row hot, at READ COMMITTED, their locks taken in
- * canonical order and every movement written at once (tables.c); else each
- * row opened and moved the general way.  Returns the units available at the
- * last row moved.
+ * (state), journalled in part order (a refund gives back to the rows last
+ * filled first, by their ledger rows' order): with no row hot, at READ
+ * COMMITTED, their locks taken in canonical order and every movement written
+ * at once (tables.c); else, those locks given back, each row opened (in
+ * canonical order) and moved the general way.  Returns the units available
+ * at the last part's row.
  */
 static int64
 MoveSettled(const char *key, HoldPart *parts, int n, const char *state)
@@ -255,29 +257,32 @@ MoveSettled(const char *key, HoldPart *parts, int n, const char *state)
 	for (int i = 0; i < n; i++)
 	{
 		order[i] = &parts[i];
-		direct &= !InvHotLoaded(parts[i].row.sku, parts[i].row.location);
+		skus[i] = parts[i].row.sku;
+		locations[i] = parts[i].row.location;
+		SettleMovement(&m[i], key, parts[i].qty, state);
+		direct &= !InvHotLoaded(skus[i], locations[i]);
 	}
 	qsort(order, n, sizeof(HoldPart *), CompareParts);
-	for (int i = 0; i < n; i++)
-	{
-		skus[i] = order[i]->row.sku;
-		locations[i] = order[i]->row.location;
-		SettleMovement(&m[i], key, order[i]->qty, state);
-	}
-	for (int i = 0; direct && i < n; i++)
-		InvLockRow(skus[i], locations[i], false);
-	if (direct && InvTablesMoves(m, skus, locations, need, n, NULL, after))
+	if (direct)
 	{
 		for (int i = 0; i < n; i++)
-			InvNotifyLevel(skus[i], locations[i],
-						   after[i] - m[i].on_hand_delta + m[i].reserved_delta, after[i]);
-		return after[n - 1];
+			InvLockRow(order[i]->row.sku, order[i]->row.location, false);
+		if (InvTablesMoves(m, skus, locations, need, n, NULL, after))
+		{
+			for (int i = 0; i < n; i++)
+				InvNotifyLevel(skus[i], locations[i],
+							   after[i] - m[i].on_hand_delta + m[i].reserved_delta, after[i]);
+			return after[n - 1];
+		}
+		/* a row turned out hot: the general way opens it in share mode */
+		for (int i = n - 1; i >= 0; i--)
+			InvUnlockRow(order[i]->row.sku, order[i]->row.location, false);
 	}
 	OpenParts(parts, n);
 	for (int i = 0; i < n; i++)
 	{
-		InvPrepare(&order[i]->target);
-		available = InvMove(&m[i], &order[i]->target);
+		InvPrepare(&parts[i].target);
+		available = InvMove(&m[i], &parts[i].target);
 	}
 	return available;
 }

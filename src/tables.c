@@ -592,11 +592,10 @@ WriteMovements(Writer *w, const InvTables *t, StockRow **rows, const InvMovement
 
 /*
  * The everyday way, directly (see the file header): the movements m[0..n)
- * of ordinary rows (skus[i] at locations[i], in canonical order, each
- * locked exclusively by the caller, at READ COMMITTED), each row keeping
- * need[i] units available, applied only if every row can take its own: all
- * updated and journalled, m[0]'s ledger row recording its call's key, if it
- * has one.  ttl (not NULL, one movement) makes it a reserve's, with its
+ * of ordinary rows (skus[i] at locations[i], each locked exclusively by the
+ * caller, at READ COMMITTED), each row keeping need[i] units available,
+ * applied only if every row can take its own: all updated and journalled in
+ * that order, m[0]'s ledger row recording its call's key, if it has one.  ttl (not NULL, one movement) makes it a reserve's, with its
  * hold.  Returns false, having written nothing, when the general way must
  * decide; available[i] gets each row's units left.
  */
