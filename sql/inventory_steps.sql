@@ -120,6 +120,30 @@ SELECT part, state, qty FROM inventory.reservation WHERE key = 'rx' ORDER BY par
 SELECT key, state, held, confirmed, expired FROM inventory.reservations WHERE key = 'rx';
 SELECT on_hand, reserved FROM inventory.stock WHERE sku = 'nib';
 
+-- a whole confirm after a step: the outcome still names the one row
+SELECT status FROM inventory.reserve('nib', 2, 'ry');
+SELECT status FROM inventory.release('ry', 1, 'ry-s1');
+SELECT * FROM inventory.confirm('ry');
+SELECT * FROM inventory.confirm('ry');
+
+-- a reservation past its expiry behind more overdue holds of its row than
+-- one batch expires (inventory.expire_batch, 1000): a confirm answers
+-- expired and it expires; a sale expires one batch, the rest stay counted
+-- until expire()
+SELECT status FROM inventory.restock('bulk', 5000, 'po-bulk');
+SELECT count(*) FROM (SELECT inventory.reserve('bulk', 1, 'bk-' || g) FROM generate_series(1, 2002) g) x;
+UPDATE inventory.reservation SET expires_at = now() - interval '2 minutes' WHERE sku = 'bulk';
+UPDATE inventory.reservation SET expires_at = now() - interval '1 minute' WHERE key = 'bk-1001';
+UPDATE inventory.stock SET next_expiry = now() - interval '1 day' WHERE sku = 'bulk';
+SELECT status FROM inventory.confirm('bk-1001');
+SELECT state FROM inventory.reservation WHERE key = 'bk-1001';
+SELECT reserved FROM inventory.stock WHERE sku = 'bulk';
+SELECT status, available FROM inventory.deduct('bulk', 1, 'd-bulk');
+SELECT reserved FROM inventory.stock WHERE sku = 'bulk';
+SELECT inventory.expire() AS expired;
+SELECT reserved, next_expiry FROM inventory.stock WHERE sku = 'bulk';
+SELECT state, count(*) FROM inventory.reservation WHERE sku = 'bulk' GROUP BY state;
+
 -- the key-reuse error names its constraint, for drivers to branch on
 DO $$
 DECLARE c text; t text; s text;

@@ -165,19 +165,21 @@ static InvQuery MergeRow = {
 };
 
 /*
- * The overdue holds of a row, up to $3, locked; the rest is per mode.  Only
- * the held parts expire: a part a step settled (same key, same row) keeps
- * its state.
+ * The overdue holds of a row, up to $3, locked; the rest is per mode.  The
+ * batch is chosen once (MATERIALIZED: as a semi-join's inner side the LIMIT
+ * would be evaluated again for every candidate, skipping the rows already
+ * locked, and bound nothing).  Only held parts expire: a part a step settled
+ * (same key, same row) keeps its state.
  */
 #define OVERDUE_OF_ROW \
-	"WITH e AS (UPDATE inventory.reservation SET state = 'expired' " \
-	"            WHERE sku = $1 AND location = $2 AND state = 'held' " \
-	"              AND (key, part) IN (SELECT key, part FROM inventory.reservation " \
-	"                           WHERE sku = $1 AND location = $2 AND state = 'held' " \
-	"                             AND expires_at <= statement_timestamp() " \
-	"                           ORDER BY expires_at LIMIT $3 " \
-	"                           FOR UPDATE SKIP LOCKED) " \
-	"        RETURNING key, qty), " \
+	"WITH d AS MATERIALIZED (SELECT key, part FROM inventory.reservation " \
+	"                         WHERE sku = $1 AND location = $2 AND state = 'held' " \
+	"                           AND expires_at <= statement_timestamp() " \
+	"                         ORDER BY expires_at LIMIT $3 " \
+	"                         FOR UPDATE SKIP LOCKED), " \
+	"     e AS (UPDATE inventory.reservation r SET state = 'expired' FROM d " \
+	"            WHERE r.key = d.key AND r.part = d.part " \
+	"        RETURNING r.key, r.qty), " \
 	"     l AS (INSERT INTO inventory.ledger (op, key, sku, location, reserved_delta) " \
 	"           SELECT 'expire', key, $1, $2, -qty FROM e), "
 

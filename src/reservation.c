@@ -42,6 +42,22 @@ static InvQuery LockParts = {
 	1, {TEXTOID}
 };
 
+/* Is a part, locked by the caller, still held (as the latest commits say)? */
+static InvQuery PartStillHeld = {
+	"SELECT state = 'held' FROM inventory.reservation WHERE key = $1 AND part = $2",
+	2, {TEXTOID, INT2OID}
+};
+
+/*
+ * The next free part number of a reservation whose parts the caller has
+ * locked, as the latest commits say: a step that committed while we waited
+ * for the locks may have added a part the locking statement did not see.
+ */
+static InvQuery NextPart = {
+	"SELECT COALESCE(max(part), -1)::bigint + 1 FROM inventory.reservation WHERE key = $1",
+	1, {TEXTOID}
+};
+
 static InvQuery SetState = {
 	"UPDATE inventory.reservation SET state = $3 WHERE key = $1 AND part = $2",
 	3, {TEXTOID, INT2OID, TEXTOID}
@@ -130,6 +146,16 @@ reserve(PG_FUNCTION_ARGS)
 		InvReadAvailable(&out);
 	SPI_finish();
 	return InvReturnOutcome(fcinfo, &out);
+}
+
+/* Is part of reservation key, which the caller has locked, still held? */
+static bool
+PartHeld(const char *key, int part)
+{
+	Datum		values[2] = {CStringGetTextDatum(key), Int16GetDatum((int16) part)};
+
+	InvRun(&PartStillHeld, values, NULL, 1);
+	return SPI_processed == 1 && InvResultBool(0, 1);
 }
 
 /* The movement that settles a hold of qty units in a final state. */
@@ -234,6 +260,19 @@ OpenParts(HoldPart *parts, int n)
 }
 
 /*
+ * Are all the parts of one stock row (one part, or a part and those that
+ * steps split off it)?  Then an outcome names the row and its units.
+ */
+static bool
+OneRow(const HoldPart *parts, int n)
+{
+	for (int i = 1; i < n; i++)
+		if (InvRowOrder(&parts[i].row, &parts[0].row) != 0)
+			return false;
+	return true;
+}
+
+/*
  * Move the stock rows of reservation parts just set to their final state
  * (state), journalled in part order (a refund gives back to the rows last
  * filled first, by their ledger rows' order): with no row hot, at READ
@@ -332,17 +371,17 @@ SettleFast(const Ask *ask, InvOutcome *out)
 		parts[i].settle = true;
 	}
 	out->sku = parts[0].row.sku;
-	out->location = n == 1 ? parts[0].row.location : NULL;
-	out->has_available = n == 1;
+	out->location = OneRow(parts, n) ? parts[0].row.location : NULL;
+	out->has_available = OneRow(parts, n);
 	out->available = MoveSettled(ask->key, parts, n, state);
 	return true;
 }
 
 /*
  * A reservation past its expiry: every held part expires (a cold row's own
- * overdue holds are expired as it is prepared, ours among them: SKIP LOCKED
- * does not skip our own lock).  Returns the available units of the last
- * part's row.
+ * overdue holds are expired as it is prepared, ours among them if they are
+ * in its batch: SKIP LOCKED does not skip our own lock; if not, here).
+ * Returns the available units of the last part's row.
  */
 static int64
 ExpireParts(const char *key, HoldPart *parts, int n)
@@ -359,7 +398,7 @@ ExpireParts(const char *key, HoldPart *parts, int n)
 		if (!p->settle)
 			continue;
 		InvPrepare(&p->target);
-		if (p->target.hot || !p->overdue)
+		if (p->target.hot || !p->overdue || PartHeld(key, p->part))
 			available = Settle(key, p->part, &p->target, p->qty, "expired");
 		else
 			available = InvRowAvailable(&p->target.row);
@@ -452,7 +491,7 @@ SettleWhole(const Ask *ask, InvOutcome *out)
 		return;
 	}
 	out->sku = parts[0].row.sku;
-	out->location = n == 1 ? parts[0].row.location : NULL;
+	out->location = OneRow(parts, n) ? parts[0].row.location : NULL;
 
 	if (held == 0)
 	{
@@ -464,12 +503,12 @@ SettleWhole(const Ask *ask, InvOutcome *out)
 			out->status = INV_CONFLICT;
 		else
 			out->status = INV_EXPIRED;
-		if (n == 1)
+		if (OneRow(parts, n))
 			InvReadAvailable(out);
 		return;
 	}
 
-	out->has_available = n == 1;
+	out->has_available = OneRow(parts, n);
 	if (overdue)
 	{
 		out->status = INV_EXPIRED;
@@ -528,7 +567,7 @@ SettleStep(const Ask *ask, InvOutcome *out)
 	StringInfoData args;
 	HoldPart   *parts;
 	int			n;
-	int			next = 0;
+	int			next;
 	int			touched = 0;
 	int64		held = 0;
 	int64		left = ask->qty;
@@ -564,7 +603,6 @@ SettleStep(const Ask *ask, InvOutcome *out)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("sku must be given: reservation \"%s\" holds several skus", ask->key),
 					 errhint("Name the line to %s with sku => ...", ask->confirm ? "confirm" : "release")));
-		next = Max(next, parts[i].part + 1);
 		overdue |= parts[i].overdue && strcmp(parts[i].state, "held") == 0;
 	}
 	out->sku = sku;
@@ -585,7 +623,7 @@ SettleStep(const Ask *ask, InvOutcome *out)
 	if (overdue)
 	{
 		out->status = INV_EXPIRED;
-		out->has_available = n == 1;
+		out->has_available = OneRow(parts, n);
 		out->available = ExpireParts(ask->key, parts, n);
 		return;
 	}
@@ -613,6 +651,12 @@ SettleStep(const Ask *ask, InvOutcome *out)
 		InvKeyNotArchived(&record);
 	}
 
+	{
+		Datum		values[1] = {CStringGetTextDatum(ask->key)};
+
+		InvRun(&NextPart, values, NULL, 1);
+		next = (int) InvResultInt8(0, 1);
+	}
 	touched = 0;
 	for (int i = 0; i < n; i++)
 	{
