@@ -71,6 +71,14 @@ SELECT * FROM inventory.apply_bills('[{"key": "bill-1", "lines": [{"sku": "tea",
 SELECT count(*) AS ledger_rows FROM inventory.ledger;
 -- a sale archived can no longer be refunded by its key
 SELECT status FROM inventory.refund('d-1', 1, 'rf-2');
+-- a refund made after the cutoff, of a sale before it: its retry answers
+-- duplicate, and its key with other arguments is the key-reuse error
+SELECT status FROM inventory.deduct('tea', 3, 'd-5');
+SELECT clock_timestamp() AS cut \gset
+SELECT status FROM inventory.refund('d-5', 1, 'rf-5');
+SELECT inventory.archive(:'cut') AS folded;
+SELECT status FROM inventory.refund('d-5', 1, 'rf-5');
+SELECT pg_temp.err($$SELECT inventory.refund('d-5', 2, 'rf-5')$$);
 
 -- the kept hold, the hot row and new calls go on
 SELECT status, available FROM inventory.confirm('hold-kept');

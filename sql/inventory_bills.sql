@@ -91,6 +91,8 @@ SELECT * FROM inventory.apply_bills('[{"key": "x", "lines": [{"sku": "nut", "del
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "po-1", "lines": [{"sku": "nut", "delta": 1}]}]')$$);
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "b1", "lines": [{"sku": "nut", "delta": 1}]}]')$$);
 SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "y", "lines": [{"sku": "nut", "delta": 1}]}, {"key": "y", "lines": [{"sku": "nut", "delta": 2}]}]')$$);
+-- (also when the first of them is refused: a retry then answers the same)
+SELECT pg_temp.err($$SELECT * FROM inventory.apply_bills('[{"key": "y", "lines": [{"sku": "nut", "delta": -999999}]}, {"key": "y", "lines": [{"sku": "nut", "delta": 1}]}]')$$);
 SELECT count(*) AS ledger_rows_after FROM inventory.ledger;
 SELECT * FROM inventory.reconcile();
 

@@ -57,6 +57,10 @@ SELECT pg_temp.err($$SELECT inventory.adjust('widget', -1, 'k')$$);
 -- quantities that would overflow bigint: 22003
 SELECT pg_temp.err($$SELECT inventory.restock('big', 1, 'in-big-2')$$);
 SELECT pg_temp.err($$SELECT inventory.deduct_cart('{widget,widget}', '{9223372036854775807,1}', 'k')$$);
+-- so must the whole cart's, also of several rows (its reservation's total)
+SELECT pg_temp.err($$SELECT inventory.deduct_cart('{widget,big}', '{9223372036854775807,1}', 'k')$$);
+SELECT pg_temp.err($$SELECT inventory.reserve_cart('{widget,big}', '{9223372036854775807,1}', 'k')$$);
+SELECT pg_temp.err($$SELECT inventory.deduct_cart_any('{widget,big}', '{9223372036854775807,1}', 'k')$$);
 
 -- empty and over-long names and keys: 22023 and 22001 (the limit is 256 bytes)
 SELECT pg_temp.err($$SELECT inventory.deduct('', 1, 'k')$$);

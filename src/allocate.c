@@ -930,6 +930,7 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 	Datum	   *qtys;
 	int			nlines;
 	int			out_lines = 0;
+	int64		total = 0;
 	char	   *key;
 	int			ngiven;
 	char	  **given;
@@ -970,6 +971,8 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 			lines[out_lines++] = lines[i];
 	}
 	nlines = out_lines;
+	for (int i = 0; i < nlines; i++)
+		total = InvAddQty(total, lines[i].qty);
 
 	InvArgsBegin(&args);
 	InvArgsArray(&args, "lines");

@@ -482,19 +482,23 @@ Simulate(Bill *bills, int nbills, BillRow *rows)
 			continue;			/* duplicate, decided from the keys */
 
 		CHECK_FOR_INTERRUPTS();
-		/* an identical bill applied earlier in this call */
+		/*
+		 * Earlier bills of this call with the key: other lines are the
+		 * key-reuse error (whether they went through or not, so that a
+		 * retry of the call answers as the call did); an identical one
+		 * applied makes this a duplicate.
+		 */
 		for (int e = bill->same_key; e >= 0; e = bills[e].same_key)
-			if (bills[e].applied)
-			{
-				if (strcmp(bills[e].args, bill->args) != 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_UNIQUE_VIOLATION), errkeyreuse(),
-							 errmsg("idempotency key \"%s\" was already used by another call", bill->key),
-							 errdetail("Two bills of this call have the key with other lines."),
-							 errhint("Use a new key for every distinct call; retry only with the same arguments.")));
+		{
+			if (strcmp(bills[e].args, bill->args) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNIQUE_VIOLATION), errkeyreuse(),
+						 errmsg("idempotency key \"%s\" was already used by another call", bill->key),
+						 errdetail("Two bills of this call have the key with other lines."),
+						 errhint("Use a new key for every distinct call; retry only with the same arguments.")));
+			if (bills[e].applied && bill->status == NULL)
 				bill->status = INV_DUPLICATE;
-				break;
-			}
+		}
 		if (bill->status != NULL)
 			continue;
 

@@ -111,8 +111,13 @@ refund(PG_FUNCTION_ARGS)
 		strcmp(op, "reserve") != 0 && strcmp(op, "reserve_any") != 0 &&
 		strcmp(op, "reserve_cart") != 0)
 	{
-		/* no sale has this key (unknown, or a restock, adjust, bill, tombstone) */
-		out.status = INV_NOT_FOUND;
+		/*
+		 * No sale has this key (unknown, or a restock, adjust, bill,
+		 * tombstone, or archived since): a refund already recorded under
+		 * key answers from it, as a refund of a sale still there would.
+		 */
+		out.status = InvKeyCheck(key, "refund", args.data) == INV_KEY_DUPLICATE ?
+			INV_DUPLICATE : INV_NOT_FOUND;
 		SPI_finish();
 		return InvReturnOutcome(fcinfo, &out);
 	}

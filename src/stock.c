@@ -55,11 +55,15 @@ CompareLines(const void *a, const void *b)
 	return strcmp(la->location, lb->location);
 }
 
-/* Sort lines canonically and sum the lines of one row; returns the new count. */
+/*
+ * Sort lines canonically and sum the lines of one row; returns the new
+ * count.  The whole cart's units must fit a bigint too (22003).
+ */
 static int
 CanonicalLines(DeductLine *lines, int n)
 {
 	int			out = 0;
+	int64		total = 0;
 
 	for (int i = 0; i < n; i++)
 		lines[i].lock_key = InvRowLockKey(lines[i].sku, lines[i].location);
@@ -71,6 +75,8 @@ CanonicalLines(DeductLine *lines, int n)
 		else
 			lines[out++] = lines[i];
 	}
+	for (int i = 0; i < out; i++)
+		total = InvAddQty(total, lines[i].qty);
 	return out;
 }
 
@@ -592,7 +598,7 @@ adjust(PG_FUNCTION_ARGS)
 		if (target.hot)
 			(void) InvRowRead(sku, location, &target.row);
 		change = counted - target.row.on_hand;
-		if (target.hot ? (change < 0 && !HotTake(target.hot, -change, &left))
+		if (target.hot ? (change < 0 && !InvTake(&target, -change, &left))
 			: counted < target.row.reserved)
 			out.status = INV_CONFLICT;
 		else

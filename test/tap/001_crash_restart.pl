@@ -57,9 +57,11 @@ my $carts = '';
 		'>', \$carts, '2>', \my $err);
 }
 
-# let the load run (until many deductions are in), then crash the server
+# let the load run (until many deductions and some held carts' confirms
+# are in), then crash the server
 $node->poll_query_until('postgres',
-	"SELECT count(*) > 1000 FROM inventory.ledger WHERE op = 'deduct'")
+	"SELECT count(*) FILTER (WHERE op = 'deduct') > 1000 AND count(*) FILTER (WHERE op = 'confirm') > 30
+	   FROM inventory.ledger")
   or die 'the load did not start';
 $node->stop('immediate');
 $_->finish for @handles;
