@@ -144,6 +144,18 @@ SELECT inventory.expire() AS expired;
 SELECT reserved, next_expiry FROM inventory.stock WHERE sku = 'bulk';
 SELECT state, count(*) FROM inventory.reservation WHERE sku = 'bulk' GROUP BY state;
 
+-- a reservation has at most 32,767 parts: a step that would split off one
+-- more is refused (54000) and changes nothing (the parts before it are
+-- made up here, as 32,766 earlier steps would have left them)
+SELECT status FROM inventory.reserve('nib', 2, 'rz');
+INSERT INTO inventory.reservation (key, part, sku, location, qty, state, created_at, expires_at, ttl)
+SELECT key, 32767, sku, location, qty, 'released', created_at, expires_at, ttl
+  FROM inventory.reservation WHERE key = 'rz';
+SELECT pg_temp.err($$SELECT inventory.confirm('rz', 1, 'rz-s1')$$);
+DELETE FROM inventory.reservation WHERE key = 'rz' AND part = 32767;
+SELECT status FROM inventory.confirm('rz', 1, 'rz-s1');
+SELECT part, state, qty FROM inventory.reservation WHERE key = 'rz' ORDER BY part;
+
 -- the key-reuse error names its constraint, for drivers to branch on
 DO $$
 DECLARE c text; t text; s text;

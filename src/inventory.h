@@ -214,6 +214,7 @@ typedef struct InvMovement
 } InvMovement;
 
 extern void InvRowCreate(const char *sku, const char *location);
+extern Datum InvPartDatum(int part);
 extern void InvInsertHold(const char *key, int part, const char *sku, const char *location,
 						  int64 qty, TimestampTz expires_at, Interval *ttl);
 extern void InvMovementInit(InvMovement *m, const char *op, const char *key,

@@ -458,6 +458,21 @@ static InvQuery HoldInsert = {
 };
 
 /*
+ * A reservation's part number as stored (smallint): a reservation of more
+ * parts (stock rows, or parts split off by steps) is refused, 54000.
+ */
+Datum
+InvPartDatum(int part)
+{
+	if (part > PG_INT16_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a reservation cannot have more than %d parts", PG_INT16_MAX),
+				 errhint("Hold fewer stock rows under one key, or settle a reservation in fewer steps.")));
+	return Int16GetDatum((int16) part);
+}
+
+/*
  * The hold a reserve made (its movement applied): part 0 of a reserve, parts
  * 1, 2, ... of a reservation from several locations.
  */
@@ -465,7 +480,7 @@ void
 InvInsertHold(const char *key, int part, const char *sku, const char *location,
 			  int64 qty, TimestampTz expires_at, Interval *ttl)
 {
-	Datum		values[7] = {CStringGetTextDatum(key), Int16GetDatum((int16) part),
+	Datum		values[7] = {CStringGetTextDatum(key), InvPartDatum(part),
 		CStringGetTextDatum(sku), CStringGetTextDatum(location), Int64GetDatum(qty),
 	TimestampTzGetDatum(expires_at), IntervalPGetDatum(ttl)};
 

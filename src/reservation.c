@@ -682,7 +682,7 @@ SettleStep(const Ask *ask, InvOutcome *out)
 		else
 		{
 			Datum		values[5] = {CStringGetTextDatum(ask->key), Int16GetDatum((int16) p->part),
-				Int64GetDatum(take), Int16GetDatum((int16) next++),
+				Int64GetDatum(take), InvPartDatum(next++),
 			CStringGetTextDatum(state)};
 			InvMovement m;
 

@@ -540,7 +540,7 @@ InsertHold(Writer *w, const InvTables *t, const InvMovement *m,
 	SetColumn(slot, t->rs_created_at, TimestampTzGetDatum(GetCurrentStatementStartTimestamp()));
 	SetColumn(slot, t->rs_expires_at, TimestampTzGetDatum(m->expires_at));
 	SetColumn(slot, t->rs_ttl, IntervalPGetDatum(ttl));
-	SetColumn(slot, t->rs_part, Int16GetDatum((int16) part));
+	SetColumn(slot, t->rs_part, InvPartDatum(part));
 	InsertRow(w, w->reservation, slot);
 }
 
