@@ -44,6 +44,7 @@
 #include "fmgr.h"
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "storage/lockdefs.h"
 #include "utils/timestamp.h"
 
 /* Longest sku, location or key accepted, in bytes. */
@@ -315,6 +316,14 @@ typedef struct InvTables
 
 extern Oid	InvStockRelid(void);
 extern const InvTables *InvGetTables(void);
+
+/* Relations for InvLockTables. */
+#define INV_REL_STOCK			0x01
+#define INV_REL_LEDGER			0x02
+#define INV_REL_RESERVATION		0x04
+#define INV_REL_ARCHIVED_KEY	0x08
+#define INV_REL_LOCATION		0x10
+extern InvTables InvLockTables(int rels, LOCKMODE mode);
 extern bool InvSchemaIsCurrent(void);
 extern Oid	InvTableOid(const char *name);
 

@@ -573,6 +573,12 @@ InvMoveRecorded(const InvMovement *m, InvTarget *target, int64 *available)
 		return true;
 	}
 	InvRun(&Move, values, nulls, 1);
+	if (SPI_processed != 1 && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not apply %s: stock row (%s, %s) was created after this transaction's snapshot",
+						m->op, target->sku, target->location),
+				 errhint("Retry the transaction.")));
 	if (SPI_processed != 1)
 		elog(ERROR, "inventory: stock row (%s, %s) vanished during %s",
 			 target->sku, target->location, m->op);

@@ -58,6 +58,12 @@ static InvQuery NextPart = {
 	1, {TEXTOID}
 };
 
+/* Does a reservation of this key exist, as the latest commits say? */
+static InvQuery Exists = {
+	"SELECT 1 FROM inventory.reservation WHERE key = $1 LIMIT 1",
+	1, {TEXTOID}
+};
+
 static InvQuery SetState = {
 	"UPDATE inventory.reservation SET state = $3 WHERE key = $1 AND part = $2",
 	3, {TEXTOID, INT2OID, TEXTOID}
@@ -146,6 +152,26 @@ reserve(PG_FUNCTION_ARGS)
 		InvReadAvailable(&out);
 	SPI_finish();
 	return InvReturnOutcome(fcinfo, &out);
+}
+
+/*
+ * Under REPEATABLE READ and SERIALIZABLE, a reservation this transaction's
+ * snapshot does not show, but which exists (made after the snapshot): a
+ * serialization failure, not not_found (the retry sees it).
+ */
+static void
+CheckNotAfterSnapshot(const char *key)
+{
+	Datum		values[1] = {CStringGetTextDatum(key)};
+
+	if (!IsolationUsesXactSnapshot())
+		return;
+	InvRunLatest(&Exists, values, NULL, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not settle reservation \"%s\": it was made after this transaction's snapshot", key),
+				 errhint("Retry the transaction.")));
 }
 
 /* Is part of reservation key, which the caller has locked, still held? */
@@ -450,6 +476,8 @@ SettleWhole(const Ask *ask, InvOutcome *out)
 		char	   *args;
 		bool		found = false;
 
+		CheckNotAfterSnapshot(ask->key);
+
 		/* a reservation archived with its key: settled long ago */
 		if (InvKeyArchived(ask->key))
 		{
@@ -589,6 +617,7 @@ SettleStep(const Ask *ask, InvOutcome *out)
 	}
 	if (n == 0)
 	{
+		CheckNotAfterSnapshot(ask->key);
 		out->status = INV_NOT_FOUND;
 		return;
 	}

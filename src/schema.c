@@ -19,6 +19,7 @@
 
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "storage/lmgr.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 
@@ -181,4 +182,30 @@ InvGetTables(void)
 	if (!InvSchemaIsCurrent())
 		elog(ERROR, "inventory: the tables are not of this version");
 	return &Tables;
+}
+
+/*
+ * The tables, after locking those a caller reads or writes directly (rels,
+ * INV_REL_*) in mode: the first lock of a relation in a transaction
+ * processes the invalidations sent meanwhile (another session's REINDEX
+ * CONCURRENTLY gives an index a new OID), and from then on such a change
+ * waits for this transaction, so the copy returned stays true for it.
+ */
+InvTables
+InvLockTables(int rels, LOCKMODE mode)
+{
+	const InvTables *t = InvGetTables();
+	Oid			relids[5] = {
+		(rels & INV_REL_STOCK) ? t->stock : InvalidOid,
+		(rels & INV_REL_LEDGER) ? t->ledger : InvalidOid,
+		(rels & INV_REL_RESERVATION) ? t->reservation : InvalidOid,
+		(rels & INV_REL_ARCHIVED_KEY) ? t->archived_key : InvalidOid,
+		(rels & INV_REL_LOCATION) ? t->location : InvalidOid
+	};
+
+	/* (t may be cleared by the first lock: its OIDs were read before) */
+	for (int i = 0; i < (int) lengthof(relids); i++)
+		if (OidIsValid(relids[i]))
+			LockRelationOid(relids[i], mode);
+	return *InvGetTables();
 }

@@ -240,7 +240,7 @@ InvKeyInArchiving(const char *key)
 
 	if (!InvArchiveRunning())
 		return false;
-	tables = *InvGetTables();
+	tables = InvLockTables(INV_REL_LEDGER, AccessShareLock);
 	ledger = table_open(tables.ledger, AccessShareLock);
 	index = index_open(tables.ledger_call_key, AccessShareLock);
 	slot = table_slot_create(ledger, NULL);
@@ -279,7 +279,7 @@ InvKeyDigest(const char *key, uint8 *digest)
 bool
 InvKeyArchived(const char *key)
 {
-	InvTables	tables = *InvGetTables();
+	InvTables	tables = InvLockTables(INV_REL_ARCHIVED_KEY, AccessShareLock);
 	Relation	rel = table_open(tables.archived_key, AccessShareLock);
 	bool		archived = false;
 
@@ -603,8 +603,8 @@ bool
 InvTablesMoves(const InvMovement *m, char **skus, char **locations, const int64 *need,
 			   int n, Interval *ttl, int64 *available)
 {
-	/* a copy: opening a table may process an invalidation that clears them */
-	InvTables	tables = *InvGetTables();
+	InvTables	tables = InvLockTables(INV_REL_STOCK | INV_REL_LEDGER |
+									   (ttl ? INV_REL_RESERVATION : 0), RowExclusiveLock);
 	const InvTables *t = &tables;
 	Relation	stock = table_open(t->stock, RowExclusiveLock);
 	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -654,7 +654,7 @@ InvTablesMoves(const InvMovement *m, char **skus, char **locations, const int64 
 int
 InvTablesSettle(const char *key, const char *state, const char *only_sku, InvHeld **held)
 {
-	InvTables	tables = *InvGetTables();
+	InvTables	tables = InvLockTables(INV_REL_RESERVATION, RowExclusiveLock);
 	const InvTables *t = &tables;
 	Relation	reservation = table_open(t->reservation, RowExclusiveLock);
 	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -751,7 +751,7 @@ InvTablesSettle(const char *key, const char *state, const char *only_sku, InvHel
 char **
 InvTablesSkuLocations(const char *sku, int *n)
 {
-	InvTables	tables = *InvGetTables();
+	InvTables	tables = InvLockTables(INV_REL_STOCK, AccessShareLock);
 	Relation	stock = table_open(tables.stock, AccessShareLock);
 	Relation	index = index_open(tables.stock_pkey, AccessShareLock);
 	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -790,7 +790,7 @@ InvTablesSkuLocations(const char *sku, int *n)
 void
 InvTablesLocationRules(char **names, int n, int *priority, bool *active)
 {
-	InvTables	tables = *InvGetTables();
+	InvTables	tables = InvLockTables(INV_REL_LOCATION, AccessShareLock);
 	Relation	rel = table_open(tables.location, AccessShareLock);
 	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
@@ -870,7 +870,8 @@ InvTablesReadRows(char **skus, char **locations, int n, int64 *available)
 	TimestampTz now = GetCurrentStatementStartTimestamp();
 	bool		ok;
 
-	d->tables = *InvGetTables();
+	d->tables = InvLockTables(INV_REL_STOCK | INV_REL_LEDGER | INV_REL_RESERVATION,
+							  RowExclusiveLock);
 	t = &d->tables;
 	d->skus = skus;
 	d->locations = locations;
