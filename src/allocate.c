@@ -961,6 +961,7 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 		lines[i].sku = InvElemName(skus[i], "sku");
 		lines[i].qty = DatumGetInt64(qtys[i]);
 		InvCheckQty(lines[i].qty, "qty");
+		total = InvAddQty(total, lines[i].qty);
 	}
 	qsort(lines, nlines, sizeof(CartLine), CompareCartLines);
 	for (int i = 0; i < nlines; i++)
@@ -971,8 +972,6 @@ deduct_cart_any(PG_FUNCTION_ARGS)
 			lines[out_lines++] = lines[i];
 	}
 	nlines = out_lines;
-	for (int i = 0; i < nlines; i++)
-		total = InvAddQty(total, lines[i].qty);
 
 	InvArgsBegin(&args);
 	InvArgsArray(&args, "lines");

@@ -66,7 +66,10 @@ CanonicalLines(DeductLine *lines, int n)
 	int64		total = 0;
 
 	for (int i = 0; i < n; i++)
+	{
 		lines[i].lock_key = InvRowLockKey(lines[i].sku, lines[i].location);
+		total = InvAddQty(total, lines[i].qty);
+	}
 	qsort(lines, n, sizeof(DeductLine), CompareLines);
 	for (int i = 0; i < n; i++)
 	{
@@ -75,8 +78,6 @@ CanonicalLines(DeductLine *lines, int n)
 		else
 			lines[out++] = lines[i];
 	}
-	for (int i = 0; i < out; i++)
-		total = InvAddQty(total, lines[i].qty);
 	return out;
 }
 

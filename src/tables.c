@@ -595,9 +595,10 @@ WriteMovements(Writer *w, const InvTables *t, StockRow **rows, const InvMovement
  * of ordinary rows (skus[i] at locations[i], each locked exclusively by the
  * caller, at READ COMMITTED), each row keeping need[i] units available,
  * applied only if every row can take its own: all updated and journalled in
- * that order, m[0]'s ledger row recording its call's key, if it has one.  ttl (not NULL, one movement) makes it a reserve's, with its
- * hold.  Returns false, having written nothing, when the general way must
- * decide; available[i] gets each row's units left.
+ * that order, m[0]'s ledger row recording its call's key, if it has one.
+ * ttl (not NULL, one movement) makes it a reserve's, with its hold.
+ * Returns false, having written nothing, when the general way must decide;
+ * available[i] gets each row's units left.
  */
 bool
 InvTablesMoves(const InvMovement *m, char **skus, char **locations, const int64 *need,
@@ -727,6 +728,8 @@ InvTablesSettle(const char *key, const char *state, const char *only_sku, InvHel
 			go = UpdateRow(&w, w.stock, parts[i], slot);
 			if (!go && n > 1)
 				elog(ERROR, "inventory: a locked reservation part was changed");
+			if (!go)
+				break;
 			(*held)[i].sku = TextDatumGetCString(slot_getattr(parts[i], t->rs_sku, &isnull));
 			(*held)[i].location = TextDatumGetCString(slot_getattr(parts[i], t->rs_location, &isnull));
 			(*held)[i].qty = DatumGetInt64(slot_getattr(parts[i], t->rs_qty, &isnull));
