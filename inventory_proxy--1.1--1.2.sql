@@ -53,19 +53,34 @@ RETURNS inventory.outcome AS $$
     SELECT * FROM inventory.refund(original_key, qty, key);
 $$ LANGUAGE plproxy;
 
+/*
+ * confirm: with a sku, on its partition; without, on every partition.  A
+ * key no partition knows may be a held cart across shards (its lines are
+ * held under derived keys): its home partition's manifest answers then.
+ */
 CREATE FUNCTION inventory.confirm(key text, qty bigint DEFAULT NULL, step text DEFAULT NULL,
                                   sku text DEFAULT NULL)
 RETURNS inventory.outcome
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    o inventory.outcome;
+    cart inventory.outcome;
 BEGIN
     IF sku IS NOT NULL THEN
-        RETURN inventory_proxy.settle_on(sku, key, qty, step, true);
+        o := inventory_proxy.settle_on(sku, key, qty, step, true);
+    ELSIF qty IS NOT NULL THEN
+        o := (SELECT inventory_proxy.answer(array_agg(a))
+                FROM inventory_proxy.step_all(key, qty, step, true) a);
+    ELSE
+        o := (SELECT inventory_proxy.answer(array_agg(a)) FROM inventory_proxy.confirm_all(key) a);
     END IF;
-    IF qty IS NOT NULL THEN
-        RETURN (SELECT inventory_proxy.answer(array_agg(o))
-                  FROM inventory_proxy.step_all(key, qty, step, true) o);
+    IF o.status = 'not_found' THEN
+        cart := inventory_proxy.settle_cart(key, qty, true);
+        IF cart.status IS NOT NULL THEN
+            RETURN cart;
+        END IF;
     END IF;
-    RETURN (SELECT inventory_proxy.answer(array_agg(o)) FROM inventory_proxy.confirm_all(key) o);
+    RETURN o;
 END
 $$;
 
@@ -73,7 +88,10 @@ $$;
  * release: with a sku, on its partition; without, on the partition that
  * recorded the key; a key nobody recorded is released everywhere, so that
  * every partition keeps its tombstone (a late reserve, wherever its sku
- * lives, answers conflict).
+ * lives, answers conflict).  A key no partition knows may be a held cart
+ * across shards: its manifest answers then, and a key that is not one is
+ * recorded cancelled there (a late reserve_cart across shards answers
+ * conflict too).
  */
 CREATE FUNCTION inventory.release(key text, qty bigint DEFAULT NULL, step text DEFAULT NULL,
                                   sku text DEFAULT NULL)
@@ -81,19 +99,31 @@ RETURNS inventory.outcome
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     owner text;
+    o inventory.outcome;
+    cart inventory.outcome;
 BEGIN
     IF sku IS NOT NULL THEN
-        RETURN inventory_proxy.settle_on(sku, key, qty, step, false);
+        o := inventory_proxy.settle_on(sku, key, qty, step, false);
+    ELSIF qty IS NOT NULL THEN
+        o := (SELECT inventory_proxy.answer(array_agg(a))
+                FROM inventory_proxy.step_all(key, qty, step, false) a);
+    ELSE
+        SELECT s INTO owner FROM inventory_proxy.key_sku(key) s LIMIT 1;
+        IF owner IS NOT NULL THEN
+            RETURN inventory_proxy.release_on(owner, key);
+        END IF;
+        o := ROW('not_found', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
     END IF;
-    IF qty IS NOT NULL THEN
-        RETURN (SELECT inventory_proxy.answer(array_agg(o))
-                  FROM inventory_proxy.step_all(key, qty, step, false) o);
+    IF o.status = 'not_found' THEN
+        cart := inventory_proxy.settle_cart(key, qty, false);
+        IF cart.status IS NOT NULL THEN
+            RETURN cart;
+        END IF;
     END IF;
-    SELECT s INTO owner FROM inventory_proxy.key_sku(key) s LIMIT 1;
-    IF owner IS NOT NULL THEN
-        RETURN inventory_proxy.release_on(owner, key);
+    IF sku IS NULL AND qty IS NULL THEN
+        RETURN (SELECT inventory_proxy.answer(array_agg(a)) FROM inventory_proxy.release_all(key) a);
     END IF;
-    RETURN (SELECT inventory_proxy.answer(array_agg(o)) FROM inventory_proxy.release_all(key) o);
+    RETURN o;
 END
 $$;
 
@@ -110,7 +140,8 @@ BEGIN
 END
 $$;
 
--- A held cart whose lines live on one partition, held there as it is.
+-- A held cart whose lines live on one partition, held there as it is (a
+-- cart across shards: hold_cart()).
 CREATE FUNCTION inventory_proxy.reserve_cart(part integer, skus text[], qtys bigint[],
                                              key text, ttl interval, locations text[])
 RETURNS inventory.outcome AS $$
@@ -124,18 +155,74 @@ CREATE FUNCTION inventory.reserve_cart(skus text[], qtys bigint[], key text,
                                        locations text[] DEFAULT NULL)
 RETURNS inventory.outcome
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN inventory_proxy.cart('reserve_cart', skus, qtys, key, locations, ttl);
+END
+$$;
+
+-- Input the proxy would not split, sent to a shard for its exact error
+-- (as refuse_cart).
+CREATE FUNCTION inventory_proxy.refuse_held_cart(skus text[], qtys bigint[], key text,
+                                                 ttl interval, locations text[])
+RETURNS integer AS $$
+    CLUSTER 'inventory_shards';
+    RUN ON 0;
+    SELECT (inventory.reserve_cart(skus, qtys, key, ttl, locations)).status::integer
+           AS refuse_held_cart;
+$$ LANGUAGE plproxy;
+
+/*
+ * A cart: on its shard as it is, or across shards by two_phase() (a sale)
+ * or hold_cart() (reserve_cart, with its ttl).
+ */
+DROP FUNCTION inventory_proxy.cart(text, text[], bigint[], text, text[]);
+CREATE FUNCTION inventory_proxy.cart(call text, skus text[], qtys bigint[], key text,
+                                     locations text[], ttl interval DEFAULT NULL)
+RETURNS inventory.outcome
+LANGUAGE plpgsql AS $$
 DECLARE
     cluster record := inventory_proxy.shards();
     parts integer[];
+    lines record;
+    home integer;
 BEGIN
+    IF NOT inventory_proxy.good_cart(skus, qtys, key, locations)
+       OR (call = 'reserve_cart' AND (ttl IS NULL OR ttl <= interval '0')) THEN
+        IF call = 'reserve_cart' THEN
+            PERFORM inventory_proxy.refuse_held_cart(skus, qtys, key, ttl, locations);
+        ELSE
+            PERFORM inventory_proxy.refuse_cart(skus, qtys, key, locations, call);
+        END IF;
+        RAISE EXCEPTION 'the shard accepted a cart the proxy refused' USING ERRCODE = 'internal_error';
+    END IF;
     parts := ARRAY(SELECT DISTINCT inventory_proxy.partition_of(u.sku, cluster.n, cluster.modular)
                      FROM unnest(skus) AS u(sku));
-    IF cardinality(parts) > 1 THEN
-        RAISE EXCEPTION 'reserve_cart cannot hold a cart whose skus live on several shards'
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Hold each shard''s lines with a reserve_cart of their own, or sell the cart with deduct_cart.';
+    IF cardinality(parts) = 1 THEN
+        RETURN CASE call
+               WHEN 'deduct_cart' THEN inventory_proxy.deduct_cart(parts[1], skus, qtys, key, locations)
+               WHEN 'reserve_cart' THEN inventory_proxy.reserve_cart(parts[1], skus, qtys, key, ttl, locations)
+               ELSE inventory_proxy.deduct_cart_any(parts[1], skus, qtys, key, locations) END;
     END IF;
-    RETURN inventory_proxy.reserve_cart(COALESCE(parts[1], 0), skus, qtys, key, ttl, locations);
+    IF call = 'deduct_cart_any' THEN
+        RAISE EXCEPTION 'deduct_cart_any cannot allocate a cart whose skus live on several shards'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Allocate each shard''s lines with a deduct_cart_any of their own, or name the locations and call deduct_cart.';
+    END IF;
+    PERFORM inventory_proxy.check_key(key);
+    -- one line per row, summed, in row order
+    SELECT array_agg(c.sku ORDER BY c.sku COLLATE "C", c.location COLLATE "C") AS skus,
+           array_agg(c.location ORDER BY c.sku COLLATE "C", c.location COLLATE "C") AS locations,
+           array_agg(-c.qty ORDER BY c.sku COLLATE "C", c.location COLLATE "C") AS deltas
+      INTO lines
+      FROM (SELECT u.sku, COALESCE(u.location, 'default') AS location, sum(u.qty) AS qty
+              FROM unnest(skus, qtys, locations) AS u(sku, qty, location)
+             GROUP BY 1, 2) c;
+    home := inventory_proxy.partition_of(key, cluster.n, cluster.modular);
+    IF call = 'reserve_cart' THEN
+        RETURN inventory_proxy.hold_cart(key, home, lines.skus, lines.locations,
+                                         lines.deltas::bigint[], ttl);
+    END IF;
+    RETURN inventory_proxy.two_phase(key, home, lines.skus, lines.locations, lines.deltas::bigint[]);
 END
 $$;
 
@@ -335,6 +422,97 @@ LANGUAGE sql IMMUTABLE AS $$
                               'deltas', to_jsonb(deltas))
 $$;
 
+/*
+ * The lines picked (by number) held under their derived keys for ttl, on
+ * their partitions; each one's outcome in the order picked (an error if a
+ * partition did not answer for a line).
+ */
+CREATE FUNCTION inventory_proxy.hold_lines(keys text[], skus text[], qtys bigint[],
+                                           locations text[], picked integer[], ttl interval)
+RETURNS inventory.outcome[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    outs inventory.outcome[];
+BEGIN
+    WITH h AS MATERIALIZED (
+        SELECT * FROM inventory_proxy.hold(
+            inventory_proxy.pick(keys, picked), inventory_proxy.pick(skus, picked),
+            inventory_proxy.pick(qtys, picked), inventory_proxy.pick(locations, picked), ttl))
+    SELECT array_agg(CASE WHEN h.key IS NULL THEN NULL
+                          ELSE ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
+                     END ORDER BY t.n)
+      INTO outs
+      FROM unnest(picked) WITH ORDINALITY t(i, n) LEFT JOIN h ON h.key = keys[t.i];
+    IF array_position(outs, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'a shard did not answer for a line of a cart across shards'
+            USING ERRCODE = 'internal_error';
+    END IF;
+    RETURN COALESCE(outs, '{}');
+END
+$$;
+
+-- What earlier calls left of the lines picked, read after their holds
+-- answered outs: each one's state, in the order picked (NULL for a line
+-- whose hold is not a duplicate, and for one whose record is archived);
+-- '{}' when no hold was a duplicate (no round trip).
+CREATE FUNCTION inventory_proxy.line_states(keys text[], skus text[], picked integer[],
+                                            outs inventory.outcome[])
+RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    states text[];
+BEGIN
+    IF NOT EXISTS (SELECT FROM unnest(outs) o WHERE o.status = 'duplicate') THEN
+        RETURN '{}';
+    END IF;
+    WITH s AS MATERIALIZED (
+        SELECT * FROM inventory_proxy.states(inventory_proxy.pick(keys, picked),
+                                             inventory_proxy.pick(skus, picked)))
+    SELECT array_agg(s.state ORDER BY t.n) INTO states
+      FROM unnest(picked) WITH ORDINALITY t(i, n) LEFT JOIN s ON s.key = keys[t.i];
+    RETURN states;
+END
+$$;
+
+/*
+ * The first round of a cart across shards: every line held under attempt
+ * 0's keys for ttl and, on the home partition, the key's lock taken and the
+ * manifest recorded (lines), all at once.  outs: each line's outcome
+ * (NULL when its partition did not answer); opened: the open's status
+ * (ok when the lock was taken and the manifest is new, or left at attempt
+ * 0 with these lines by a call that died).  A partition that fails the
+ * round leaves outs and opened NULL (the caller's way under the lock says
+ * which), and the lock let go.
+ */
+CREATE FUNCTION inventory_proxy.first_round(key text, home integer, keys text[], skus text[],
+                                            qtys bigint[], locations text[], ttl interval,
+                                            lines jsonb, OUT outs inventory.outcome[],
+                                            OUT opened text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer := cardinality(keys);
+BEGIN
+    WITH h AS MATERIALIZED (
+        SELECT * FROM inventory_proxy.cart_step(
+            keys || key, skus || key, qtys || 0::bigint, locations || NULL::text,
+            array_fill('hold'::text, ARRAY[n]) || 'open'::text, ttl, lines))
+    -- by line number; a line with no answer is NULL
+    SELECT array_agg(CASE WHEN h.key IS NULL THEN NULL
+                          ELSE ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
+                     END ORDER BY t.i) FILTER (WHERE t.i <= n),
+           min(h.status) FILTER (WHERE t.i > n)
+      INTO outs, opened
+      FROM unnest(keys || key) WITH ORDINALITY t(k, i) LEFT JOIN h ON h.key = t.k;
+EXCEPTION WHEN query_canceled THEN
+    PERFORM inventory_proxy.unlock_quietly(home);
+    RAISE;
+WHEN OTHERS THEN
+    PERFORM inventory_proxy.unlock_quietly(home);
+    outs := NULL;
+    opened := NULL;
+END
+$$;
+
 DROP FUNCTION inventory_proxy.attempt(text, text[], text[], bigint[]);
 DROP FUNCTION inventory_proxy.try_lock_key(integer, text);   -- manifest_open takes the lock
 
@@ -357,7 +535,8 @@ DROP FUNCTION inventory_proxy.try_lock_key(integer, text);   -- manifest_open ta
  *    expired before its confirm: abandon attempt g (every line released,
  *    what it sold refunded; manifest undone at g + 1), then the refusal, or
  *    attempt g + 1 (pending); the resolver (resolving) never begins one:
- *    it finishes an attempt or undoes it;
+ *    it finishes an attempt or undoes it (manifest undone, or the state
+ *    given: a held cart's confirm that finds a line gone ends expired);
  *  - a line's history archived: an error, the outcome cannot be told;
  *  - a line sold and another never held: the key was another cart's.
  *
@@ -373,7 +552,8 @@ DROP FUNCTION inventory_proxy.try_lock_key(integer, text);   -- manifest_open ta
  */
 CREATE FUNCTION inventory_proxy.attempt(key text, home integer, skus text[], locations text[],
                                         deltas bigint[], ttl interval, first integer,
-                                        resolving boolean, given inventory.outcome[] DEFAULT NULL)
+                                        resolving boolean, given inventory.outcome[] DEFAULT NULL,
+                                        undone text DEFAULT 'undone')
 RETURNS inventory.outcome
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -403,30 +583,9 @@ BEGIN
         IF g = first AND given IS NOT NULL THEN
             outs := given;      -- the caller's first round held every line
         ELSIF cardinality(takes) > 0 THEN
-            WITH h AS MATERIALIZED (
-                SELECT * FROM inventory_proxy.hold(
-                    inventory_proxy.pick(keys, takes), inventory_proxy.pick(skus, takes),
-                    inventory_proxy.pick(qtys, takes), inventory_proxy.pick(locations, takes), ttl))
-            SELECT array_agg(CASE WHEN h.key IS NULL THEN NULL
-                                  ELSE ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
-                             END ORDER BY t.n)
-              INTO outs
-              FROM unnest(takes) WITH ORDINALITY t(i, n) LEFT JOIN h ON h.key = keys[t.i];
-            IF array_position(outs, NULL) IS NOT NULL THEN
-                RAISE EXCEPTION 'a shard did not answer for a line of a cart across shards'
-                    USING ERRCODE = 'internal_error';
-            END IF;
+            outs := inventory_proxy.hold_lines(keys, skus, qtys, locations, takes, ttl);
         END IF;
-        IF cardinality(takes) > 0 THEN
-            -- what earlier calls left of attempt g, read after the holds
-            IF EXISTS (SELECT FROM unnest(outs) o WHERE o.status = 'duplicate') THEN
-                WITH s AS MATERIALIZED (
-                    SELECT * FROM inventory_proxy.states(
-                        inventory_proxy.pick(keys, takes), inventory_proxy.pick(skus, takes)))
-                SELECT array_agg(s.state ORDER BY t.n) INTO states
-                  FROM unnest(takes) WITH ORDINALITY t(i, n) LEFT JOIN s ON s.key = keys[t.i];
-            END IF;
-        END IF;
+        states := inventory_proxy.line_states(keys, skus, takes, outs);
 
         SELECT COALESCE(array_agg(takes[t.j] ORDER BY t.j) FILTER (
                    WHERE (outs[t.j]).status = 'ok'
@@ -475,7 +634,7 @@ BEGIN
                 -- a hold expired before its confirm: abandon attempt g
                 IF inventory_proxy.undo(keys, skus, qtys, locations, takes) THEN
                     PERFORM inventory_proxy.manifest_mark(home, key, g + 1,
-                                                         CASE WHEN resolving THEN 'undone' ELSE 'pending' END,
+                                                         CASE WHEN resolving THEN undone ELSE 'pending' END,
                                                          resolving);
                     IF resolving THEN
                         RETURN ROW('expired', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
@@ -508,7 +667,8 @@ BEGIN
             RETURN ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         END IF;
         IF NOT spent OR resolving THEN
-            PERFORM inventory_proxy.manifest_mark(home, key, g + 1, 'undone', true);
+            PERFORM inventory_proxy.manifest_mark(home, key, g + 1,
+                                                 CASE WHEN resolving THEN undone ELSE 'undone' END, true);
             RETURN COALESCE(refusals[1], ROW('expired', NULL::bigint, NULL::text, NULL::text)::inventory.outcome);
         END IF;
         PERFORM inventory_proxy.manifest_mark(home, key, g + 1, 'pending');
@@ -597,9 +757,8 @@ RETURNS inventory.outcome
 LANGUAGE plpgsql AS $$
 DECLARE
     lines jsonb := inventory_proxy.manifest_lines(skus, locations, deltas);
-    n integer := cardinality(skus);
     qtys bigint[] := ARRAY(SELECT abs(d) FROM unnest(deltas) d);
-    keys text[] := ARRAY(SELECT format('%s#0.%s', key, i) FROM generate_series(1, n) i);
+    keys text[] := ARRAY(SELECT format('%s#0.%s', key, i) FROM generate_series(1, cardinality(skus)) i);
     outs inventory.outcome[];
     opened text;
     fresh integer[] := '{}';
@@ -607,28 +766,9 @@ DECLARE
     result inventory.outcome;
 BEGIN
     IF NOT EXISTS (SELECT FROM unnest(deltas) d WHERE d > 0) THEN
-        BEGIN
-            WITH h AS MATERIALIZED (
-                SELECT * FROM inventory_proxy.cart_step(
-                    keys || key, skus || key, qtys || 0::bigint, locations || NULL::text,
-                    array_fill('hold'::text, ARRAY[n]) || 'open'::text,
-                    inventory_proxy.hold_ttl(), lines))
-            -- by line number; a line with no answer is NULL
-            SELECT array_agg(CASE WHEN h.key IS NULL THEN NULL
-                                  ELSE ROW(h.status, h.available, h.sku, h.location)::inventory.outcome
-                             END ORDER BY t.i) FILTER (WHERE t.i <= n),
-                   min(h.status) FILTER (WHERE t.i > n)
-              INTO outs, opened
-              FROM unnest(keys || key) WITH ORDINALITY t(k, i) LEFT JOIN h ON h.key = t.k;
-        EXCEPTION WHEN query_canceled THEN
-            PERFORM inventory_proxy.unlock_quietly(home);
-            RAISE;
-        WHEN OTHERS THEN
-            -- a partition down: the way below says which
-            PERFORM inventory_proxy.unlock_quietly(home);
-            outs := NULL;
-            opened := NULL;
-        END;
+        SELECT r.outs, r.opened INTO outs, opened
+          FROM inventory_proxy.first_round(key, home, keys, skus, qtys, locations,
+                                           inventory_proxy.hold_ttl(), lines) r;
         IF opened = 'ok' AND array_position(outs, NULL) IS NULL THEN
             BEGIN
                 RETURN inventory_proxy.attempt(key, home, skus, locations, deltas,
@@ -673,9 +813,10 @@ $$;
 
 /*
  * The resolver: every cart or bill across shards left pending longer than
- * its hold ttl (its client gone, or still waiting on a shard) is finished
- * if every line can be sold, else undone (every line released, what was
- * sold refunded), with no client.  A cart whose key another call holds is
+ * its hold ttl (its client gone, or still waiting on a shard), and every
+ * held cart whose confirm began and did not end, is finished if every line
+ * can be sold, else undone (every line released, what was sold refunded),
+ * with no client; a held cart past its ttl is released (expired).  A cart whose key another call holds is
  * left to the next run.  Returns how many it resolved.  Run it on a
  * schedule, e.g. with pg_cron in the proxy database:
  *   SELECT cron.schedule('inventory-resolve', '* * * * *', 'SELECT inventory_proxy.resolve()');
@@ -695,15 +836,12 @@ BEGIN
                 BEGIN
                     SELECT * INTO m FROM inventory_proxy.open_key(home, d.key, NULL, NULL, NULL);
                     CONTINUE WHEN NOT m.locked;
-                    IF m.state = 'pending' AND m.attempt = d.attempt
+                    IF m.state IN ('pending', 'held', 'confirming') AND m.attempt = d.attempt
                        AND m.touched_at + m.ttl < now() THEN
-                        -- attempt() lets go of the lock with its last mark
-                        PERFORM inventory_proxy.attempt(
-                            d.key, home,
-                            ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'skus')),
-                            ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'locations')),
-                            ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'deltas')::bigint),
-                            m.ttl, m.attempt, true);
+                        -- end_cart() lets go of the lock with its last mark
+                        PERFORM inventory_proxy.end_cart(d.key, home, m.lines, m.ttl, m.attempt,
+                                                         CASE m.state WHEN 'held' THEN 'expired'
+                                                                      ELSE 'resolve' END);
                         resolved := resolved + 1;
                         CONTINUE;
                     END IF;
@@ -722,24 +860,29 @@ BEGIN
 END
 $$;
 
--- The state of a cart or bill across shards: ok, pending, undone (also
--- cancelled), or NULL for a key no such cart has.
+-- The state of a cart or bill across shards: ok, pending (also a held
+-- cart being confirmed), undone (also cancelled, and a held cart released
+-- or expired), held (a held cart within its ttl), or NULL for a key no
+-- such cart has.
 CREATE FUNCTION inventory_proxy.status(key text)
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     cluster record := inventory_proxy.shards();
-    state text;
+    m record;
 BEGIN
-    SELECT m.state INTO state
-      FROM inventory_proxy.manifest_of(inventory_proxy.partition_of(key, cluster.n, cluster.modular), key) m;
-    RETURN CASE state WHEN 'cancelled' THEN 'undone' ELSE state END;
+    SELECT * INTO m
+      FROM inventory_proxy.manifest_of(inventory_proxy.partition_of(key, cluster.n, cluster.modular), key);
+    RETURN CASE WHEN m.state IN ('cancelled', 'released', 'expired')
+                  OR (m.state = 'held' AND m.touched_at + m.ttl <= now()) THEN 'undone'
+                WHEN m.state = 'confirming' THEN 'pending'
+                ELSE m.state END;
 END
 $$;
 
 /*
- * Undo a cart or bill across shards that has not finished: every line
- * released, what it sold refunded; ok.  A cart that finished answers
+ * Undo a cart or bill across shards that has not finished (a held cart
+ * too): every line released, what it sold refunded; ok.  A cart that finished answers
  * conflict (refund its lines one by one); one already undone, ok (or
  * duplicate when cancelled before).  A key no cart has is recorded
  * cancelled, so that a cart arriving late with it answers conflict
@@ -752,11 +895,6 @@ DECLARE
     cluster record := inventory_proxy.shards();
     home integer := inventory_proxy.partition_of(key, cluster.n, cluster.modular);
     m record;
-    skus text[];
-    locations text[];
-    deltas bigint[];
-    keys text[];
-    takes integer[];
     status text;
 BEGIN
     SELECT * INTO m FROM inventory_proxy.open_key(home, key, NULL, NULL,
@@ -769,25 +907,14 @@ BEGIN
             status := 'duplicate';
         ELSIF m.state = 'ok' THEN
             status := 'conflict';
-        ELSIF m.state = 'undone' THEN
+        ELSIF m.state IN ('undone', 'released', 'expired') THEN
             PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'cancelled');
             status := 'ok';
         ELSE
-            skus := ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'skus'));
-            locations := ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'locations'));
-            deltas := ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'deltas')::bigint);
-            keys := ARRAY(SELECT format('%s#%s.%s', key, m.attempt, i)
-                            FROM generate_series(1, cardinality(skus)) i);
-            takes := ARRAY(SELECT i FROM generate_subscripts(deltas, 1) i WHERE deltas[i] < 0);
-            IF inventory_proxy.undo(keys, skus, ARRAY(SELECT abs(d) FROM unnest(deltas) d),
-                                    locations, takes) THEN
-                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt + 1, 'cancelled');
-                status := 'ok';
-            ELSE
-                -- every line sold: it finished meanwhile
-                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'ok');
-                status := 'conflict';
-            END IF;
+            -- pending, held or confirming: every line released, what was
+            -- sold refunded (conflict when every line was sold: it
+            -- finished meanwhile); end_cart() lets go of the lock
+            RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'cancelled');
         END IF;
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         PERFORM inventory_proxy.unlock_quietly(home);
@@ -798,16 +925,241 @@ BEGIN
 END
 $$;
 
+/*
+ * Held carts across shards (reserve_cart).  Each line is held on its
+ * partition under attempt g's derived key ("<key>#<g>.<line>") for the
+ * cart's ttl plus inventory_proxy.hold_ttl, and the cart is recorded on its
+ * key's home partition as held, with its own ttl: the manifest, not the
+ * lines' expiry, is the authority on the cart's.  A confirm marks it
+ * confirming (before its ttl has passed; after, it is expired) and then
+ * sells every line as a sale's attempt does (attempt(), resolving: it
+ * finishes or undoes, never begins another attempt), so a confirm that
+ * began before the ttl finds every line still held, and one that dies is
+ * finished by whoever comes next: a retry, or the resolver.  A release, the
+ * resolver past the ttl, and cancel() release every line.  All of them take
+ * the key's lock, as a sale's calls do, so the manifest moves one way.
+ *
+ * The first round holds every line and records the manifest at once (as a
+ * sale's does).  When that round did not take the lock or find the
+ * manifest new (another call has the key, a retry, an attempt refused
+ * before), the call reads the manifest under the lock and goes on from it:
+ * held or undone with these lines, it holds attempt g (a line held answers
+ * duplicate); otherwise it lets go of what its round held.  Returns ok;
+ * duplicate for a retry (also of a cart since confirmed, released or
+ * expired); the line that decided insufficient or not_found (every line
+ * released: nothing stays held); conflict when the key was released or
+ * cancelled before the cart arrived; 23505 for another cart's key.
+ */
+CREATE FUNCTION inventory_proxy.hold_cart(key text, home integer, skus text[], locations text[],
+                                          deltas bigint[], ttl interval)
+RETURNS inventory.outcome
+LANGUAGE plpgsql AS $$
+DECLARE
+    lines jsonb := inventory_proxy.manifest_lines(skus, locations, deltas)
+                   || jsonb_build_object('ttl', ttl);
+    n integer := cardinality(skus);
+    every integer[] := ARRAY(SELECT generate_series(1, cardinality(skus)));
+    qtys bigint[] := ARRAY(SELECT abs(d) FROM unnest(deltas) d);
+    hold_for interval := ttl + inventory_proxy.hold_ttl();
+    keys text[] := ARRAY(SELECT format('%s#0.%s', key, i) FROM generate_series(1, n) i);
+    g integer := 0;
+    outs inventory.outcome[];
+    opened text;
+    fresh integer[];
+    m record;
+    states text[];
+    held integer;
+    refused integer;
+    answer text;
+BEGIN
+    SELECT r.outs, r.opened INTO outs, opened
+      FROM inventory_proxy.first_round(key, home, keys, skus, qtys, locations, hold_for, lines) r;
+    BEGIN
+        IF opened IS DISTINCT FROM 'ok' OR array_position(outs, NULL) IS NOT NULL THEN
+            fresh := ARRAY(SELECT i FROM generate_subscripts(outs, 1) i
+                            WHERE (outs[i]).status = 'ok' ORDER BY i);
+            outs := NULL;
+            SELECT * INTO m FROM inventory_proxy.open_key(home, key, lines, ttl,
+                                                          clock_timestamp() + inventory_proxy.hold_ttl());
+            IF m.state = 'cancelled' OR m.lines <> lines OR m.state NOT IN ('held', 'undone')
+               OR m.attempt <> 0 THEN
+                -- the round's holds belong to no attempt of the cart
+                PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, fresh, 'release');
+            END IF;
+            IF m.state = 'cancelled' OR (m.lines = lines AND m.state NOT IN ('held', 'undone')) THEN
+                PERFORM inventory_proxy.unlock_keys(home);
+                RETURN ROW(CASE m.state WHEN 'cancelled' THEN 'conflict' ELSE 'duplicate' END,
+                           NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+            END IF;
+            IF m.lines <> lines THEN
+                RAISE EXCEPTION 'idempotency key "%" was already used by another cart', key
+                    USING ERRCODE = 'unique_violation', CONSTRAINT = 'inventory_key_reuse',
+                          HINT = 'Use a new key for every distinct cart; retry only with the same lines.';
+            END IF;
+            g := m.attempt;
+            IF m.state = 'undone' THEN
+                -- a new attempt after a refusal: held from now
+                PERFORM inventory_proxy.manifest_mark(home, key, g, 'held');
+            END IF;
+            keys := ARRAY(SELECT format('%s#%s.%s', key, g, i) FROM generate_series(1, n) i);
+            outs := inventory_proxy.hold_lines(keys, skus, qtys, locations, every, hold_for);
+        END IF;
+        states := inventory_proxy.line_states(keys, skus, every, outs);
+        SELECT count(*) FILTER (WHERE (outs[i]).status = 'ok'
+                                   OR ((outs[i]).status = 'duplicate' AND states[i] = 'held')),
+               min(i) FILTER (WHERE (outs[i]).status NOT IN ('ok', 'duplicate', 'conflict'))
+          INTO held, refused
+          FROM generate_subscripts(outs, 1) i;
+        IF held = n THEN
+            answer := CASE WHEN EXISTS (SELECT FROM unnest(outs) o WHERE o.status = 'ok')
+                           THEN 'ok' ELSE 'duplicate' END;
+        ELSIF refused IS NOT NULL AND NOT EXISTS (
+                  SELECT FROM unnest(outs) o WHERE o.status IN ('ok', 'duplicate', 'conflict')) THEN
+            -- nothing held: the key stays unused (at attempt 0), or the
+            -- refused attempt may be tried again
+            PERFORM inventory_proxy.manifest_mark(home, key, g, CASE WHEN g > 0 THEN 'undone' END, true);
+            RETURN outs[refused];
+        ELSE
+            -- a line refused after others were held: the attempt is given up
+            -- (a retry tries the next); a line of it spent before (released,
+            -- expired): the cart is over, and a retry is told so
+            PERFORM inventory_proxy.undo(keys, skus, qtys, locations, every);
+            PERFORM inventory_proxy.manifest_mark(
+                home, key, g + 1, CASE WHEN refused IS NOT NULL THEN 'undone' ELSE 'expired' END, true);
+            IF refused IS NOT NULL THEN
+                RETURN outs[refused];
+            END IF;
+            answer := 'duplicate';
+        END IF;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM inventory_proxy.unlock_quietly(home);
+        RAISE;
+    END;
+    PERFORM inventory_proxy.unlock_keys(home);
+    RETURN ROW(answer, NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+END
+$$;
+
+/*
+ * End attempt g of a cart across shards as its manifest records it, under
+ * the key's lock, and let go of the lock with the last mark.  how:
+ * resolve finishes it if every line can be sold, else undoes it (attempt(),
+ * resolving: a sale ends undone, a held cart expired); any other state
+ * (released, expired, cancelled) releases every line, refunds what was sold,
+ * and marks the cart so: ok, or conflict when every line had been sold
+ * (the cart is marked ok).
+ */
+CREATE FUNCTION inventory_proxy.end_cart(key text, home integer, lines jsonb, ttl interval,
+                                         g integer, how text)
+RETURNS inventory.outcome
+LANGUAGE plpgsql AS $$
+DECLARE
+    skus text[] := ARRAY(SELECT jsonb_array_elements_text(lines -> 'skus'));
+    locations text[] := ARRAY(SELECT jsonb_array_elements_text(lines -> 'locations'));
+    deltas bigint[] := ARRAY(SELECT jsonb_array_elements_text(lines -> 'deltas')::bigint);
+    held boolean := lines ? 'ttl';
+BEGIN
+    IF how = 'resolve' THEN
+        RETURN inventory_proxy.attempt(
+            key, home, skus, locations, deltas,
+            ttl + CASE WHEN held THEN inventory_proxy.hold_ttl() ELSE interval '0' END,
+            g, true, NULL, CASE WHEN held THEN 'expired' ELSE 'undone' END);
+    END IF;
+    IF inventory_proxy.undo(ARRAY(SELECT format('%s#%s.%s', key, g, i)
+                                    FROM generate_subscripts(skus, 1) i),
+                            skus, ARRAY(SELECT abs(d) FROM unnest(deltas) d), locations,
+                            ARRAY(SELECT i FROM generate_subscripts(deltas, 1) i WHERE deltas[i] < 0)) THEN
+        PERFORM inventory_proxy.manifest_mark(home, key, g + 1, how, true);
+        RETURN ROW('ok', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+    END IF;
+    -- every line sold: it finished meanwhile
+    PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true);
+    RETURN ROW('conflict', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+END
+$$;
+
+/*
+ * A whole confirm (confirm) or release of a held cart across shards, for a
+ * key no partition knows (its lines are held under derived keys); NULL when
+ * the key has no such cart, and then a release records it cancelled on its
+ * home partition, so that a late reserve_cart across shards answers
+ * conflict, as a late reserve does after its release's tombstone.  A step
+ * (qty) on such a cart is refused with 0A000.  The statuses are those of
+ * one reservation: confirm ok, duplicate (confirmed before), expired (past
+ * its ttl, or released: every line is let go); release ok, duplicate,
+ * conflict (confirmed, or being confirmed), expired; not_found for a cart
+ * that was refused (nothing held).
+ */
+CREATE FUNCTION inventory_proxy.settle_cart(key text, qty bigint, confirm boolean)
+RETURNS inventory.outcome
+LANGUAGE plpgsql AS $$
+DECLARE
+    cluster record := inventory_proxy.shards();
+    home integer;
+    m record;
+    status text;
+BEGIN
+    IF NOT inventory_proxy.good_name(key) OR octet_length(key) > 232 THEN
+        RETURN NULL;        -- no cart across shards has such a key
+    END IF;
+    home := inventory_proxy.partition_of(key, cluster.n, cluster.modular);
+    SELECT * INTO m FROM inventory_proxy.open_key(home, key, NULL, NULL,
+                                                  clock_timestamp() + inventory_proxy.hold_ttl());
+    BEGIN
+        IF m.state IS NULL OR NOT m.lines ? 'ttl' THEN
+            IF m.state IS NULL AND NOT confirm AND qty IS NULL THEN
+                PERFORM inventory_proxy.manifest_mark(home, key, 0, 'cancelled');
+            END IF;
+        ELSIF qty IS NOT NULL THEN
+            RAISE EXCEPTION 'a held cart across shards is settled only whole'
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Confirm or release the cart by its key alone, or hold each shard''s lines with a reserve_cart of their own to settle them in parts.';
+        ELSIF m.state = 'held' AND m.touched_at + m.ttl <= now() THEN
+            PERFORM inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'expired');
+            RETURN ROW('expired', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        ELSIF m.state = 'held' AND NOT confirm THEN
+            RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'released');
+        ELSIF m.state IN ('held', 'confirming') AND confirm THEN
+            IF m.state = 'held' THEN
+                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'confirming');
+            END IF;
+            RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve');
+        ELSE
+            status := CASE WHEN m.state = 'undone' THEN 'not_found'
+                           WHEN m.state = 'expired' THEN 'expired'
+                           WHEN m.state = 'ok' AND confirm THEN 'duplicate'
+                           WHEN m.state IN ('ok', 'confirming') THEN 'conflict'
+                           WHEN confirm THEN 'expired'          -- released or cancelled
+                           ELSE 'duplicate' END;
+        END IF;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM inventory_proxy.unlock_quietly(home);
+        RAISE;
+    END;
+    PERFORM inventory_proxy.unlock_keys(home);
+    RETURN CASE WHEN status IS NOT NULL
+                THEN ROW(status, NULL::bigint, NULL::text, NULL::text)::inventory.outcome END;
+END
+$$;
+
 REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, interval),
                        inventory_proxy.manifest_of(integer, text),
                        inventory_proxy.manifest_mark(integer, text, integer, text, boolean),
                        inventory_proxy.manifests_due(integer),
                        inventory_proxy.manifest_lines(text[], text[], bigint[]),
-                       inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[]),
+                       inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[], text),
                        inventory_proxy.cart_step(text[], text[], bigint[], text[], text[], interval, jsonb),
                        inventory_proxy.close_home(text, integer, text[], text[], bigint[], text[], integer[]),
                        inventory_proxy.unlock_quietly(integer),
                        inventory_proxy.open_key(integer, text, jsonb, interval, timestamptz),
+                       inventory_proxy.hold_lines(text[], text[], bigint[], text[], integer[], interval),
+                       inventory_proxy.line_states(text[], text[], integer[], inventory.outcome[]),
+                       inventory_proxy.first_round(text, integer, text[], text[], bigint[], text[], interval, jsonb),
+                       inventory_proxy.hold_cart(text, integer, text[], text[], bigint[], interval),
+                       inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text),
+                       inventory_proxy.settle_cart(text, bigint, boolean),
+                       inventory_proxy.refuse_held_cart(text[], bigint[], text, interval, text[]),
+                       inventory_proxy.cart(text, text[], bigint[], text, text[], interval),
                        inventory_proxy.resolve(),
                        inventory_proxy.status(text),
                        inventory_proxy.cancel(text)
@@ -899,25 +1251,32 @@ COMMENT ON FUNCTION inventory_proxy.two_phase(text, integer, text[], text[], big
 COMMENT ON FUNCTION inventory_proxy.check_key(text) IS 'Internal: raises 22001 for a key too long (over 232 bytes) for the derived keys of a cart across shards.';
 COMMENT ON FUNCTION inventory_proxy.good_name(text) IS 'Internal: returns whether a name passes the shards'' checks (not NULL, 1 to 256 bytes).';
 COMMENT ON FUNCTION inventory_proxy.good_cart(text[], bigint[], text, text[]) IS 'Internal: returns whether a cart''s arguments pass every check the shards make; the proxy splits only such carts.';
-COMMENT ON FUNCTION inventory_proxy.cart(text, text[], bigint[], text, text[]) IS 'Internal: runs a deduct_cart or deduct_cart_any (named by call) on its shard when its skus share one, or across shards by two_phase(); a deduct_cart_any across shards raises 0A000.';
 COMMENT ON FUNCTION inventory.deduct_cart(text[], bigint[], text, text[]) IS 'Takes every line of a cart or none: on its shard as it is when its skus share one, otherwise across shards by try/confirm/cancel under derived keys. Returns one outcome: ok, duplicate, insufficient or not_found.';
 COMMENT ON FUNCTION inventory.deduct_cart_any(text[], bigint[], text, text[]) IS 'Takes a whole cart, all or nothing, from as few locations as can serve it, on the shard its skus share; a cart whose skus live on several shards is refused with 0A000. Returns one outcome: ok, duplicate, insufficient or not_found.';
 COMMENT ON FUNCTION inventory_proxy.good_bills(jsonb) IS 'Internal: returns whether a bills document passes every check of the shards'' parser; the proxy splits only such documents.';
 COMMENT ON FUNCTION inventory.apply_bills(jsonb) IS 'Applies a JSON array of bills in order, each all or nothing: runs of bills on one partition go there as one document, a bill across partitions by try/confirm/cancel. Returns one (key, status) row per bill in order: ok, duplicate, insufficient or not_found.';
 
 -- the objects of 1.2
-COMMENT ON FUNCTION inventory.confirm(text, bigint, text, text) IS 'Confirms a reservation on the shard that holds it: with sku, on that sku''s partition only; without, every partition is asked. With qty, a step of one line under its own key (shards at 1.2).';
-COMMENT ON FUNCTION inventory.release(text, bigint, text, text) IS 'Releases a reservation on the shard that holds it: with sku, on that sku''s partition only; without, the partition that recorded the key, or every partition (tombstones) for a key nobody recorded. With qty, a step of one line.';
+COMMENT ON FUNCTION inventory.confirm(text, bigint, text, text) IS 'Confirms a reservation on the shard that holds it: with sku, on that sku''s partition only; without, every partition is asked; a held cart across shards by its manifest. With qty, a step of one line under its own key (shards at 1.2).';
+COMMENT ON FUNCTION inventory.release(text, bigint, text, text) IS 'Releases a reservation on the shard that holds it: with sku, on that sku''s partition only; without, the partition that recorded the key, or every partition (tombstones) for a key nobody recorded; a held cart across shards by its manifest. With qty, a step of one line.';
 COMMENT ON FUNCTION inventory.refund(text, bigint, text, text) IS 'Refunds units of a sale on the shard that made it: with the sale''s sku, on that partition only; without, every partition is asked.';
-COMMENT ON FUNCTION inventory.reserve_cart(text[], bigint[], text, interval, text[]) IS 'Holds a cart whose lines live on one partition, there (a cart across shards is refused with 0A000).';
+COMMENT ON FUNCTION inventory.reserve_cart(text[], bigint[], text, interval, text[]) IS 'Holds every line of a cart until now + ttl, or none: on its shard as it is when its skus share one, otherwise across shards under derived keys, recorded on the key''s home partition. Returns one outcome: ok, duplicate, insufficient, not_found, or conflict when the key was released before it arrived.';
+COMMENT ON FUNCTION inventory_proxy.refuse_held_cart(text[], bigint[], text, interval, text[]) IS 'Internal: sends a held cart the proxy would not split to partition 0 in a statement that can only fail, so the caller gets the shard''s own error.';
+COMMENT ON FUNCTION inventory_proxy.cart(text, text[], bigint[], text, text[], interval) IS 'Internal: runs a deduct_cart, deduct_cart_any or reserve_cart (named by call; ttl for reserve_cart) on its shard when its skus share one, or across shards by two_phase() or hold_cart(); a deduct_cart_any across shards raises 0A000.';
 COMMENT ON FUNCTION inventory_proxy.settle_on(text, text, bigint, text, boolean) IS 'Internal: a confirm or release of one line on its sku''s partition.';
 COMMENT ON FUNCTION inventory_proxy.step_all(text, bigint, text, boolean) IS 'Internal: a step of a confirm or release on every partition.';
 COMMENT ON FUNCTION inventory_proxy.refund_on(text, text, bigint, text) IS 'Internal: a refund on the partition of the sale''s sku.';
 COMMENT ON FUNCTION inventory_proxy.reserve_cart(integer, text[], bigint[], text, interval, text[]) IS 'Internal: a held cart on the partition given.';
-COMMENT ON FUNCTION inventory_proxy.resolve() IS 'Finishes or undoes every cart or bill across shards left pending longer than its hold ttl, with no client; returns how many. Schedule it, e.g. with pg_cron once a minute.';
-COMMENT ON FUNCTION inventory_proxy.status(text) IS 'The state of a cart or bill across shards: ok, pending, undone (or cancelled), or NULL for an unknown key.';
+COMMENT ON FUNCTION inventory_proxy.resolve() IS 'Finishes or undoes every cart or bill across shards left pending longer than its hold ttl, finishes every held cart whose confirm began, and releases every held cart past its ttl, with no client; returns how many. Schedule it, e.g. with pg_cron once a minute.';
+COMMENT ON FUNCTION inventory_proxy.status(text) IS 'The state of a cart or bill across shards: ok, pending, undone (or cancelled, released, expired), held (a held cart within its ttl), or NULL for an unknown key.';
+COMMENT ON FUNCTION inventory_proxy.hold_lines(text[], text[], bigint[], text[], integer[], interval) IS 'Internal: holds the lines picked under their derived keys on their partitions; returns each one''s outcome in the order picked.';
+COMMENT ON FUNCTION inventory_proxy.line_states(text[], text[], integer[], inventory.outcome[]) IS 'Internal: the states of the holds of the lines picked, read when one of their holds answered duplicate.';
+COMMENT ON FUNCTION inventory_proxy.first_round(text, integer, text[], text[], bigint[], text[], interval, jsonb) IS 'Internal: the first round of a cart across shards: every line held under attempt 0''s keys and the manifest recorded under the key''s lock, at once; returns the lines'' outcomes and the open''s status.';
+COMMENT ON FUNCTION inventory_proxy.hold_cart(text, integer, text[], text[], bigint[], interval) IS 'Internal: a held cart across shards (reserve_cart): every line held under derived keys for ttl plus inventory_proxy.hold_ttl, recorded as held on the key''s home partition; returns the cart''s outcome.';
+COMMENT ON FUNCTION inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text) IS 'Internal: ends an attempt of a cart across shards under its key''s lock: resolve finishes or undoes it; released, expired or cancelled lets every line go and marks it so.';
+COMMENT ON FUNCTION inventory_proxy.settle_cart(text, bigint, boolean) IS 'Internal: a whole confirm or release of a held cart across shards, by its manifest; NULL when the key has no such cart (a release then records the key cancelled).';
 COMMENT ON FUNCTION inventory_proxy.cancel(text) IS 'Undoes a cart or bill across shards that has not finished (every line released, what was sold refunded): ok; conflict if it finished; duplicate if cancelled before; not_found (recording the cancel) for an unknown key.';
-COMMENT ON FUNCTION inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[]) IS 'Internal: one call''s attempts at a cart across shards (try/confirm/cancel under derived keys), recorded in its manifest; given: the outcomes of the first attempt''s holds of every line, when the caller made them.';
+COMMENT ON FUNCTION inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[], text) IS 'Internal: one call''s attempts at a cart across shards (try/confirm/cancel under derived keys), recorded in its manifest; given: the outcomes of the first attempt''s holds of every line, when the caller made them.';
 COMMENT ON FUNCTION inventory_proxy.cart_step(text[], text[], bigint[], text[], text[], interval, jsonb) IS 'Internal: a round of a cart across shards, each partition''s lines (and the home partition''s open or ok of the manifest) in one call there; returns each line''s outcome.';
 COMMENT ON FUNCTION inventory_proxy.close_home(text, integer, text[], text[], bigint[], text[], integer[]) IS 'Internal: the last round of a cart without receipts: the home partition''s lines confirmed and the manifest marked ok in one transaction there; returns each line''s status, then the mark''s.';
 COMMENT ON FUNCTION inventory_proxy.unlock_quietly(integer) IS 'Internal: unlock_keys(part), ignoring a connection that is gone (its locks went with it).';

@@ -195,13 +195,13 @@ static InvQuery DropReservations = {
 };
 
 /*
- * Manifests of carts across shards (inventory_proxy) that finished before
+ * Manifests of carts across shards (inventory_proxy) that ended before
  * the cutoff: a retry that late finds its attempts' keys archived anyway.
  */
 static InvQuery DropManifests = {
 	"DELETE FROM inventory.cart_manifest WHERE ctid = ANY (ARRAY("
 	"  SELECT m.ctid FROM inventory.cart_manifest m "
-	"   WHERE m.state <> 'pending' AND m.touched_at < $1 LIMIT $2))",
+	"   WHERE m.state NOT IN ('pending', 'held', 'confirming') AND m.touched_at < $1 LIMIT $2))",
 	2, {TIMESTAMPTZOID, INT8OID}
 };
 

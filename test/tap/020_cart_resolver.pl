@@ -6,7 +6,10 @@
 # a retry under another inventory_proxy.hold_ttl goes through (the recorded
 # ttl is used); cancel() of a pending cart returns every unit; and with one
 # shard server down, carts whose key has its home on the other go on, while
-# one homed on the stopped server fails with an error that says so.
+# one homed on the stopped server fails with an error that says so.  Held
+# carts across shards (reserve_cart): held, confirmed and released whole by
+# key, refused, expired by the resolver, finished after a confirm that died,
+# cancelled, and released before they arrive.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -47,7 +50,7 @@ sub px { return $proxy->safe_psql('postgres', $_[0]) }
 my %part_of = map { split /\|/ } split /\n/, px(q{
 	SELECT s || '|' || inventory_proxy.partition_of(s, 4, false)
 	  FROM (SELECT 'sku-' || i AS s FROM generate_series(1, 40) i
-	        UNION ALL SELECT 'key-' || i FROM generate_series(1, 40) i) x});
+	        UNION ALL SELECT 'key-' || i FROM generate_series(1, 80) i) x});
 my @on_a = grep { /^sku/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
 my @on_b = grep { /^sku/ && $part_of{$_} % 2 == 1 } sort keys %part_of;
 my @home_a = grep { /^key/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
@@ -140,6 +143,112 @@ my $left = 0;
 $left += on_part($_, "SELECT count(*) FROM inventory.reservation WHERE key LIKE '$kc#%' AND state = 'held'")
   for 0 .. 3;
 is($left, 0, 'and leaves nothing held');
+
+# 5. held carts across shards (reserve_cart)
+my ($h1, $h2) = sort ($on_a[4], $on_b[4]);
+px("SELECT inventory.restock('$_', 100, 'po-$_')") for $h1, $h2;
+sub reserved
+{
+	return px("SELECT string_agg(reserved::text, ' ' ORDER BY sku) FROM inventory.stock_levels
+		WHERE sku IN ('$h1', '$h2')");
+}
+# run the resolver until a condition holds (it acts on a cart once its ttl
+# has passed)
+sub resolved_until
+{
+	my ($cond) = @_;
+	return $proxy->poll_query_until('postgres',
+		"WITH r AS MATERIALIZED (SELECT inventory_proxy.resolve() AS n) SELECT n >= 0 AND ($cond) FROM r");
+}
+sub sqlstate
+{
+	my ($sql) = @_;
+	my ($ret, $out, $err) = $proxy->psql('postgres', $sql, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	return $err =~ /ERROR:\s+(\w{5}):/ ? $1 : "none: $out";
+}
+my $hk = $home_a[10];
+is(px("SELECT status FROM inventory.reserve_cart('{$h2,$h1}', '{3,2}', '$hk', '1 hour')"), 'ok',
+	'a held cart across shards');
+is(reserved(), '2 3', 'holds every line on its shard');
+is(px("SELECT inventory_proxy.status('$hk')"), 'held', 'and is held');
+is(px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{2,3}', '$hk', '1 hour')"), 'duplicate',
+	'a retry is a duplicate');
+is(sqlstate("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,4}', '$hk', '1 hour')"), '23505',
+	'other lines under its key: the key-reuse error');
+is(sqlstate("SELECT inventory.deduct_cart('{$h1,$h2}', '{2,3}', '$hk')"), '23505',
+	'a sale under its key: the key-reuse error');
+is(sqlstate("SELECT inventory.confirm('$hk', 1, '$hk-step', '$h1')"), '0A000',
+	'a step on it is refused');
+is(px("SELECT status FROM inventory.confirm('$hk')"), 'ok', 'confirm by key');
+is(reserved() . ' ' . on_hand($h1) . ' ' . on_hand($h2), '0 0 98 97', 'sells every line');
+is(px("SELECT inventory_proxy.status('$hk')"), 'ok', 'and the cart is ok');
+is(px("SELECT status FROM inventory.confirm('$hk', sku => '$h2')") . ' '
+	  . px("SELECT status FROM inventory.release('$hk')") . ' '
+	  . px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{2,3}', '$hk', '1 hour')"),
+	'duplicate conflict duplicate', 'then confirm is a duplicate, release a conflict, a retry a duplicate');
+
+$hk = $home_b[10];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour')");
+is(px("SELECT status FROM inventory.release('$hk', sku => '$h1')"), 'ok', 'release by key (and a line\'s sku)');
+is(reserved() . ' ' . on_hand($h1) . ' ' . on_hand($h2) . ' ' . px("SELECT inventory_proxy.status('$hk')"),
+	'0 0 98 97 undone', 'gives every unit back');
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' '
+	  . px("SELECT status FROM inventory.release('$hk')") . ' '
+	  . px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour')"),
+	'expired duplicate duplicate', 'then confirm is expired, release and a retry duplicates');
+
+$hk = $home_a[11];
+is(px("SELECT status || ' ' || sku FROM inventory.reserve_cart('{$h1,$h2}', '{1,1000}', '$hk')"),
+	"insufficient $h2", 'a line short: insufficient, naming it');
+is(reserved(), '0 0', 'and nothing stays held');
+px("SELECT inventory.restock('$h2', 1000, 'po-more-$h2')");
+is(px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1000}', '$hk')"), 'ok',
+	'a retry once there is stock holds it');
+is(reserved(), '1 1000', 'every line');
+is(px("SELECT status FROM inventory_proxy.cancel('$hk')"), 'ok', 'cancel() of a held cart');
+is(reserved() . ' ' . px("SELECT inventory_proxy.status('$hk')"), '0 0 undone', 'lets every line go');
+
+$hk = $home_b[11];
+is(px("SELECT status FROM inventory.release('$hk')"), 'not_found', 'a release before its cart');
+is(px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk')"), 'conflict',
+	'makes the late held cart conflict');
+is(reserved(), '0 0', 'holding nothing');
+is(sqlstate("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$home_a[12]', '0 s')"), '22023',
+	'a ttl that is not positive is refused');
+
+# past its ttl: a confirm answers expired, the resolver releases
+$hk = $home_a[13];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 s')");
+ok($proxy->poll_query_until('postgres', "SELECT inventory_proxy.status('$hk') = 'undone'"),
+	'a held cart past its ttl is undone');
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . reserved(), 'expired 0 0',
+	'a confirm then answers expired, and lets its lines go');
+$hk = $home_b[13];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 s')");
+ok(resolved_until("'$hk' NOT IN (SELECT key FROM inventory_proxy.manifests_due($part_of{$hk}))
+	AND inventory_proxy.status('$hk') = 'undone'"), 'the resolver releases one past its ttl');
+is(reserved(), '0 0', 'every line let go');
+my $states = '';
+$states .= on_part($part_of{$_}, "SELECT string_agg(state, ' ') FROM inventory.reservation WHERE key LIKE '$hk#%'")
+  . ' ' for $h1, $h2;
+is($states, 'released released ', 'on both shards');
+
+# a confirm that died after marking the cart and selling one line: whoever
+# comes next (a retry, or the resolver) sells the rest
+for my $k ($home_a[14], $home_b[14])
+{
+	$proxy->safe_psql('postgres', qq{SET inventory_proxy.hold_ttl = '1 hour';
+		SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$k', '2 s')});
+	px("SELECT inventory_proxy.manifest_mark($part_of{$k}, '$k', 0, 'confirming')");
+	px("SELECT count(*) FROM inventory_proxy.settle('{$k#0.1}', '{$h1}', '{1}', '{default}', '{confirm}')");
+	is(px("SELECT inventory_proxy.status('$k')"), 'pending', 'a confirm that died leaves it pending');
+}
+my $sold = on_hand($h1) . ' ' . on_hand($h2);
+is(px("SELECT status FROM inventory.confirm('$home_a[14]')"), 'ok', 'a retry of the confirm finishes it');
+ok(resolved_until("inventory_proxy.status('$home_b[14]') = 'ok'"), 'the resolver finishes the other');
+is(on_hand($h1) . ' ' . on_hand($h2) . ' ' . reserved(), ($sold =~ s/(\d+) (\d+)/$1 . ' ' . ($2 - 2)/er) . ' 0 0',
+	'each line sold once');
+is(px('SELECT count(*) FROM inventory.reconcile()'), '0', 'reconcile() is empty on every partition');
 
 # 4. a shard server down: carts homed on the other server go on
 # (skus of partitions 0 and 2: a cart across shards, all on shard_a)
