@@ -1115,8 +1115,12 @@ BEGIN
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'Confirm or release the cart by its key alone, or hold each shard''s lines with a reserve_cart of their own to settle them in parts.';
         ELSIF m.state = 'held' AND m.touched_at + m.ttl <= now() THEN
-            PERFORM inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'expired');
-            RETURN ROW('expired', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+            -- (conflict: every line was sold, the cart is ok)
+            RETURN ROW(CASE (inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt,
+                                                     'expired')).status
+                       WHEN 'conflict' THEN CASE WHEN confirm THEN 'duplicate' ELSE 'conflict' END
+                       ELSE 'expired' END,
+                       NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         ELSIF m.state = 'held' AND NOT confirm THEN
             RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'released');
         ELSIF m.state IN ('held', 'confirming') AND confirm THEN

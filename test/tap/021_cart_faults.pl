@@ -1,14 +1,17 @@
 # Carts across shards under faults, finished by the resolver.  Two shard
 # servers hold four partitions, behind a proxy.  Four clients send carts
-# whose lines live on both servers (a new connection per cart, as a web
-# server would), some keys sent by several clients at once, while one
+# whose lines live on both servers (a new connection per call, as a web
+# server would), sold at once (deduct_cart) or held then confirmed
+# (reserve_cart, then confirm by key), some keys sent by several clients
+# at once, while one
 # server is killed (kill -9 of every process but the postmaster, which
 # restarts it, as after a crash), and the other paused (SIGSTOP) until a
 # cart is past the clients' statement_timeout, then restarted.  Each fault waits for the clients' answers (never for a time).
 # Afterwards half the unanswered carts are retried until they answer and
 # the other half never are; inventory_proxy.resolve() runs until no cart is
 # pending; then every cart is whole (status ok, each line sold once) or
-# undone (no unit of it sold), every answer agrees with the cart's status,
+# undone (no unit of it sold: refused, released or expired), every answer
+# agrees with the cart's status,
 # nothing is held once the holds' ttl has passed, and reconcile() is empty
 # on every partition.
 use strict;
@@ -58,40 +61,39 @@ for my $i (0 .. 7)
 }
 px("SELECT inventory.restock('$_', $initial{$_}, 'po-$_')") for sort keys %initial;
 
-# The carts: a line or two on each server, 1 to 3 units each.  A quarter
-# of each client's carts come from a pool of shared keys that every client
-# walks through in the same order, so the same cart is sent by several
-# clients at once.
+# The carts: a line or two on each server, 1 to 3 units each; a third of
+# them held first (odd shared keys, and every fourth of a client's own).
+# A quarter of each client's carts come from a pool of shared keys that
+# every client walks through in the same order, so the same cart is sent by
+# several clients at once.
 srand(20261206);
 sub a_cart
 {
+	my ($held) = @_;
 	my %lines;
 	$lines{ $on_a[ int(rand(8)) ] } = 1 + int(rand(3)) for 1 .. 1 + int(rand(2));
 	$lines{ $on_b[ int(rand(8)) ] } = 1 + int(rand(3)) for 1 .. 1 + int(rand(2));
 	my @skus = sort keys %lines;
-	return { skus => \@skus, qtys => [ map { $lines{$_} } @skus ] };
+	return { skus => \@skus, qtys => [ map { $lines{$_} } @skus ], held => $held };
 }
 my %cart;      # key => lines
 my @plan;      # per client, its keys in order
 my @shared = map { "shared-$_" } 1 .. 40;
-$cart{$_} = a_cart() for @shared;
+$cart{"shared-$_"} = a_cart($_ % 2) for 1 .. 40;
 for my $c (0 .. $clients - 1)
 {
 	for my $n (1 .. $carts_per_client)
 	{
 		my $key = $n % 4 == 0 ? $shared[ ($n / 4) % @shared ] : "c$c-$n";
-		$cart{$key} //= a_cart();
+		$cart{$key} //= a_cart($n % 4 == 1);
 		push @{ $plan[$c] }, $key;
 	}
 }
 
-# One cart, on a new connection: its status, or "error" (unanswered).
-sub send_cart
+# One call, on a new connection: its status, or "error" (unanswered).
+sub call_status
 {
-	my ($key) = @_;
-	my $l = $cart{$key};
-	my $sql = sprintf("SELECT status FROM inventory.deduct_cart('{%s}', '{%s}', '%s')",
-		join(',', @{ $l->{skus} }), join(',', @{ $l->{qtys} }), $key);
+	my ($sql) = @_;
 	my ($out, $err) = ('', '');
 	my $ok = eval {
 		IPC::Run::run([ 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $proxy->connstr('postgres'),
@@ -99,6 +101,17 @@ sub send_cart
 	};
 	chomp $out;
 	return $ok && $out =~ /^\w+$/ ? $out : 'error';
+}
+# One cart: sold, or held then confirmed (the confirm's answer).
+sub send_cart
+{
+	my ($key) = @_;
+	my $l = $cart{$key};
+	my $lines = sprintf("'{%s}', '{%s}', '%s'", join(',', @{ $l->{skus} }), join(',', @{ $l->{qtys} }), $key);
+	return call_status("SELECT status FROM inventory.deduct_cart($lines)") unless $l->{held};
+	my $held = call_status("SELECT status FROM inventory.reserve_cart($lines, '3 s')");
+	return $held unless $held =~ /^(ok|duplicate)$/;
+	return call_status("SELECT status FROM inventory.confirm('$key')");
 }
 
 # the clients: each writes "key answer" lines to its file
@@ -190,7 +203,7 @@ kill 'STOP', @paused;
 # statement_timeout (its answer will be an error)
 until ((grep { $_ eq 'error' } last_answers(\@before)) || px(q{
 	SELECT count(*) FROM pg_stat_activity
-	 WHERE query LIKE '%inventory.deduct_cart%' AND state = 'active'
+	 WHERE query ~ 'inventory\.(deduct_cart|reserve_cart|confirm)' AND state = 'active'
 	   AND pid <> pg_backend_pid() AND clock_timestamp() - query_start > interval '4s'}))
 {
 	select(undef, undef, undef, 0.1);
@@ -235,11 +248,13 @@ for my $key (grep { $i++ % 2 == 0 } @unanswered)
 	isnt($answer, 'error', "the retry of $key answers ($answer)");
 }
 
-# the resolver finishes or undoes every other cart
+# the resolver finishes or undoes every other cart (and lets go of every
+# held cart past its ttl)
 sub pending
 {
 	my $n = 0;
-	$n += on_part($_, q{SELECT count(*) FROM inventory.cart_manifest WHERE state = 'pending'})
+	$n += on_part($_, q{SELECT count(*) FROM inventory.cart_manifest
+		WHERE state IN ('pending', 'held', 'confirming')})
 	  for 0 .. 3;
 	return $n;
 }
