@@ -119,12 +119,13 @@ SELECT key,
 -- lines is sold (a cart's in the round of its holds, a bill's before
 -- them), so that any proxy, or inventory_proxy.resolve() with no client,
 -- finishes or undoes it.  lines: {"skus", "locations", "deltas"} in row
--- order, and "ttl" for a held cart (reserve_cart); attempt: the attempt
--- whose derived keys ("<key>#<attempt>.<line>") are in use; state: pending,
--- ok (sold), undone (nothing of it sold: a retry may try again), cancelled
--- (inventory_proxy.cancel, or a release before the cart: a later cart with
--- the key answers conflict), and for a held cart held (until touched_at +
--- ttl), confirming (being sold: whoever finds it finishes it), released,
+-- order, and "ttl" (in seconds) for a held cart (reserve_cart); attempt:
+-- the attempt whose derived keys ("<key>#<attempt>.<line>") are in use;
+-- state: pending, ok (sold), undone (nothing of it sold: a retry may try
+-- again), cancelled (inventory_proxy.cancel, or a release before the cart:
+-- a later cart with the key answers conflict), and for a held cart holding
+-- (its lines being held), held (every line held, until touched_at + ttl),
+-- confirming (being sold: whoever finds it finishes it), released,
 -- expired; touched_at: when the attempt began.
 CREATE TABLE inventory.cart_manifest (
     key        text        PRIMARY KEY,
@@ -136,7 +137,7 @@ CREATE TABLE inventory.cart_manifest (
     touched_at timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp()
 );
 CREATE INDEX cart_manifest_pending ON inventory.cart_manifest (touched_at)
-    WHERE state IN ('pending', 'held', 'confirming');
+    WHERE state IN ('pending', 'holding', 'held', 'confirming');
 SELECT pg_catalog.pg_extension_config_dump('inventory.cart_manifest', '');
 
 /*
@@ -144,8 +145,8 @@ SELECT pg_catalog.pg_extension_config_dump('inventory.cart_manifest', '');
  * proxy's connection) tries, without waiting, to take the key's session
  * lock, as 1.1's proxy did, so that calls with one key, from any proxy,
  * take turns, and a proxy that dies lets go with its connection.  Holding
- * it, the manifest is recorded as pending (a held cart's as held) if the
- * key has none (new_lines not NULL).  Returns whether the lock was taken and what is recorded (NULLs
+ * it, the manifest is recorded as pending (a held cart's as holding) if
+ * the key has none (new_lines not NULL).  Returns whether the lock was taken and what is recorded (NULLs
  * for an unknown key; an earlier call's lines and ttl win).
  */
 CREATE FUNCTION inventory.manifest_open(key text, new_lines jsonb, new_ttl interval)
@@ -161,7 +162,7 @@ BEGIN
     IF new_lines IS NOT NULL THEN
         INSERT INTO inventory.cart_manifest AS m (key, lines, ttl, state)
         VALUES (manifest_open.key, new_lines, new_ttl,
-                CASE WHEN new_lines ? 'ttl' THEN 'held' ELSE 'pending' END)
+                CASE WHEN new_lines ? 'ttl' THEN 'holding' ELSE 'pending' END)
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN QUERY
@@ -178,8 +179,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
      WHERE m.key = manifest_of.key
 $$;
 
--- A cart's move to another attempt or state (pending or held from another
--- attempt or state: the attempt begins now); a key refused with nothing recorded forgets its manifest
+-- A cart's move to another attempt or state (pending or holding from
+-- another attempt or state: the attempt begins now); a key refused with nothing recorded forgets its manifest
 -- (state NULL), and stays unused, as on one node.  With unlock, the
 -- caller lets go of its key's lock too (manifest_open).
 CREATE FUNCTION inventory.manifest_mark(key text, attempt integer, state text, unlock boolean)
@@ -193,7 +194,7 @@ BEGIN
         VALUES (manifest_mark.key, '{}', interval '0', manifest_mark.attempt, manifest_mark.state)
         ON CONFLICT ON CONSTRAINT cart_manifest_pkey DO UPDATE
            SET attempt = excluded.attempt, state = excluded.state,
-               touched_at = CASE WHEN excluded.state IN ('pending', 'held')
+               touched_at = CASE WHEN excluded.state IN ('pending', 'holding')
                                       AND (m.attempt <> excluded.attempt OR m.state <> excluded.state)
                                  THEN pg_catalog.statement_timestamp() ELSE m.touched_at END;
     END IF;
@@ -203,14 +204,16 @@ BEGIN
 END
 $$;
 
--- The carts left pending, held or confirming longer than their ttl: for
--- the resolver.
+-- For the resolver: the carts left pending, holding or held longer than
+-- their ttl, and every cart being confirmed (one whose confirm is under way
+-- has its key's lock, and the resolver passes it by).
 CREATE FUNCTION inventory.manifests_due()
 RETURNS TABLE (key text, lines jsonb, ttl interval, attempt integer)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT m.key, m.lines, m.ttl, m.attempt FROM inventory.cart_manifest m
-     WHERE m.state IN ('pending', 'held', 'confirming')
-       AND m.touched_at + m.ttl < pg_catalog.statement_timestamp()
+     WHERE (m.state IN ('pending', 'holding', 'held')
+            AND m.touched_at + m.ttl < pg_catalog.statement_timestamp())
+        OR m.state = 'confirming'
      ORDER BY m.touched_at
 $$;
 
@@ -226,8 +229,9 @@ $$;
  * The two actions of the key's home partition name the cart's key as key
  * and sku: open, first (manifest_open with lines and ttl, a held cart's
  * own ttl from its lines: ok when the lock is taken and the manifest is at
- * attempt 0, pending (held) with these lines and this ttl, busy when another call has the lock, conflict otherwise; when
- * not ok, the call's other lines are left alone and get no row), and ok, last
+ * attempt 0, pending (holding) with these lines and this ttl, busy when
+ * another call has the lock, conflict otherwise; when not ok, the call's
+ * other lines are left alone and get no row), and ok, last
  * (the manifest ok at attempt qty, and the lock let go, only if every
  * other line of the call answered ok or duplicate; conflict when not).
  */
@@ -268,11 +272,11 @@ BEGIN
             o := inventory.restock(l.s, l.q, l.k, l.loc);
         WHEN 'open' THEN
             SELECT * INTO m FROM inventory.manifest_open(
-                l.k, lines, COALESCE((lines ->> 'ttl')::interval, ttl));
+                l.k, lines, COALESCE(((lines ->> 'ttl') || ' s')::interval, ttl));
             o.status := CASE WHEN NOT m.locked THEN 'busy'
-                             WHEN m.state = CASE WHEN lines ? 'ttl' THEN 'held' ELSE 'pending' END
+                             WHEN m.state = CASE WHEN lines ? 'ttl' THEN 'holding' ELSE 'pending' END
                                   AND m.attempt = 0 AND m.lines = cart_step.lines
-                                  AND m.ttl = COALESCE((lines ->> 'ttl')::interval, ttl)
+                                  AND m.ttl = COALESCE(((lines ->> 'ttl') || ' s')::interval, ttl)
                              THEN 'ok' ELSE 'conflict' END;
             opened := o.status = 'ok';
         WHEN 'ok' THEN
@@ -420,7 +424,7 @@ COMMENT ON FUNCTION inventory.reserve_cart(text[], bigint[], text, interval, tex
 COMMENT ON FUNCTION inventory.confirm(text, bigint, text, text) IS 'Sells a reservation''s held units: all of them (qty NULL; idempotent by the reservation''s key), or qty units of one line as a step under its own key (sku names the line when the reservation holds several). Returns ok, duplicate, insufficient (more than is held), not_found, expired or conflict.';
 COMMENT ON FUNCTION inventory.release(text, bigint, text, text) IS 'Gives a reservation''s held units back: all of them (qty NULL; records a tombstone for a reservation that has not arrived), or qty units of one line as a step under its own key. Returns ok, duplicate, insufficient, not_found, expired or conflict.';
 COMMENT ON VIEW inventory.reservations IS 'Each reservation as a whole, its parts summed: its state (held while any unit is held; then confirmed if any unit was sold, else released or expired), the units it held at first (qty), and how many are held, confirmed, released and expired.';
-COMMENT ON TABLE inventory.cart_manifest IS 'Carts and bills across shards whose key has its home on this shard, recorded by inventory_proxy before their first hold: their lines, hold ttl (a held cart''s own ttl), current attempt and state (pending, ok, undone, cancelled; held, confirming, released, expired for a held cart), so that any proxy or inventory_proxy.resolve() finishes or undoes them without the client.';
+COMMENT ON TABLE inventory.cart_manifest IS 'Carts and bills across shards whose key has its home on this shard, recorded by inventory_proxy before their first hold: their lines, hold ttl (a held cart''s own ttl), current attempt and state (pending, ok, undone, cancelled; holding, held, confirming, released, expired for a held cart), so that any proxy or inventory_proxy.resolve() finishes or undoes them without the client.';
 COMMENT ON FUNCTION inventory.manifest_open(text, jsonb, interval) IS 'Internal, for inventory_proxy: tries to take the session lock of a cross-shard cart''s key and, holding it, records the cart''s manifest as pending if it has none; returns whether it got the lock and what is recorded.';
 COMMENT ON FUNCTION inventory.manifest_of(text) IS 'Internal, for inventory_proxy: what is recorded of a cross-shard cart''s key.';
 COMMENT ON FUNCTION inventory.manifest_mark(text, integer, text, boolean) IS 'Internal, for inventory_proxy: a cross-shard cart moves to another attempt or state (NULL: forgotten, the key unused); with unlock, the caller lets go of the key''s lock.';

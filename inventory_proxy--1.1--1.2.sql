@@ -209,6 +209,15 @@ BEGIN
                   HINT = 'Allocate each shard''s lines with a deduct_cart_any of their own, or name the locations and call deduct_cart.';
     END IF;
     PERFORM inventory_proxy.check_key(key);
+    IF call = 'reserve_cart' THEN
+        -- refused before anything is recorded or held
+        IF inventory_proxy.hold_ttl() <= interval '0' THEN
+            RAISE EXCEPTION 'inventory_proxy.hold_ttl must be greater than zero'
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The value set is %s.', inventory_proxy.hold_ttl());
+        END IF;
+        PERFORM statement_timestamp() + ttl + inventory_proxy.hold_ttl();  -- 22008 beyond the range
+    END IF;
     -- one line per row, summed, in row order
     SELECT array_agg(c.sku ORDER BY c.sku COLLATE "C", c.location COLLATE "C") AS skus,
            array_agg(c.location ORDER BY c.sku COLLATE "C", c.location COLLATE "C") AS locations,
@@ -814,9 +823,10 @@ $$;
 /*
  * The resolver: every cart or bill across shards left pending longer than
  * its hold ttl (its client gone, or still waiting on a shard), and every
- * held cart whose confirm began and did not end, is finished if every line
- * can be sold, else undone (every line released, what was sold refunded),
- * with no client; a held cart past its ttl is released (expired).  A cart whose key another call holds is
+ * held cart whose confirm began and did not end (at once), is finished if
+ * every line can be sold, else undone (every line released, what was sold
+ * refunded), with no client; a held cart past its ttl is released
+ * (expired), one whose holding never ended undone.  A cart whose key another call holds is
  * left to the next run.  Returns how many it resolved.  Run it on a
  * schedule, e.g. with pg_cron in the proxy database:
  *   SELECT cron.schedule('inventory-resolve', '* * * * *', 'SELECT inventory_proxy.resolve()');
@@ -836,11 +846,14 @@ BEGIN
                 BEGIN
                     SELECT * INTO m FROM inventory_proxy.open_key(home, d.key, NULL, NULL, NULL);
                     CONTINUE WHEN NOT m.locked;
-                    IF m.state IN ('pending', 'held', 'confirming') AND m.attempt = d.attempt
-                       AND m.touched_at + m.ttl < now() THEN
+                    IF m.attempt = d.attempt
+                       AND (m.state = 'confirming'
+                            OR (m.state IN ('pending', 'holding', 'held')
+                                AND m.touched_at + m.ttl < clock_timestamp())) THEN
                         -- end_cart() lets go of the lock with its last mark
                         PERFORM inventory_proxy.end_cart(d.key, home, m.lines, m.ttl, m.attempt,
                                                          CASE m.state WHEN 'held' THEN 'expired'
+                                                                      WHEN 'holding' THEN 'undone'
                                                                       ELSE 'resolve' END);
                         resolved := resolved + 1;
                         CONTINUE;
@@ -861,9 +874,9 @@ END
 $$;
 
 -- The state of a cart or bill across shards: ok, pending (also a held
--- cart being confirmed), undone (also cancelled, and a held cart released
--- or expired), held (a held cart within its ttl), or NULL for a key no
--- such cart has.
+-- cart being held or confirmed), undone (also cancelled, and a held cart
+-- released or expired), held (a held cart within its ttl), or NULL for a
+-- key no such cart has.
 CREATE FUNCTION inventory_proxy.status(key text)
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -874,8 +887,8 @@ BEGIN
     SELECT * INTO m
       FROM inventory_proxy.manifest_of(inventory_proxy.partition_of(key, cluster.n, cluster.modular), key);
     RETURN CASE WHEN m.state IN ('cancelled', 'released', 'expired')
-                  OR (m.state = 'held' AND m.touched_at + m.ttl <= now()) THEN 'undone'
-                WHEN m.state = 'confirming' THEN 'pending'
+                  OR (m.state = 'held' AND m.touched_at + m.ttl <= statement_timestamp()) THEN 'undone'
+                WHEN m.state IN ('holding', 'confirming') THEN 'pending'
                 ELSE m.state END;
 END
 $$;
@@ -897,6 +910,12 @@ DECLARE
     m record;
     status text;
 BEGIN
+    IF key IS NULL THEN
+        RAISE EXCEPTION 'key must not be null' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF key = '' THEN
+        RAISE EXCEPTION 'key must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM inventory_proxy.check_key(key);
     SELECT * INTO m FROM inventory_proxy.open_key(home, key, NULL, NULL,
                                                   clock_timestamp() + inventory_proxy.hold_ttl());
     BEGIN
@@ -929,34 +948,37 @@ $$;
  * Held carts across shards (reserve_cart).  Each line is held on its
  * partition under attempt g's derived key ("<key>#<g>.<line>") for the
  * cart's ttl plus inventory_proxy.hold_ttl, and the cart is recorded on its
- * key's home partition as held, with its own ttl: the manifest, not the
- * lines' expiry, is the authority on the cart's.  A confirm marks it
- * confirming (before its ttl has passed; after, it is expired) and then
- * sells every line as a sale's attempt does (attempt(), resolving: it
- * finishes or undoes, never begins another attempt), so a confirm that
- * began before the ttl finds every line still held, and one that dies is
- * finished by whoever comes next: a retry, or the resolver.  A release, the
- * resolver past the ttl, and cancel() release every line.  All of them take
- * the key's lock, as a sale's calls do, so the manifest moves one way.
+ * key's home partition with its own ttl: holding while its lines are being
+ * held, held once every one is.  The manifest, not the lines' expiry, is
+ * the authority on the cart's (a confirm that began before the ttl finds
+ * every line still held).  A confirm marks it confirming (before its ttl
+ * has passed; after, it is expired) and then sells every line as a sale's
+ * attempt does (attempt(), resolving: it finishes or undoes, never begins
+ * another attempt), so one that dies is finished by whoever comes next: a
+ * retry, or the resolver.  A release, the resolver past the ttl, and
+ * cancel() release every line.  All of them take the key's lock, as a
+ * sale's calls do, so the manifest moves one way.
  *
- * The first round holds every line and records the manifest at once (as a
- * sale's does).  When that round did not take the lock or find the
- * manifest new (another call has the key, a retry, an attempt refused
- * before), the call reads the manifest under the lock and goes on from it:
- * held or undone with these lines, it holds attempt g (a line held answers
- * duplicate); otherwise it lets go of what its round held.  Returns ok;
- * duplicate for a retry (also of a cart since confirmed, released or
- * expired); the line that decided insufficient or not_found (every line
- * released: nothing stays held); conflict when the key was released or
- * cancelled before the cart arrived; 23505 for another cart's key.
+ * The first round holds every line and records the manifest (holding) at
+ * once, as a sale's does.  When that round did not take the lock or find
+ * the manifest new (another call has the key, a retry, a call that died),
+ * the call reads the manifest under the lock and goes on from it: holding
+ * or undone with these lines, it holds attempt g (a line held answers
+ * duplicate); otherwise it lets go of what its round held.  The call that
+ * marks the cart held answers ok; a retry of a cart held, confirmed,
+ * released or expired, duplicate; a line short, its outcome (insufficient
+ * or not_found), with every line released (a retry tries the next
+ * attempt); conflict when the key was released or cancelled before the
+ * cart arrived; 23505 for another cart's key.
  */
 CREATE FUNCTION inventory_proxy.hold_cart(key text, home integer, skus text[], locations text[],
                                           deltas bigint[], ttl interval)
 RETURNS inventory.outcome
 LANGUAGE plpgsql AS $$
 DECLARE
+    -- the ttl in seconds: equal intervals ('1 day', '24 hours') are one cart
     lines jsonb := inventory_proxy.manifest_lines(skus, locations, deltas)
-                   || jsonb_build_object('ttl', ttl);
+                   || jsonb_build_object('ttl', extract(epoch FROM ttl));
     n integer := cardinality(skus);
     every integer[] := ARRAY(SELECT generate_series(1, cardinality(skus)));
     qtys bigint[] := ARRAY(SELECT abs(d) FROM unnest(deltas) d);
@@ -970,7 +992,6 @@ DECLARE
     states text[];
     held integer;
     refused integer;
-    answer text;
 BEGIN
     SELECT r.outs, r.opened INTO outs, opened
       FROM inventory_proxy.first_round(key, home, keys, skus, qtys, locations, hold_for, lines) r;
@@ -981,12 +1002,11 @@ BEGIN
             outs := NULL;
             SELECT * INTO m FROM inventory_proxy.open_key(home, key, lines, ttl,
                                                           clock_timestamp() + inventory_proxy.hold_ttl());
-            IF m.state = 'cancelled' OR m.lines <> lines OR m.state NOT IN ('held', 'undone')
-               OR m.attempt <> 0 THEN
+            IF NOT (m.state = 'holding' AND m.attempt = 0 AND m.lines = lines) THEN
                 -- the round's holds belong to no attempt of the cart
                 PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, fresh, 'release');
             END IF;
-            IF m.state = 'cancelled' OR (m.lines = lines AND m.state NOT IN ('held', 'undone')) THEN
+            IF m.state = 'cancelled' OR (m.lines = lines AND m.state NOT IN ('holding', 'undone')) THEN
                 PERFORM inventory_proxy.unlock_keys(home);
                 RETURN ROW(CASE m.state WHEN 'cancelled' THEN 'conflict' ELSE 'duplicate' END,
                            NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
@@ -998,45 +1018,51 @@ BEGIN
             END IF;
             g := m.attempt;
             IF m.state = 'undone' THEN
-                -- a new attempt after a refusal: held from now
-                PERFORM inventory_proxy.manifest_mark(home, key, g, 'held');
+                -- a new attempt after a refusal: holding from now
+                PERFORM inventory_proxy.manifest_mark(home, key, g, 'holding');
             END IF;
-            keys := ARRAY(SELECT format('%s#%s.%s', key, g, i) FROM generate_series(1, n) i);
-            outs := inventory_proxy.hold_lines(keys, skus, qtys, locations, every, hold_for);
         END IF;
-        states := inventory_proxy.line_states(keys, skus, every, outs);
-        SELECT count(*) FILTER (WHERE (outs[i]).status = 'ok'
-                                   OR ((outs[i]).status = 'duplicate' AND states[i] = 'held')),
-               min(i) FILTER (WHERE (outs[i]).status NOT IN ('ok', 'duplicate', 'conflict'))
-          INTO held, refused
-          FROM generate_subscripts(outs, 1) i;
-        IF held = n THEN
-            answer := CASE WHEN EXISTS (SELECT FROM unnest(outs) o WHERE o.status = 'ok')
-                           THEN 'ok' ELSE 'duplicate' END;
-        ELSIF refused IS NOT NULL AND NOT EXISTS (
-                  SELECT FROM unnest(outs) o WHERE o.status IN ('ok', 'duplicate', 'conflict')) THEN
-            -- nothing held: the key stays unused (at attempt 0), or the
-            -- refused attempt may be tried again
-            PERFORM inventory_proxy.manifest_mark(home, key, g, CASE WHEN g > 0 THEN 'undone' END, true);
-            RETURN outs[refused];
-        ELSE
-            -- a line refused after others were held: the attempt is given up
-            -- (a retry tries the next); a line of it spent before (released,
-            -- expired): the cart is over, and a retry is told so
-            PERFORM inventory_proxy.undo(keys, skus, qtys, locations, every);
-            PERFORM inventory_proxy.manifest_mark(
-                home, key, g + 1, CASE WHEN refused IS NOT NULL THEN 'undone' ELSE 'expired' END, true);
-            IF refused IS NOT NULL THEN
+        FOR tries IN 1 .. 100 LOOP
+            IF outs IS NULL THEN
+                keys := ARRAY(SELECT format('%s#%s.%s', key, g, i) FROM generate_series(1, n) i);
+                outs := inventory_proxy.hold_lines(keys, skus, qtys, locations, every, hold_for);
+            END IF;
+            states := inventory_proxy.line_states(keys, skus, every, outs);
+            SELECT count(*) FILTER (WHERE (outs[i]).status = 'ok'
+                                       OR ((outs[i]).status = 'duplicate' AND states[i] = 'held')),
+                   min(i) FILTER (WHERE (outs[i]).status NOT IN ('ok', 'duplicate', 'conflict'))
+              INTO held, refused
+              FROM generate_subscripts(outs, 1) i;
+            IF held = n THEN
+                PERFORM inventory_proxy.manifest_mark(home, key, g, 'held', true);
+                RETURN ROW('ok', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+            END IF;
+            IF refused IS NOT NULL AND NOT EXISTS (
+                   SELECT FROM unnest(outs) o WHERE o.status IN ('ok', 'duplicate', 'conflict')) THEN
+                -- nothing held: the key stays unused (at attempt 0), or the
+                -- refused attempt may be tried again
+                PERFORM inventory_proxy.manifest_mark(home, key, g, CASE WHEN g > 0 THEN 'undone' END, true);
                 RETURN outs[refused];
             END IF;
-            answer := 'duplicate';
-        END IF;
+            -- a line refused after others were held: attempt g is given up,
+            -- and a retry tries the next; a line of it spent (expired, or
+            -- released by an undo that did not finish): the next attempt
+            PERFORM inventory_proxy.undo(keys, skus, qtys, locations, every);
+            IF refused IS NOT NULL THEN
+                PERFORM inventory_proxy.manifest_mark(home, key, g + 1, 'undone', true);
+                RETURN outs[refused];
+            END IF;
+            g := g + 1;
+            PERFORM inventory_proxy.manifest_mark(home, key, g, 'holding');
+            outs := NULL;
+        END LOOP;
+        RAISE EXCEPTION 'key "%" was refused too often across shards', key
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Use a new key for this order.';
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         PERFORM inventory_proxy.unlock_quietly(home);
         RAISE;
     END;
-    PERFORM inventory_proxy.unlock_keys(home);
-    RETURN ROW(answer, NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
 END
 $$;
 
@@ -1083,12 +1109,13 @@ $$;
  * key no partition knows (its lines are held under derived keys); NULL when
  * the key has no such cart, and then a release records it cancelled on its
  * home partition, so that a late reserve_cart across shards answers
- * conflict, as a late reserve does after its release's tombstone.  A step
+ * conflict, as a late reserve does after its release's tombstone (also a
+ * release of a cart not held yet, or refused: not_found).  A step
  * (qty) on such a cart is refused with 0A000.  The statuses are those of
  * one reservation: confirm ok, duplicate (confirmed before), expired (past
  * its ttl, or released: every line is let go); release ok, duplicate,
  * conflict (confirmed, or being confirmed), expired; not_found for a cart
- * that was refused (nothing held).
+ * not held yet, or refused (nothing held).
  */
 CREATE FUNCTION inventory_proxy.settle_cart(key text, qty bigint, confirm boolean)
 RETURNS inventory.outcome
@@ -1114,7 +1141,7 @@ BEGIN
             RAISE EXCEPTION 'a held cart across shards is settled only whole'
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'Confirm or release the cart by its key alone, or hold each shard''s lines with a reserve_cart of their own to settle them in parts.';
-        ELSIF m.state = 'held' AND m.touched_at + m.ttl <= now() THEN
+        ELSIF m.state = 'held' AND m.touched_at + m.ttl <= statement_timestamp() THEN
             -- (conflict: every line was sold, the cart is ok)
             RETURN ROW(CASE (inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt,
                                                      'expired')).status
@@ -1128,8 +1155,17 @@ BEGIN
                 PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'confirming');
             END IF;
             RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve');
+        ELSIF m.state IN ('holding', 'undone') AND NOT confirm THEN
+            -- a release before the cart was held (or after it was refused):
+            -- what its lines hold let go, and the key cancelled
+            IF m.state = 'holding' THEN
+                PERFORM inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'cancelled');
+            ELSE
+                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'cancelled', true);
+            END IF;
+            RETURN ROW('not_found', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         ELSE
-            status := CASE WHEN m.state = 'undone' THEN 'not_found'
+            status := CASE WHEN m.state IN ('holding', 'undone') THEN 'not_found'
                            WHEN m.state = 'expired' THEN 'expired'
                            WHEN m.state = 'ok' AND confirm THEN 'duplicate'
                            WHEN m.state IN ('ok', 'confirming') THEN 'conflict'

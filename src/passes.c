@@ -201,7 +201,7 @@ static InvQuery DropReservations = {
 static InvQuery DropManifests = {
 	"DELETE FROM inventory.cart_manifest WHERE ctid = ANY (ARRAY("
 	"  SELECT m.ctid FROM inventory.cart_manifest m "
-	"   WHERE m.state NOT IN ('pending', 'held', 'confirming') AND m.touched_at < $1 LIMIT $2))",
+	"   WHERE m.state NOT IN ('pending', 'holding', 'held', 'confirming') AND m.touched_at < $1 LIMIT $2))",
 	2, {TIMESTAMPTZOID, INT8OID}
 };
 

@@ -215,6 +215,77 @@ is(px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk')"),
 is(reserved(), '0 0', 'holding nothing');
 is(sqlstate("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$home_a[12]', '0 s')"), '22023',
 	'a ttl that is not positive is refused');
+is(sqlstate("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$home_a[12]', '300000 years')"), '22008',
+	'a ttl beyond the timestamps\' range is refused');
+is(sqlstate("SET inventory_proxy.hold_ttl = '-1 min';
+	SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$home_a[12]', '1 min')"), '22023',
+	'and so is a hold_ttl that is not positive');
+is(px("SELECT inventory_proxy.status('$home_a[12]') IS NULL") . ' ' . reserved(), 't 0 0',
+	'recording and holding nothing');
+is(sqlstate("SELECT inventory_proxy.cancel(NULL)") . ' ' . sqlstate("SELECT inventory_proxy.cancel('')"),
+	'22004 22023', 'cancel() checks its key as the calls do');
+
+# equal ttls written differently are one cart
+$hk = $home_b[12];
+is(px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 day')") . ' '
+	  . px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '24 hours')"),
+	'ok duplicate', 'a retry with the ttl written otherwise is a duplicate');
+px("SELECT inventory.release('$hk')");
+
+# a release after the cart was refused: a late retry conflicts, as on one node
+$hk = $home_a[15];
+is(px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,100000}', '$hk')") . ' '
+	  . px("SELECT status FROM inventory.release('$hk')") . ' '
+	  . px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk')"),
+	'insufficient not_found conflict', 'a release after a refused cart makes its retry conflict');
+
+# a call that died after its first round and an undo that did not finish
+# (the lines released, the manifest still holding): the retry holds the
+# cart under the next attempt's keys
+$hk = $home_b[15];
+my $lines = "inventory_proxy.manifest_lines('{$h1,$h2}', '{default,default}', '{-1,-1}')
+	|| jsonb_build_object('ttl', extract(epoch FROM interval '1 hour'))";
+px(qq{SELECT * FROM inventory_proxy.manifest_open($part_of{$hk}, '$hk', $lines, '1 hour')});
+px(qq{SELECT count(*) FROM inventory_proxy.hold('{$hk#0.1,$hk#0.2}', '{$h1,$h2}', '{1,1}',
+	'{default,default}', '1 hour')});
+px(qq{SELECT count(*) FROM inventory_proxy.settle('{$hk#0.1,$hk#0.2}', '{$h1,$h2}', '{1,1}',
+	'{default,default}', '{release,release}')});
+is(px("SELECT inventory_proxy.status('$hk')"), 'pending', 'a cart still being held is pending');
+is(px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour')") . ' '
+	  . reserved() . ' ' . px("SELECT inventory_proxy.status('$hk')"),
+	'ok 1 1 held', 'its retry holds it anew');
+is(px("SELECT status FROM inventory.release('$hk')") . ' ' . reserved(), 'ok 0 0', 'and lets go of it');
+
+# a new cart whose key's lock another call has (here a session on its home
+# partition) waits for it, and answers ok for the lines it held
+$hk = $home_a[16];
+px('CREATE TABLE answers (key text, status text)');
+my $holder = $shard{ $parts[ $part_of{$hk} ][0] }->background_psql($parts[ $part_of{$hk} ][1]);
+$holder->query_safe("SELECT pg_advisory_lock(1769365621, hashtext('$hk'))");
+my $waiter = $proxy->background_psql('postgres');
+$waiter->query_until(qr/sent/, qq{SET inventory_proxy.hold_ttl = '1 min';
+	\\echo sent
+	INSERT INTO answers SELECT '$hk', status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour');
+});
+ok($proxy->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
+	WHERE query LIKE 'INSERT INTO answers%' AND wait_event = 'PgSleep'}), 'a cart waits for its key');
+$holder->quit;
+ok($proxy->poll_query_until('postgres', "SELECT count(*) = 1 FROM answers WHERE key = '$hk'"),
+	'and goes on once it is free');
+is(px("SELECT status FROM answers WHERE key = '$hk'") . ' ' . reserved(), 'ok 1 1',
+	'holding its lines: ok');
+$waiter->quit;
+px("SELECT inventory.release('$hk')");
+
+# the expiry is read at each statement, also inside a transaction
+$hk = $home_b[16];
+is($proxy->safe_psql('postgres', qq{BEGIN;
+	SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 s');
+	DO \$\$BEGIN WHILE clock_timestamp() < statement_timestamp() + interval '1.2 s' LOOP
+		PERFORM pg_sleep(0.05); END LOOP; END\$\$;
+	SELECT status FROM inventory.confirm('$hk');
+	COMMIT;}), "ok\nexpired", 'a confirm after the ttl in the transaction that held the cart: expired');
+is(reserved(), '0 0', 'every line let go');
 
 # past its ttl: a confirm answers expired, the resolver releases
 $hk = $home_a[13];

@@ -254,7 +254,7 @@ sub pending
 {
 	my $n = 0;
 	$n += on_part($_, q{SELECT count(*) FROM inventory.cart_manifest
-		WHERE state IN ('pending', 'held', 'confirming')})
+		WHERE state IN ('pending', 'holding', 'held', 'confirming')})
 	  for 0 .. 3;
 	return $n;
 }
