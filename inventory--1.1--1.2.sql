@@ -229,10 +229,10 @@ $$;
  * The two actions of the key's home partition name the cart's key as key
  * and sku: open, first (manifest_open with lines and ttl, a held cart's
  * own ttl from its lines: ok when the lock is taken and the manifest is at
- * attempt 0, pending (holding) with these lines and this ttl, busy when
- * another call has the lock, conflict otherwise; when not ok, the call's
- * other lines are left alone and get no row), and ok, last
- * (the manifest ok at attempt qty, and the lock let go, only if every
+ * attempt 0, pending with these lines and this ttl (a held cart's: new,
+ * holding), busy when another call has the lock, conflict otherwise; when
+ * not ok, the call's other lines are left alone and get no row), and ok,
+ * last (the manifest ok at attempt qty, and the lock let go, only if every
  * other line of the call answered ok or duplicate; conflict when not).
  */
 CREATE FUNCTION inventory.cart_step(keys text[], skus text[], qtys bigint[], locations text[],
@@ -277,6 +277,8 @@ BEGIN
                              WHEN m.state = CASE WHEN lines ? 'ttl' THEN 'holding' ELSE 'pending' END
                                   AND m.attempt = 0 AND m.lines = cart_step.lines
                                   AND m.ttl = COALESCE(((lines ->> 'ttl') || ' s')::interval, ttl)
+                                  -- a held cart's manifest only when new (made by this statement)
+                                  AND (NOT lines ? 'ttl' OR m.touched_at = pg_catalog.statement_timestamp())
                              THEN 'ok' ELSE 'conflict' END;
             opened := o.status = 'ok';
         WHEN 'ok' THEN

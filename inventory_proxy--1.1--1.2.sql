@@ -90,8 +90,8 @@ $$;
  * every partition keeps its tombstone (a late reserve, wherever its sku
  * lives, answers conflict).  A key no partition knows may be a held cart
  * across shards: its manifest answers then, and a key that is not one is
- * recorded cancelled there (a late reserve_cart across shards answers
- * conflict too).
+ * recorded cancelled there (a late cart across shards, held or sold,
+ * answers conflict too).
  */
 CREATE FUNCTION inventory.release(key text, qty bigint DEFAULT NULL, step text DEFAULT NULL,
                                   sku text DEFAULT NULL)
@@ -887,7 +887,7 @@ BEGIN
     SELECT * INTO m
       FROM inventory_proxy.manifest_of(inventory_proxy.partition_of(key, cluster.n, cluster.modular), key);
     RETURN CASE WHEN m.state IN ('cancelled', 'released', 'expired')
-                  OR (m.state = 'held' AND m.touched_at + m.ttl <= statement_timestamp()) THEN 'undone'
+                  OR (m.state = 'held' AND m.touched_at + m.ttl <= clock_timestamp()) THEN 'undone'
                 WHEN m.state IN ('holding', 'confirming') THEN 'pending'
                 ELSE m.state END;
 END
@@ -962,9 +962,11 @@ $$;
  * The first round holds every line and records the manifest (holding) at
  * once, as a sale's does.  When that round did not take the lock or find
  * the manifest new (another call has the key, a retry, a call that died),
- * the call reads the manifest under the lock and goes on from it: holding
- * or undone with these lines, it holds attempt g (a line held answers
- * duplicate); otherwise it lets go of what its round held.  The call that
+ * the call reads the manifest under the lock and goes on from it: left
+ * holding by a call that died, or undone, with these lines, it holds the
+ * next attempt (the dead call's holds would expire before this call's
+ * ttl); otherwise it keeps what its round held of attempt 0 (another call
+ * may count those holds as the cart's) and lets go of the rest.  The call that
  * marks the cart held answers ok; a retry of a cart held, confirmed,
  * released or expired, duplicate; a line short, its outcome (insufficient
  * or not_found), with every line released (a retry tries the next
@@ -1002,8 +1004,10 @@ BEGIN
             outs := NULL;
             SELECT * INTO m FROM inventory_proxy.open_key(home, key, lines, ttl,
                                                           clock_timestamp() + inventory_proxy.hold_ttl());
-            IF NOT (m.state = 'holding' AND m.attempt = 0 AND m.lines = lines) THEN
-                -- the round's holds belong to no attempt of the cart
+            IF NOT (m.attempt = 0 AND m.lines = lines) THEN
+                -- the round's holds belong to no attempt of the cart (at
+                -- attempt 0 they are its lines: another call with the key
+                -- may have counted them as held)
                 PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, fresh, 'release');
             END IF;
             IF m.state = 'cancelled' OR (m.lines = lines AND m.state NOT IN ('holding', 'undone')) THEN
@@ -1017,10 +1021,17 @@ BEGIN
                           HINT = 'Use a new key for every distinct cart; retry only with the same lines.';
             END IF;
             g := m.attempt;
-            IF m.state = 'undone' THEN
-                -- a new attempt after a refusal: holding from now
-                PERFORM inventory_proxy.manifest_mark(home, key, g, 'holding');
+            IF m.state = 'holding' THEN
+                -- left by a call that died: its holds would end earlier
+                -- than this call's ttl says, so they are let go, and the
+                -- cart is held anew under the next attempt's keys
+                PERFORM inventory_proxy.undo(
+                    ARRAY(SELECT format('%s#%s.%s', key, g, i) FROM generate_series(1, n) i),
+                    skus, qtys, locations, every);
+                g := g + 1;
             END IF;
+            -- holding from now (a new attempt, or one after a refusal)
+            PERFORM inventory_proxy.manifest_mark(home, key, g, 'holding');
         END IF;
         FOR tries IN 1 .. 100 LOOP
             IF outs IS NULL THEN
@@ -1108,7 +1119,7 @@ $$;
  * A whole confirm (confirm) or release of a held cart across shards, for a
  * key no partition knows (its lines are held under derived keys); NULL when
  * the key has no such cart, and then a release records it cancelled on its
- * home partition, so that a late reserve_cart across shards answers
+ * home partition, so that a late cart across shards (held or sold) answers
  * conflict, as a late reserve does after its release's tombstone (also a
  * release of a cart not held yet, or refused: not_found).  A step
  * (qty) on such a cart is refused with 0A000.  The statuses are those of
@@ -1141,7 +1152,7 @@ BEGIN
             RAISE EXCEPTION 'a held cart across shards is settled only whole'
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'Confirm or release the cart by its key alone, or hold each shard''s lines with a reserve_cart of their own to settle them in parts.';
-        ELSIF m.state = 'held' AND m.touched_at + m.ttl <= statement_timestamp() THEN
+        ELSIF m.state = 'held' AND m.touched_at + m.ttl <= clock_timestamp() THEN
             -- (conflict: every line was sold, the cart is ok)
             RETURN ROW(CASE (inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt,
                                                      'expired')).status

@@ -256,10 +256,56 @@ is(px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1
 	'ok 1 1 held', 'its retry holds it anew');
 is(px("SELECT status FROM inventory.release('$hk')") . ' ' . reserved(), 'ok 0 0', 'and lets go of it');
 
+# ... and one left by a call that died with its lines held: the retry lets
+# go of them and holds the cart anew (for its whole ttl)
+$hk = $home_a[17];
+px(qq{SELECT * FROM inventory_proxy.manifest_open($part_of{$hk}, '$hk', $lines, '1 hour')});
+px(qq{SELECT count(*) FROM inventory_proxy.hold('{$hk#0.1,$hk#0.2}', '{$h1,$h2}', '{1,1}',
+	'{default,default}', '1 hour')});
+is(px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour')") . ' '
+	  . reserved(), 'ok 1 1', 'a retry of a cart left holding holds it once');
+my $states = '';
+$states .= on_part($part_of{$_}, "SELECT string_agg(key || ' ' || state, ' ' ORDER BY key)
+	FROM inventory.reservation WHERE key LIKE '$hk#%'") . ' ' for $h1, $h2;
+is($states, "$hk#0.1 released $hk#1.1 held $hk#0.2 released $hk#1.2 held ", 'under the next attempt');
+px("SELECT inventory.release('$hk')");
+
+# a cart that another call with the key held while this one waited for the
+# key: this one's holds are the cart's (the other counted them), and stay
+# (a key whose home partition holds neither line)
+($hk) = grep { my $k = $_; !grep { $part_of{$_} == $part_of{$k} } $h1, $h2 }
+  @home_a[ 20 .. $#home_a ], @home_b[ 20 .. $#home_b ];
+px('CREATE TABLE IF NOT EXISTS answers (key text, status text)');
+my $other = $shard{ $parts[ $part_of{$hk} ][0] }->background_psql($parts[ $part_of{$hk} ][1]);
+$other->query_safe("SELECT pg_advisory_lock(1769365621, hashtext('$hk'))");
+my $late = $proxy->background_psql('postgres');
+$late->query_until(qr/sent/, qq{SET inventory_proxy.hold_ttl = '1 min';
+	\\echo sent
+	INSERT INTO answers SELECT '$hk', status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour');
+});
+ok($proxy->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
+	WHERE query LIKE 'INSERT INTO answers%' AND wait_event = 'PgSleep'}), 'a second cart waits for its key');
+is(reserved(), '1 1', 'having held its lines');
+# the other call (holding the key's lock) finds them held, and records the cart held
+$other->query_safe(qq{INSERT INTO inventory.cart_manifest (key, lines, ttl, state)
+	SELECT '$hk', jsonb_build_object('skus', to_jsonb('{$h1,$h2}'::text[]),
+	                                 'locations', to_jsonb('{default,default}'::text[]),
+	                                 'deltas', to_jsonb('{-1,-1}'::bigint[]),
+	                                 'ttl', extract(epoch FROM interval '1 hour')),
+	       interval '1 hour', 'held'});
+$other->quit;
+ok($proxy->poll_query_until('postgres', "SELECT count(*) = 1 FROM answers WHERE key = '$hk'"),
+	'the waiting cart goes on');
+is(px("SELECT status FROM answers WHERE key = '$hk'") . ' ' . reserved(), 'duplicate 1 1',
+	'answers duplicate, and keeps the lines');
+$late->quit;
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . reserved(), 'ok 0 0',
+	'so the cart is confirmed whole');
+
 # a new cart whose key's lock another call has (here a session on its home
 # partition) waits for it, and answers ok for the lines it held
 $hk = $home_a[16];
-px('CREATE TABLE answers (key text, status text)');
+px('CREATE TABLE IF NOT EXISTS answers (key text, status text)');
 my $holder = $shard{ $parts[ $part_of{$hk} ][0] }->background_psql($parts[ $part_of{$hk} ][1]);
 $holder->query_safe("SELECT pg_advisory_lock(1769365621, hashtext('$hk'))");
 my $waiter = $proxy->background_psql('postgres');
@@ -299,7 +345,7 @@ px("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 s')");
 ok(resolved_until("'$hk' NOT IN (SELECT key FROM inventory_proxy.manifests_due($part_of{$hk}))
 	AND inventory_proxy.status('$hk') = 'undone'"), 'the resolver releases one past its ttl');
 is(reserved(), '0 0', 'every line let go');
-my $states = '';
+$states = '';
 $states .= on_part($part_of{$_}, "SELECT string_agg(state, ' ') FROM inventory.reservation WHERE key LIKE '$hk#%'")
   . ' ' for $h1, $h2;
 is($states, 'released released ', 'on both shards');
