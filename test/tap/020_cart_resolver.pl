@@ -270,58 +270,51 @@ $states .= on_part($part_of{$_}, "SELECT string_agg(key || ' ' || state, ' ' ORD
 is($states, "$hk#0.1 released $hk#1.1 held $hk#0.2 released $hk#1.2 held ", 'under the next attempt');
 px("SELECT inventory.release('$hk')");
 
-# a cart that another call with the key held while this one waited for the
-# key: this one's holds are the cart's (the other counted them), and stay
-# (a key whose home partition holds neither line)
+# A held cart sent while a session on the key's home partition holds the
+# key's lock (as another call with the key would): it holds its lines
+# (those away from that partition), waits for the key; then $meanwhile
+# runs in that session, which lets go.
+# Returns the cart's answer.
+px('CREATE TABLE answers (key text, status text)');
+sub cart_behind_lock
+{
+	my ($key, $meanwhile) = @_;
+	my $holder = $shard{ $parts[ $part_of{$key} ][0] }->background_psql($parts[ $part_of{$key} ][1]);
+	$holder->query_safe("SELECT pg_advisory_lock(1769365621, hashtext('$key'))");
+	my $waiter = $proxy->background_psql('postgres');
+	$waiter->query_until(qr/sent/, qq{SET inventory_proxy.hold_ttl = '1 min';
+		\\echo sent
+		INSERT INTO answers SELECT '$key', status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$key', '1 hour');
+	});
+	ok($proxy->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
+		WHERE query LIKE 'INSERT INTO answers%' AND wait_event = 'PgSleep'}), "$key: the cart waits for its key");
+	$holder->query_safe($meanwhile) if $meanwhile;
+	$holder->quit;
+	ok($proxy->poll_query_until('postgres', "SELECT count(*) = 1 FROM answers WHERE key = '$key'"),
+		"$key: and goes on once the key is free");
+	$waiter->quit;
+	return px("SELECT status FROM answers WHERE key = '$key'");
+}
+
+# a new cart answers ok for the lines it held while it waited
+$hk = $home_a[16];
+is(cart_behind_lock($hk) . ' ' . reserved(), 'ok 1 1', 'a new cart that waited for its key: ok');
+px("SELECT inventory.release('$hk')");
+
+# another call with the key held the cart meanwhile, counting this one's
+# holds as its lines: they stay (a key whose home partition holds neither
+# line, so that this call's first round holds both)
 ($hk) = grep { my $k = $_; !grep { $part_of{$_} == $part_of{$k} } $h1, $h2 }
   @home_a[ 20 .. $#home_a ], @home_b[ 20 .. $#home_b ];
-px('CREATE TABLE IF NOT EXISTS answers (key text, status text)');
-my $other = $shard{ $parts[ $part_of{$hk} ][0] }->background_psql($parts[ $part_of{$hk} ][1]);
-$other->query_safe("SELECT pg_advisory_lock(1769365621, hashtext('$hk'))");
-my $late = $proxy->background_psql('postgres');
-$late->query_until(qr/sent/, qq{SET inventory_proxy.hold_ttl = '1 min';
-	\\echo sent
-	INSERT INTO answers SELECT '$hk', status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour');
-});
-ok($proxy->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
-	WHERE query LIKE 'INSERT INTO answers%' AND wait_event = 'PgSleep'}), 'a second cart waits for its key');
-is(reserved(), '1 1', 'having held its lines');
-# the other call (holding the key's lock) finds them held, and records the cart held
-$other->query_safe(qq{INSERT INTO inventory.cart_manifest (key, lines, ttl, state)
+is(cart_behind_lock($hk, qq{INSERT INTO inventory.cart_manifest (key, lines, ttl, state)
 	SELECT '$hk', jsonb_build_object('skus', to_jsonb('{$h1,$h2}'::text[]),
 	                                 'locations', to_jsonb('{default,default}'::text[]),
 	                                 'deltas', to_jsonb('{-1,-1}'::bigint[]),
 	                                 'ttl', extract(epoch FROM interval '1 hour')),
-	       interval '1 hour', 'held'});
-$other->quit;
-ok($proxy->poll_query_until('postgres', "SELECT count(*) = 1 FROM answers WHERE key = '$hk'"),
-	'the waiting cart goes on');
-is(px("SELECT status FROM answers WHERE key = '$hk'") . ' ' . reserved(), 'duplicate 1 1',
-	'answers duplicate, and keeps the lines');
-$late->quit;
+	       interval '1 hour', 'held'}) . ' ' . reserved(), 'duplicate 1 1',
+	'a cart another call held meanwhile: duplicate, and the lines stay held');
 is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . reserved(), 'ok 0 0',
 	'so the cart is confirmed whole');
-
-# a new cart whose key's lock another call has (here a session on its home
-# partition) waits for it, and answers ok for the lines it held
-$hk = $home_a[16];
-px('CREATE TABLE IF NOT EXISTS answers (key text, status text)');
-my $holder = $shard{ $parts[ $part_of{$hk} ][0] }->background_psql($parts[ $part_of{$hk} ][1]);
-$holder->query_safe("SELECT pg_advisory_lock(1769365621, hashtext('$hk'))");
-my $waiter = $proxy->background_psql('postgres');
-$waiter->query_until(qr/sent/, qq{SET inventory_proxy.hold_ttl = '1 min';
-	\\echo sent
-	INSERT INTO answers SELECT '$hk', status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour');
-});
-ok($proxy->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
-	WHERE query LIKE 'INSERT INTO answers%' AND wait_event = 'PgSleep'}), 'a cart waits for its key');
-$holder->quit;
-ok($proxy->poll_query_until('postgres', "SELECT count(*) = 1 FROM answers WHERE key = '$hk'"),
-	'and goes on once it is free');
-is(px("SELECT status FROM answers WHERE key = '$hk'") . ' ' . reserved(), 'ok 1 1',
-	'holding its lines: ok');
-$waiter->quit;
-px("SELECT inventory.release('$hk')");
 
 # the expiry is read at each statement, also inside a transaction
 $hk = $home_b[16];
