@@ -460,12 +460,25 @@ BEGIN
 END
 $$;
 
+-- The states of the holds of keys, read on their partitions, a hold that
+-- ends before until (a held cart's end, when given) as short.
+CREATE FUNCTION inventory_proxy.hold_states(keys text[], skus text[], until timestamptz)
+RETURNS TABLE (key text, state text) AS $$
+    CLUSTER 'inventory_shards';
+    SPLIT keys, skus;
+    RUN ON inventory_proxy.route(skus);
+    SELECT r.key, CASE WHEN r.state = 'held' AND r.expires_at < until THEN 'short' ELSE r.state END
+      FROM inventory.reservation r
+     WHERE r.key = ANY (keys) AND r.part = 0;
+$$ LANGUAGE plproxy;
+
 -- What earlier calls left of the lines picked, read after their holds
 -- answered outs: each one's state, in the order picked (NULL for a line
--- whose hold is not a duplicate, and for one whose record is archived);
--- '{}' when no hold was a duplicate (no round trip).
+-- whose hold is not a duplicate, and for one whose record is archived;
+-- short for a hold that ends before until, when given); '{}' when no hold
+-- was a duplicate (no round trip).
 CREATE FUNCTION inventory_proxy.line_states(keys text[], skus text[], picked integer[],
-                                            outs inventory.outcome[])
+                                            outs inventory.outcome[], until timestamptz DEFAULT NULL)
 RETURNS text[]
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -475,8 +488,8 @@ BEGIN
         RETURN '{}';
     END IF;
     WITH s AS MATERIALIZED (
-        SELECT * FROM inventory_proxy.states(inventory_proxy.pick(keys, picked),
-                                             inventory_proxy.pick(skus, picked)))
+        SELECT * FROM inventory_proxy.hold_states(inventory_proxy.pick(keys, picked),
+                                                  inventory_proxy.pick(skus, picked), until))
     SELECT array_agg(s.state ORDER BY t.n) INTO states
       FROM unnest(picked) WITH ORDINALITY t(i, n) LEFT JOIN s ON s.key = keys[t.i];
     RETURN states;
@@ -984,7 +997,12 @@ DECLARE
     n integer := cardinality(skus);
     every integer[] := ARRAY(SELECT generate_series(1, cardinality(skus)));
     qtys bigint[] := ARRAY(SELECT abs(d) FROM unnest(deltas) d);
-    hold_for interval := ttl + inventory_proxy.hold_ttl();
+    -- the cart's ttl and its lines', which outlive it by hold_ttl, counted
+    -- in seconds as the manifest counts them (no calendar day or month,
+    -- which a shard's time zone would make shorter or longer)
+    cart_ttl interval := make_interval(secs => extract(epoch FROM ttl));
+    hold_for interval := make_interval(secs => extract(epoch FROM ttl)
+                                               + extract(epoch FROM inventory_proxy.hold_ttl()));
     keys text[] := ARRAY(SELECT format('%s#0.%s', key, i) FROM generate_series(1, n) i);
     g integer := 0;
     outs inventory.outcome[];
@@ -1002,12 +1020,14 @@ BEGIN
             fresh := ARRAY(SELECT i FROM generate_subscripts(outs, 1) i
                             WHERE (outs[i]).status = 'ok' ORDER BY i);
             outs := NULL;
-            SELECT * INTO m FROM inventory_proxy.open_key(home, key, lines, ttl,
+            SELECT * INTO m FROM inventory_proxy.open_key(home, key, lines, cart_ttl,
                                                           clock_timestamp() + inventory_proxy.hold_ttl());
-            IF NOT (m.attempt = 0 AND m.lines = lines) THEN
-                -- the round's holds belong to no attempt of the cart (at
-                -- attempt 0 they are its lines: another call with the key
-                -- may have counted them as held)
+            IF m.attempt <> 0 OR m.state NOT IN ('holding', 'held', 'confirming', 'ok') THEN
+                -- the round's holds belong to no attempt of a cart (those
+                -- of attempt 0 of a cart held may: another call with the
+                -- key may have counted them as held, even one with other
+                -- lines or another ttl, and they stay; a holding one's are
+                -- let go below)
                 PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, fresh, 'release');
             END IF;
             IF m.state = 'cancelled' OR (m.lines = lines AND m.state NOT IN ('holding', 'undone')) THEN
@@ -1038,7 +1058,10 @@ BEGIN
                 keys := ARRAY(SELECT format('%s#%s.%s', key, g, i) FROM generate_series(1, n) i);
                 outs := inventory_proxy.hold_lines(keys, skus, qtys, locations, every, hold_for);
             END IF;
-            states := inventory_proxy.line_states(keys, skus, every, outs);
+            -- a line held before (by a call that died, or by another call
+            -- with the key and another ttl) counts only if it outlives the
+            -- cart; if not, the attempt is spent
+            states := inventory_proxy.line_states(keys, skus, every, outs, clock_timestamp() + cart_ttl);
             SELECT count(*) FILTER (WHERE (outs[i]).status = 'ok'
                                        OR ((outs[i]).status = 'duplicate' AND states[i] = 'held')),
                    min(i) FILTER (WHERE (outs[i]).status NOT IN ('ok', 'duplicate', 'conflict'))
@@ -1056,8 +1079,9 @@ BEGIN
                 RETURN outs[refused];
             END IF;
             -- a line refused after others were held: attempt g is given up,
-            -- and a retry tries the next; a line of it spent (expired, or
-            -- released by an undo that did not finish): the next attempt
+            -- and a retry tries the next; a line of it spent (expired,
+            -- released by an undo that did not finish, or held too short):
+            -- the next attempt
             PERFORM inventory_proxy.undo(keys, skus, qtys, locations, every);
             IF refused IS NOT NULL THEN
                 PERFORM inventory_proxy.manifest_mark(home, key, g + 1, 'undone', true);
@@ -1204,7 +1228,8 @@ REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, inter
                        inventory_proxy.unlock_quietly(integer),
                        inventory_proxy.open_key(integer, text, jsonb, interval, timestamptz),
                        inventory_proxy.hold_lines(text[], text[], bigint[], text[], integer[], interval),
-                       inventory_proxy.line_states(text[], text[], integer[], inventory.outcome[]),
+                       inventory_proxy.hold_states(text[], text[], timestamptz),
+                       inventory_proxy.line_states(text[], text[], integer[], inventory.outcome[], timestamptz),
                        inventory_proxy.first_round(text, integer, text[], text[], bigint[], text[], interval, jsonb),
                        inventory_proxy.hold_cart(text, integer, text[], text[], bigint[], interval),
                        inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text),
@@ -1321,7 +1346,8 @@ COMMENT ON FUNCTION inventory_proxy.reserve_cart(integer, text[], bigint[], text
 COMMENT ON FUNCTION inventory_proxy.resolve() IS 'Finishes or undoes every cart or bill across shards left pending longer than its hold ttl, finishes every held cart whose confirm began, and releases every held cart past its ttl, with no client; returns how many. Schedule it, e.g. with pg_cron once a minute.';
 COMMENT ON FUNCTION inventory_proxy.status(text) IS 'The state of a cart or bill across shards: ok, pending, undone (or cancelled, released, expired), held (a held cart within its ttl), or NULL for an unknown key.';
 COMMENT ON FUNCTION inventory_proxy.hold_lines(text[], text[], bigint[], text[], integer[], interval) IS 'Internal: holds the lines picked under their derived keys on their partitions; returns each one''s outcome in the order picked.';
-COMMENT ON FUNCTION inventory_proxy.line_states(text[], text[], integer[], inventory.outcome[]) IS 'Internal: the states of the holds of the lines picked, read when one of their holds answered duplicate.';
+COMMENT ON FUNCTION inventory_proxy.hold_states(text[], text[], timestamptz) IS 'Internal: the states of the holds of derived keys, read on their partitions; a hold that ends before until is short.';
+COMMENT ON FUNCTION inventory_proxy.line_states(text[], text[], integer[], inventory.outcome[], timestamptz) IS 'Internal: the states of the holds of the lines picked, read when one of their holds answered duplicate; short for a hold that ends before until.';
 COMMENT ON FUNCTION inventory_proxy.first_round(text, integer, text[], text[], bigint[], text[], interval, jsonb) IS 'Internal: the first round of a cart across shards: every line held under attempt 0''s keys and the manifest recorded under the key''s lock, at once; returns the lines'' outcomes and the open''s status.';
 COMMENT ON FUNCTION inventory_proxy.hold_cart(text, integer, text[], text[], bigint[], interval) IS 'Internal: a held cart across shards (reserve_cart): every line held under derived keys for ttl plus inventory_proxy.hold_ttl, recorded as held on the key''s home partition; returns the cart''s outcome.';
 COMMENT ON FUNCTION inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text) IS 'Internal: ends an attempt of a cart across shards under its key''s lock: resolve finishes or undoes it; released, expired or cancelled lets every line go and marks it so.';

@@ -270,6 +270,30 @@ $states .= on_part($part_of{$_}, "SELECT string_agg(key || ' ' || state, ' ' ORD
 is($states, "$hk#0.1 released $hk#1.1 held $hk#0.2 released $hk#1.2 held ", 'under the next attempt');
 px("SELECT inventory.release('$hk')");
 
+# holds of a first round whose home partition failed (no manifest), made
+# for a shorter time than this cart's: a retry does not count them as its
+# lines (they would expire before the cart), and holds the cart anew
+$hk = $home_a[18];
+px(qq{SELECT count(*) FROM inventory_proxy.hold('{$hk#0.1,$hk#0.2}', '{$h1,$h2}', '{1,1}',
+	'{default,default}', '1 minute')});
+is(px("SELECT status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour')") . ' '
+	  . reserved(), 'ok 1 1', 'a cart meeting earlier, shorter holds of its lines holds them anew');
+$states = '';
+$states .= on_part($part_of{$_}, "SELECT string_agg(key || ' ' || state, ' ' ORDER BY key)
+	FROM inventory.reservation WHERE key LIKE '$hk#%'") . ' ' for $h1, $h2;
+is($states, "$hk#0.1 released $hk#1.1 held $hk#0.2 released $hk#1.2 held ", 'under the next attempt');
+px("SELECT inventory.release('$hk')");
+
+# the lines outlive the cart by hold_ttl (3 s here), whatever a month is
+$hk = $home_b[18];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 mon')");
+my $cart_end = px("SELECT touched_at + ttl FROM inventory_proxy.manifest_of($part_of{$hk}, '$hk')");
+my $outlive = '';
+$outlive .= on_part($part_of{$_}, "SELECT abs(extract(epoch FROM expires_at - '$cart_end'::timestamptz) - 3) < 1
+	FROM inventory.reservation WHERE key LIKE '$hk#%'") . ' ' for $h1, $h2;
+is($outlive, 't t ', 'the lines outlive a cart of a month by hold_ttl');
+px("SELECT inventory.release('$hk')");
+
 # A held cart sent while a session on the key's home partition holds the
 # key's lock (as another call with the key would): it holds its lines
 # (those away from that partition), waits for the key; then $meanwhile
