@@ -216,7 +216,9 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = format('The value set is %s.', inventory_proxy.hold_ttl());
         END IF;
-        PERFORM statement_timestamp() + ttl + inventory_proxy.hold_ttl();  -- 22008 beyond the range
+        -- 22008 beyond the range, counted in seconds as the holds will be
+        PERFORM statement_timestamp() + make_interval(secs => extract(epoch FROM ttl)
+                                                              + extract(epoch FROM inventory_proxy.hold_ttl()));
     END IF;
     -- one line per row, summed, in row order
     SELECT array_agg(c.sku ORDER BY c.sku COLLATE "C", c.location COLLATE "C") AS skus,
@@ -753,6 +755,20 @@ END
 $$;
 
 /*
+ * Whether the holds a first round made under attempt 0's keys, for a call
+ * that then found the key's manifest so, may have been counted by the
+ * held cart it records (another call with the key, which held the cart
+ * while this one waited for the key, counted them as its lines: they must
+ * stay, whatever this call's own lines, ttl, or kind of cart).
+ */
+CREATE FUNCTION inventory_proxy.counted(lines jsonb, attempt integer, state text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT COALESCE(lines ? 'ttl' AND attempt = 0
+                    AND state IN ('holding', 'held', 'confirming', 'ok'), false)
+$$;
+
+/*
  * A cart or bill across shards: under its key's lock on its home partition,
  * with its manifest (recorded there if new), attempt() finishes it or
  * undoes it, and lets go of the lock with its last mark.  A cart cancelled
@@ -769,7 +785,8 @@ $$;
  * goes on from its answers.  Otherwise (another call has the key, the cart
  * finished or was cancelled, it was recorded with another ttl) the call
  * goes the way of a bill, below, and releases the holds the round made
- * that belong to no attempt of the cart.  When a partition did not answer,
+ * that belong to no attempt of the cart (unless a held cart with the key
+ * may have counted them: counted()).  When a partition did not answer,
  * the round's answers are lost: what it held elsewhere expires after the
  * ttl, unless a retry adopts it (a hold answers duplicate).
  */
@@ -814,7 +831,9 @@ BEGIN
             RETURN inventory_proxy.attempt(key, home, skus, locations, deltas, m.ttl,
                                            m.attempt, false);
         END IF;
-        PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, fresh, 'release');
+        IF NOT inventory_proxy.counted(m.lines, m.attempt, m.state) THEN
+            PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, fresh, 'release');
+        END IF;
         IF m.state = 'cancelled' THEN
             result := ROW('conflict', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         ELSIF m.lines <> lines THEN
@@ -1022,12 +1041,9 @@ BEGIN
             outs := NULL;
             SELECT * INTO m FROM inventory_proxy.open_key(home, key, lines, cart_ttl,
                                                           clock_timestamp() + inventory_proxy.hold_ttl());
-            IF m.attempt <> 0 OR m.state NOT IN ('holding', 'held', 'confirming', 'ok') THEN
-                -- the round's holds belong to no attempt of a cart (those
-                -- of attempt 0 of a cart held may: another call with the
-                -- key may have counted them as held, even one with other
-                -- lines or another ttl, and they stay; a holding one's are
-                -- let go below)
+            IF NOT inventory_proxy.counted(m.lines, m.attempt, m.state) THEN
+                -- the round's holds belong to no attempt of a cart (a
+                -- holding one's are let go below)
                 PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, fresh, 'release');
             END IF;
             IF m.state = 'cancelled' OR (m.lines = lines AND m.state NOT IN ('holding', 'undone')) THEN
@@ -1232,6 +1248,7 @@ REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, inter
                        inventory_proxy.line_states(text[], text[], integer[], inventory.outcome[], timestamptz),
                        inventory_proxy.first_round(text, integer, text[], text[], bigint[], text[], interval, jsonb),
                        inventory_proxy.hold_cart(text, integer, text[], text[], bigint[], interval),
+                       inventory_proxy.counted(jsonb, integer, text),
                        inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text),
                        inventory_proxy.settle_cart(text, bigint, boolean),
                        inventory_proxy.refuse_held_cart(text[], bigint[], text, interval, text[]),
@@ -1350,6 +1367,7 @@ COMMENT ON FUNCTION inventory_proxy.hold_states(text[], text[], timestamptz) IS 
 COMMENT ON FUNCTION inventory_proxy.line_states(text[], text[], integer[], inventory.outcome[], timestamptz) IS 'Internal: the states of the holds of the lines picked, read when one of their holds answered duplicate; short for a hold that ends before until.';
 COMMENT ON FUNCTION inventory_proxy.first_round(text, integer, text[], text[], bigint[], text[], interval, jsonb) IS 'Internal: the first round of a cart across shards: every line held under attempt 0''s keys and the manifest recorded under the key''s lock, at once; returns the lines'' outcomes and the open''s status.';
 COMMENT ON FUNCTION inventory_proxy.hold_cart(text, integer, text[], text[], bigint[], interval) IS 'Internal: a held cart across shards (reserve_cart): every line held under derived keys for ttl plus inventory_proxy.hold_ttl, recorded as held on the key''s home partition; returns the cart''s outcome.';
+COMMENT ON FUNCTION inventory_proxy.counted(jsonb, integer, text) IS 'Internal: whether the attempt-0 holds of a call that found this manifest may have been counted by the held cart it records (then they stay).';
 COMMENT ON FUNCTION inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text) IS 'Internal: ends an attempt of a cart across shards under its key''s lock: resolve finishes or undoes it; released, expired or cancelled lets every line go and marks it so.';
 COMMENT ON FUNCTION inventory_proxy.settle_cart(text, bigint, boolean) IS 'Internal: a whole confirm or release of a held cart across shards, by its manifest; NULL when the key has no such cart (a release then records the key cancelled).';
 COMMENT ON FUNCTION inventory_proxy.cancel(text) IS 'Undoes a cart or bill across shards that has not finished (every line released, what was sold refunded): ok; conflict if it finished; duplicate if cancelled before; not_found (recording the cancel) for an unknown key.';

@@ -302,16 +302,22 @@ px("SELECT inventory.release('$hk')");
 px('CREATE TABLE answers (key text, status text)');
 sub cart_behind_lock
 {
-	my ($key, $meanwhile) = @_;
+	my ($key, $meanwhile, $call) = @_;
+	$call //= "inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$key', '1 hour')";
 	my $holder = $shard{ $parts[ $part_of{$key} ][0] }->background_psql($parts[ $part_of{$key} ][1]);
 	$holder->query_safe("SELECT pg_advisory_lock(1769365621, hashtext('$key'))");
 	my $waiter = $proxy->background_psql('postgres');
+	# its answer, or its error's SQLSTATE
 	$waiter->query_until(qr/sent/, qq{SET inventory_proxy.hold_ttl = '1 min';
 		\\echo sent
-		INSERT INTO answers SELECT '$key', status FROM inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$key', '1 hour');
+		DO \$\$BEGIN
+			INSERT INTO answers SELECT '$key', status FROM $call;
+		EXCEPTION WHEN OTHERS THEN
+			INSERT INTO answers VALUES ('$key', SQLSTATE);
+		END\$\$;
 	});
 	ok($proxy->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
-		WHERE query LIKE 'INSERT INTO answers%' AND wait_event = 'PgSleep'}), "$key: the cart waits for its key");
+		WHERE query LIKE 'DO %INSERT INTO answers%' AND wait_event = 'PgSleep'}), "$key: the cart waits for its key");
 	$holder->query_safe($meanwhile) if $meanwhile;
 	$holder->quit;
 	ok($proxy->poll_query_until('postgres', "SELECT count(*) = 1 FROM answers WHERE key = '$key'"),
@@ -328,17 +334,32 @@ px("SELECT inventory.release('$hk')");
 # another call with the key held the cart meanwhile, counting this one's
 # holds as its lines: they stay (a key whose home partition holds neither
 # line, so that this call's first round holds both)
-($hk) = grep { my $k = $_; !grep { $part_of{$_} == $part_of{$k} } $h1, $h2 }
+my @away = grep { my $k = $_; !grep { $part_of{$_} == $part_of{$k} } $h1, $h2 }
   @home_a[ 20 .. $#home_a ], @home_b[ 20 .. $#home_b ];
-is(cart_behind_lock($hk, qq{INSERT INTO inventory.cart_manifest (key, lines, ttl, state)
-	SELECT '$hk', jsonb_build_object('skus', to_jsonb('{$h1,$h2}'::text[]),
-	                                 'locations', to_jsonb('{default,default}'::text[]),
-	                                 'deltas', to_jsonb('{-1,-1}'::bigint[]),
-	                                 'ttl', extract(epoch FROM interval '1 hour')),
-	       interval '1 hour', 'held'}) . ' ' . reserved(), 'duplicate 1 1',
+# what the other call records: the cart held at attempt 0
+sub held_manifest
+{
+	my ($key) = @_;
+	return qq{INSERT INTO inventory.cart_manifest (key, lines, ttl, state)
+		SELECT '$key', jsonb_build_object('skus', to_jsonb('{$h1,$h2}'::text[]),
+		                                  'locations', to_jsonb('{default,default}'::text[]),
+		                                  'deltas', to_jsonb('{-1,-1}'::bigint[]),
+		                                  'ttl', extract(epoch FROM interval '1 hour')),
+		       interval '1 hour', 'held'};
+}
+$hk = $away[0];
+is(cart_behind_lock($hk, held_manifest($hk)) . ' ' . reserved(), 'duplicate 1 1',
 	'a cart another call held meanwhile: duplicate, and the lines stay held');
 is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . reserved(), 'ok 0 0',
 	'so the cart is confirmed whole');
+
+# the same with a sale under the key: the held cart counted its holds, and
+# the sale, refused (another cart's key), leaves them held
+$hk = $away[1];
+is(cart_behind_lock($hk, held_manifest($hk), "inventory.deduct_cart('{$h1,$h2}', '{1,1}', '$hk')") . ' ' . reserved(),
+	'23505 1 1', 'a sale that waited for a held cart\'s key: 23505, and the cart\'s lines stay held');
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . reserved(), 'ok 0 0',
+	'so the held cart is confirmed whole');
 
 # the expiry is read at each statement, also inside a transaction
 $hk = $home_b[16];
