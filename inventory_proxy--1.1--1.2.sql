@@ -537,6 +537,17 @@ WHEN OTHERS THEN
 END
 $$;
 
+-- The key-reuse error of a cart across shards (the key is another cart's).
+CREATE FUNCTION inventory_proxy.key_reused(key text)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'idempotency key "%" was already used by another cart', key
+        USING ERRCODE = 'unique_violation', CONSTRAINT = 'inventory_key_reuse',
+              HINT = 'Use a new key for every distinct cart; retry only with the same lines.';
+END
+$$;
+
 DROP FUNCTION inventory_proxy.attempt(text, text[], text[], bigint[]);
 DROP FUNCTION inventory_proxy.try_lock_key(integer, text);   -- manifest_open takes the lock
 
@@ -633,9 +644,7 @@ BEGIN
         END IF;
         IF refusals IS NOT NULL AND cardinality(sold) > 0 THEN
             -- sold lines and a line never held: another cart's key
-            RAISE EXCEPTION 'idempotency key "%" was already used by another cart', key
-                USING ERRCODE = 'unique_violation', CONSTRAINT = 'inventory_key_reuse',
-                      HINT = 'Use a new key for every distinct cart; retry only with the same lines.';
+            PERFORM inventory_proxy.key_reused(key);
         END IF;
 
         IF refusals IS NULL AND NOT spent THEN
@@ -837,9 +846,7 @@ BEGIN
         IF m.state = 'cancelled' THEN
             result := ROW('conflict', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         ELSIF m.lines <> lines THEN
-            RAISE EXCEPTION 'idempotency key "%" was already used by another cart', key
-                USING ERRCODE = 'unique_violation', CONSTRAINT = 'inventory_key_reuse',
-                      HINT = 'Use a new key for every distinct cart; retry only with the same lines.';
+            PERFORM inventory_proxy.key_reused(key);
         ELSE
             result := ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         END IF;
@@ -1052,9 +1059,7 @@ BEGIN
                            NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
             END IF;
             IF m.lines <> lines THEN
-                RAISE EXCEPTION 'idempotency key "%" was already used by another cart', key
-                    USING ERRCODE = 'unique_violation', CONSTRAINT = 'inventory_key_reuse',
-                          HINT = 'Use a new key for every distinct cart; retry only with the same lines.';
+                PERFORM inventory_proxy.key_reused(key);
             END IF;
             g := m.attempt;
             IF m.state = 'holding' THEN
@@ -1249,6 +1254,7 @@ REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, inter
                        inventory_proxy.first_round(text, integer, text[], text[], bigint[], text[], interval, jsonb),
                        inventory_proxy.hold_cart(text, integer, text[], text[], bigint[], interval),
                        inventory_proxy.counted(jsonb, integer, text),
+                       inventory_proxy.key_reused(text),
                        inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text),
                        inventory_proxy.settle_cart(text, bigint, boolean),
                        inventory_proxy.refuse_held_cart(text[], bigint[], text, interval, text[]),
@@ -1367,6 +1373,7 @@ COMMENT ON FUNCTION inventory_proxy.hold_states(text[], text[], timestamptz) IS 
 COMMENT ON FUNCTION inventory_proxy.line_states(text[], text[], integer[], inventory.outcome[], timestamptz) IS 'Internal: the states of the holds of the lines picked, read when one of their holds answered duplicate; short for a hold that ends before until.';
 COMMENT ON FUNCTION inventory_proxy.first_round(text, integer, text[], text[], bigint[], text[], interval, jsonb) IS 'Internal: the first round of a cart across shards: every line held under attempt 0''s keys and the manifest recorded under the key''s lock, at once; returns the lines'' outcomes and the open''s status.';
 COMMENT ON FUNCTION inventory_proxy.hold_cart(text, integer, text[], text[], bigint[], interval) IS 'Internal: a held cart across shards (reserve_cart): every line held under derived keys for ttl plus inventory_proxy.hold_ttl, recorded as held on the key''s home partition; returns the cart''s outcome.';
+COMMENT ON FUNCTION inventory_proxy.key_reused(text) IS 'Internal: raises the key-reuse error (23505, constraint inventory_key_reuse) of a cart across shards whose key is another cart''s.';
 COMMENT ON FUNCTION inventory_proxy.counted(jsonb, integer, text) IS 'Internal: whether the attempt-0 holds of a call that found this manifest may have been counted by the held cart it records (then they stay).';
 COMMENT ON FUNCTION inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text) IS 'Internal: ends an attempt of a cart across shards under its key''s lock: resolve finishes or undoes it; released, expired or cancelled lets every line go and marks it so.';
 COMMENT ON FUNCTION inventory_proxy.settle_cart(text, bigint, boolean) IS 'Internal: a whole confirm or release of a held cart across shards, by its manifest; NULL when the key has no such cart (a release then records the key cancelled).';
