@@ -126,7 +126,9 @@ SELECT key,
 -- a later cart with the key answers conflict), and for a held cart holding
 -- (its lines being held), held (every line held, until touched_at + ttl),
 -- confirming (being sold: whoever finds it finishes it), released,
--- expired; touched_at: when the attempt began.
+-- expired; touched_at: when the attempt began; rest: for a held cart
+-- settled in parts (a step was sent to a line), '{}', then the units each
+-- line still held when its confirm began (what that confirm sells).
 CREATE TABLE inventory.cart_manifest (
     key        text        PRIMARY KEY,
     lines      jsonb       NOT NULL,
@@ -134,7 +136,8 @@ CREATE TABLE inventory.cart_manifest (
     attempt    integer     NOT NULL DEFAULT 0,
     state      text        NOT NULL DEFAULT 'pending',
     created_at timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
-    touched_at timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp()
+    touched_at timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
+    rest       bigint[]
 );
 CREATE INDEX cart_manifest_pending ON inventory.cart_manifest (touched_at)
     WHERE state IN ('pending', 'holding', 'held', 'confirming');
@@ -151,12 +154,12 @@ SELECT pg_catalog.pg_extension_config_dump('inventory.cart_manifest', '');
  */
 CREATE FUNCTION inventory.manifest_open(key text, new_lines jsonb, new_ttl interval)
 RETURNS TABLE (locked boolean, lines jsonb, ttl interval, attempt integer, state text,
-               touched_at timestamptz)
+               touched_at timestamptz, rest bigint[])
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT pg_catalog.pg_try_advisory_lock(1769365621, pg_catalog.hashtext(manifest_open.key)) THEN
         RETURN QUERY SELECT false, NULL::jsonb, NULL::interval, NULL::integer, NULL::text,
-                            NULL::timestamptz;
+                            NULL::timestamptz, NULL::bigint[];
         RETURN;
     END IF;
     IF new_lines IS NOT NULL THEN
@@ -166,24 +169,27 @@ BEGIN
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN QUERY
-    SELECT true, m.lines, m.ttl, m.attempt, m.state, m.touched_at
+    SELECT true, m.lines, m.ttl, m.attempt, m.state, m.touched_at, m.rest
       FROM (SELECT) one LEFT JOIN inventory.cart_manifest m ON m.key = manifest_open.key;
 END
 $$;
 
 -- What is recorded of a key (no row: unknown).
 CREATE FUNCTION inventory.manifest_of(key text)
-RETURNS TABLE (lines jsonb, ttl interval, attempt integer, state text, touched_at timestamptz)
+RETURNS TABLE (lines jsonb, ttl interval, attempt integer, state text, touched_at timestamptz,
+               rest bigint[])
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT m.lines, m.ttl, m.attempt, m.state, m.touched_at FROM inventory.cart_manifest m
+    SELECT m.lines, m.ttl, m.attempt, m.state, m.touched_at, m.rest FROM inventory.cart_manifest m
      WHERE m.key = manifest_of.key
 $$;
 
 -- A cart's move to another attempt or state (pending or holding from
 -- another attempt or state: the attempt begins now); a key refused with nothing recorded forgets its manifest
 -- (state NULL), and stays unused, as on one node.  With unlock, the
--- caller lets go of its key's lock too (manifest_open).
-CREATE FUNCTION inventory.manifest_mark(key text, attempt integer, state text, unlock boolean)
+-- caller lets go of its key's lock too (manifest_open); rest, when given,
+-- replaces what is recorded of a held cart settled in parts.
+CREATE FUNCTION inventory.manifest_mark(key text, attempt integer, state text, unlock boolean,
+                                        rest bigint[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -194,6 +200,7 @@ BEGIN
         VALUES (manifest_mark.key, '{}', interval '0', manifest_mark.attempt, manifest_mark.state)
         ON CONFLICT ON CONSTRAINT cart_manifest_pkey DO UPDATE
            SET attempt = excluded.attempt, state = excluded.state,
+               rest = COALESCE(manifest_mark.rest, m.rest),
                touched_at = CASE WHEN excluded.state IN ('pending', 'holding')
                                       AND (m.attempt <> excluded.attempt OR m.state <> excluded.state)
                                  THEN pg_catalog.statement_timestamp() ELSE m.touched_at END;
@@ -224,8 +231,10 @@ $$;
  * cached by the connection).  Each line has its action, applied in
  * row-lock order: hold (reserve under the line's derived key for ttl; a
  * key that already holds this line answers duplicate whatever its ttl,
- * which the cart's manifest records), confirm, release,
- * refund (undo a sold line under "<key>~undo") or restock (a receipt).
+ * which the cart's manifest records), confirm, release, sell (a step
+ * that confirms qty units under "<key>~rest": the rest of a line of a held
+ * cart settled in parts), refund (undo a sold line under "<key>~undo") or
+ * restock (a receipt).
  * The two actions of the key's home partition name the cart's key as key
  * and sku: open, first (manifest_open with lines and ttl, a held cart's
  * own ttl from its lines: ok when the lock is taken and the manifest is at
@@ -266,6 +275,8 @@ BEGIN
             o := inventory.confirm(l.k);
         WHEN 'release' THEN
             o := inventory.release(l.k);
+        WHEN 'sell' THEN
+            o := inventory.confirm(l.k, l.q, l.k || '~rest', l.s);
         WHEN 'refund' THEN
             o := inventory.refund(l.k, l.q, l.k || '~undo');
         WHEN 'restock' THEN
@@ -303,7 +314,7 @@ $$;
 
 REVOKE ALL ON FUNCTION inventory.manifest_open(text, jsonb, interval),
                        inventory.manifest_of(text),
-                       inventory.manifest_mark(text, integer, text, boolean),
+                       inventory.manifest_mark(text, integer, text, boolean, bigint[]),
                        inventory.manifests_due(),
                        inventory.cart_step(text[], text[], bigint[], text[], text[], interval, jsonb)
   FROM PUBLIC;
@@ -426,9 +437,9 @@ COMMENT ON FUNCTION inventory.reserve_cart(text[], bigint[], text, interval, tex
 COMMENT ON FUNCTION inventory.confirm(text, bigint, text, text) IS 'Sells a reservation''s held units: all of them (qty NULL; idempotent by the reservation''s key), or qty units of one line as a step under its own key (sku names the line when the reservation holds several). Returns ok, duplicate, insufficient (more than is held), not_found, expired or conflict.';
 COMMENT ON FUNCTION inventory.release(text, bigint, text, text) IS 'Gives a reservation''s held units back: all of them (qty NULL; records a tombstone for a reservation that has not arrived), or qty units of one line as a step under its own key. Returns ok, duplicate, insufficient, not_found, expired or conflict.';
 COMMENT ON VIEW inventory.reservations IS 'Each reservation as a whole, its parts summed: its state (held while any unit is held; then confirmed if any unit was sold, else released or expired), the units it held at first (qty), and how many are held, confirmed, released and expired.';
-COMMENT ON TABLE inventory.cart_manifest IS 'Carts and bills across shards whose key has its home on this shard, recorded by inventory_proxy before their first hold: their lines, hold ttl (a held cart''s own ttl), current attempt and state (pending, ok, undone, cancelled; holding, held, confirming, released, expired for a held cart), so that any proxy or inventory_proxy.resolve() finishes or undoes them without the client.';
+COMMENT ON TABLE inventory.cart_manifest IS 'Carts and bills across shards whose key has its home on this shard, recorded by inventory_proxy before their first hold: their lines, hold ttl (a held cart''s own ttl), current attempt and state (pending, ok, undone, cancelled; holding, held, confirming, released, expired for a held cart; rest: what a held cart settled in parts had left at its confirm), so that any proxy or inventory_proxy.resolve() finishes or undoes them without the client.';
 COMMENT ON FUNCTION inventory.manifest_open(text, jsonb, interval) IS 'Internal, for inventory_proxy: tries to take the session lock of a cross-shard cart''s key and, holding it, records the cart''s manifest as pending if it has none; returns whether it got the lock and what is recorded.';
 COMMENT ON FUNCTION inventory.manifest_of(text) IS 'Internal, for inventory_proxy: what is recorded of a cross-shard cart''s key.';
-COMMENT ON FUNCTION inventory.manifest_mark(text, integer, text, boolean) IS 'Internal, for inventory_proxy: a cross-shard cart moves to another attempt or state (NULL: forgotten, the key unused); with unlock, the caller lets go of the key''s lock.';
-COMMENT ON FUNCTION inventory.cart_step(text[], text[], bigint[], text[], text[], interval, jsonb) IS 'Internal, for inventory_proxy: one partition''s share of a round of a cart across shards, in one transaction: each line held, confirmed, released, refunded or restocked, in row-lock order, and the manifest opened (first) or marked ok (last) on the key''s home partition; returns each line''s outcome.';
+COMMENT ON FUNCTION inventory.manifest_mark(text, integer, text, boolean, bigint[]) IS 'Internal, for inventory_proxy: a cross-shard cart moves to another attempt or state (NULL: forgotten, the key unused); with unlock, the caller lets go of the key''s lock.';
+COMMENT ON FUNCTION inventory.cart_step(text[], text[], bigint[], text[], text[], interval, jsonb) IS 'Internal, for inventory_proxy: one partition''s share of a round of a cart across shards, in one transaction: each line held, confirmed (whole, or qty units as a step), released, refunded or restocked, in row-lock order, and the manifest opened (first) or marked ok (last) on the key''s home partition; returns each line''s outcome.';
 COMMENT ON FUNCTION inventory.manifests_due() IS 'Internal, for inventory_proxy.resolve(): the cross-shard carts pending longer than their ttl.';

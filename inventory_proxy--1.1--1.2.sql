@@ -27,14 +27,16 @@ DROP FUNCTION inventory.confirm(text);
 DROP FUNCTION inventory.release(text);
 DROP FUNCTION inventory.refund(text, bigint, text);
 
--- A confirm or release of one line (sku), on that sku's partition.
+-- A confirm or release of one line (sku), on that sku's partition (called
+-- once: "(f()).*" would call f once for every column of its result).
 CREATE FUNCTION inventory_proxy.settle_on(sku text, key text, qty bigint, step text,
                                           confirm boolean)
 RETURNS inventory.outcome AS $$
     CLUSTER 'inventory_shards';
     RUN ON inventory_proxy.route(sku);
-    SELECT (CASE WHEN confirm THEN inventory.confirm(key, qty, step, sku)
-                 ELSE inventory.release(key, qty, step, sku) END).*;
+    SELECT (s.o).* FROM (SELECT CASE WHEN confirm THEN inventory.confirm(key, qty, step, sku)
+                                     ELSE inventory.release(key, qty, step, sku) END AS o
+                         OFFSET 0) s;
 $$ LANGUAGE plproxy;
 
 -- A step (qty units of the reservation's only sku) on every partition.
@@ -42,8 +44,9 @@ CREATE FUNCTION inventory_proxy.step_all(key text, qty bigint, step text, confir
 RETURNS SETOF inventory.outcome AS $$
     CLUSTER 'inventory_shards';
     RUN ON ALL;
-    SELECT (CASE WHEN confirm THEN inventory.confirm(key, qty, step)
-                 ELSE inventory.release(key, qty, step) END).*;
+    SELECT (s.o).* FROM (SELECT CASE WHEN confirm THEN inventory.confirm(key, qty, step)
+                                     ELSE inventory.release(key, qty, step) END AS o
+                         OFFSET 0) s;
 $$ LANGUAGE plproxy;
 
 CREATE FUNCTION inventory_proxy.refund_on(sku text, original_key text, qty bigint, key text)
@@ -56,7 +59,8 @@ $$ LANGUAGE plproxy;
 /*
  * confirm: with a sku, on its partition; without, on every partition.  A
  * key no partition knows may be a held cart across shards (its lines are
- * held under derived keys): its home partition's manifest answers then.
+ * held under derived keys): its home partition's manifest answers then,
+ * and a step goes to its line's partition under the line's key.
  */
 CREATE FUNCTION inventory.confirm(key text, qty bigint DEFAULT NULL, step text DEFAULT NULL,
                                   sku text DEFAULT NULL)
@@ -75,7 +79,7 @@ BEGIN
         o := (SELECT inventory_proxy.answer(array_agg(a)) FROM inventory_proxy.confirm_all(key) a);
     END IF;
     IF o.status = 'not_found' THEN
-        cart := inventory_proxy.settle_cart(key, qty, true);
+        cart := inventory_proxy.settle_cart(key, qty, step, sku, true);
         IF cart.status IS NOT NULL THEN
             RETURN cart;
         END IF;
@@ -115,7 +119,7 @@ BEGIN
         o := ROW('not_found', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
     END IF;
     IF o.status = 'not_found' THEN
-        cart := inventory_proxy.settle_cart(key, qty, false);
+        cart := inventory_proxy.settle_cart(key, qty, step, sku, false);
         IF cart.status IS NOT NULL THEN
             RETURN cart;
         END IF;
@@ -328,25 +332,26 @@ $$;
  */
 CREATE FUNCTION inventory_proxy.manifest_open(part integer, key text, lines jsonb, ttl interval)
 RETURNS TABLE (locked boolean, lines jsonb, ttl interval, attempt integer, state text,
-               touched_at timestamptz) AS $$
+               touched_at timestamptz, rest bigint[]) AS $$
     CLUSTER 'inventory_shards';
     RUN ON part;
     SELECT * FROM inventory.manifest_open(key, lines, ttl);
 $$ LANGUAGE plproxy;
 
 CREATE FUNCTION inventory_proxy.manifest_of(part integer, key text)
-RETURNS TABLE (lines jsonb, ttl interval, attempt integer, state text, touched_at timestamptz) AS $$
+RETURNS TABLE (lines jsonb, ttl interval, attempt integer, state text, touched_at timestamptz,
+               rest bigint[]) AS $$
     CLUSTER 'inventory_shards';
     RUN ON part;
     SELECT * FROM inventory.manifest_of(key);
 $$ LANGUAGE plproxy;
 
 CREATE FUNCTION inventory_proxy.manifest_mark(part integer, key text, attempt integer, state text,
-                                              unlock boolean DEFAULT false)
+                                              unlock boolean DEFAULT false, rest bigint[] DEFAULT NULL)
 RETURNS integer AS $$
     CLUSTER 'inventory_shards';
     RUN ON part;
-    SELECT 1 AS manifest_mark FROM inventory.manifest_mark(key, attempt, state, unlock);
+    SELECT 1 AS manifest_mark FROM inventory.manifest_mark(key, attempt, state, unlock, rest);
 $$ LANGUAGE plproxy;
 
 CREATE FUNCTION inventory_proxy.manifests_due(part integer)
@@ -721,7 +726,7 @@ $$;
 CREATE FUNCTION inventory_proxy.open_key(home integer, key text, new_lines jsonb, new_ttl interval,
                                          deadline timestamptz)
 RETURNS TABLE (locked boolean, lines jsonb, ttl interval, attempt integer, state text,
-               touched_at timestamptz)
+               touched_at timestamptz, rest bigint[])
 LANGUAGE plpgsql AS $$
 DECLARE
     pause float8 := 0.001;
@@ -737,7 +742,7 @@ BEGIN
                       HINT = 'Carts and bills whose key has its home on a running partition go on; retry this one with the same key when the partition is back.';
         END;
         IF m.locked OR deadline IS NULL THEN
-            RETURN QUERY SELECT m.locked, m.lines, m.ttl, m.attempt, m.state, m.touched_at;
+            RETURN QUERY SELECT m.locked, m.lines, m.ttl, m.attempt, m.state, m.touched_at, m.rest;
             RETURN;
         END IF;
         IF clock_timestamp() > deadline THEN
@@ -893,7 +898,7 @@ BEGIN
                         PERFORM inventory_proxy.end_cart(d.key, home, m.lines, m.ttl, m.attempt,
                                                          CASE m.state WHEN 'held' THEN 'expired'
                                                                       WHEN 'holding' THEN 'undone'
-                                                                      ELSE 'resolve' END);
+                                                                      ELSE 'resolve' END, m.rest);
                         resolved := resolved + 1;
                         CONTINUE;
                     END IF;
@@ -972,7 +977,8 @@ BEGIN
             -- pending, held or confirming: every line released, what was
             -- sold refunded (conflict when every line was sold: it
             -- finished meanwhile); end_cart() lets go of the lock
-            RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'cancelled');
+            RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'cancelled',
+                                            m.rest);
         END IF;
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         PERFORM inventory_proxy.unlock_quietly(home);
@@ -996,7 +1002,9 @@ $$;
  * another attempt), so one that dies is finished by whoever comes next: a
  * retry, or the resolver.  A release, the resolver past the ttl, and
  * cancel() release every line.  All of them take the key's lock, as a
- * sale's calls do, so the manifest moves one way.
+ * sale's calls do, so the manifest moves one way.  A step settles part of
+ * one line, on its shard, under the same lock; the cart is then settled in
+ * parts, and settles what its lines still hold (end_parted()).
  *
  * The first round holds every line and records the manifest (holding) at
  * once, as a sale's does.  When that round did not take the lock or find
@@ -1129,10 +1137,11 @@ $$;
  * resolving: a sale ends undone, a held cart expired); any other state
  * (released, expired, cancelled) releases every line, refunds what was sold,
  * and marks the cart so: ok, or conflict when every line had been sold
- * (the cart is marked ok).
+ * (the cart is marked ok).  A held cart settled in parts (rest not NULL)
+ * ends by end_parted().
  */
 CREATE FUNCTION inventory_proxy.end_cart(key text, home integer, lines jsonb, ttl interval,
-                                         g integer, how text)
+                                         g integer, how text, rest bigint[])
 RETURNS inventory.outcome
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -1141,6 +1150,9 @@ DECLARE
     deltas bigint[] := ARRAY(SELECT jsonb_array_elements_text(lines -> 'deltas')::bigint);
     held boolean := lines ? 'ttl';
 BEGIN
+    IF rest IS NOT NULL THEN
+        RETURN inventory_proxy.end_parted(key, home, lines, g, rest, how);
+    END IF;
     IF how = 'resolve' THEN
         RETURN inventory_proxy.attempt(
             key, home, skus, locations, deltas,
@@ -1161,26 +1173,118 @@ END
 $$;
 
 /*
- * A whole confirm (confirm) or release of a held cart across shards, for a
- * key no partition knows (its lines are held under derived keys); NULL when
- * the key has no such cart, and then a release records it cancelled on its
- * home partition, so that a late cart across shards (held or sold) answers
- * conflict, as a late reserve does after its release's tombstone (also a
- * release of a cart not held yet, or refused: not_found).  A step
- * (qty) on such a cart is refused with 0A000.  The statuses are those of
- * one reservation: confirm ok, duplicate (confirmed before), expired (past
- * its ttl, or released: every line is let go); release ok, duplicate,
- * conflict (confirmed, or being confirmed), expired; not_found for a cart
- * not held yet, or refused (nothing held).
+ * A held cart across shards settled in parts: a step (settle_cart) was
+ * sent to one of its lines, so its lines no longer hold what the cart was
+ * held with, and a whole confirm, release or expiry settles what each line
+ * still holds (never what a step settled).  A confirm records in the
+ * manifest (rest) the units each line held when it began, and sells them
+ * as a step of each line ("<line key>~rest"), so that a retry or the
+ * resolver finishes it, and an undo refunds exactly what it sold: when a
+ * line's hold ran out before its confirm (the confirm stalled longer than
+ * inventory_proxy.hold_ttl past the cart's ttl), every line is released
+ * and what the confirm sold refunded, and the cart is expired.  how: as
+ * end_cart()'s; the lock goes with the last mark.  A release, the expiry
+ * and cancel() of a cart whose confirm had not begun only release.
  */
-CREATE FUNCTION inventory_proxy.settle_cart(key text, qty bigint, confirm boolean)
+CREATE FUNCTION inventory_proxy.end_parted(key text, home integer, lines jsonb, g integer,
+                                           rest bigint[], how text)
+RETURNS inventory.outcome
+LANGUAGE plpgsql AS $$
+DECLARE
+    skus text[] := ARRAY(SELECT jsonb_array_elements_text(lines -> 'skus'));
+    locations text[] := ARRAY(SELECT jsonb_array_elements_text(lines -> 'locations'));
+    keys text[] := ARRAY(SELECT format('%s#%s.%s', key, g, i) FROM generate_subscripts(skus, 1) i);
+    every integer[] := ARRAY(SELECT generate_subscripts(skus, 1));
+    qtys bigint[] := array_fill(0::bigint, ARRAY[cardinality(skus)]);
+    sold integer[] := ARRAY(SELECT i FROM generate_subscripts(rest, 1) i WHERE rest[i] > 0);
+    answers text[];
+BEGIN
+    IF cardinality(rest) > 0 THEN
+        qtys := rest;
+    END IF;
+    IF how = 'resolve' THEN
+        answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, sold, 'sell');
+        IF NOT EXISTS (SELECT FROM unnest(answers) a WHERE a NOT IN ('ok', 'duplicate')) THEN
+            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true);
+            RETURN ROW('ok', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        END IF;
+        how := 'expired';
+    END IF;
+    PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, every, 'release');
+    IF cardinality(sold) > 0 THEN
+        -- the lines this confirm sold: its step answers duplicate now that
+        -- nothing is held (one it did not make is refused, and changes
+        -- nothing); refunded
+        answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, sold, 'sell');
+        IF EXISTS (SELECT FROM unnest(inventory_proxy.settle_lines(
+                                          keys, skus, qtys, locations,
+                                          ARRAY(SELECT sold[n] FROM generate_subscripts(sold, 1) n
+                                                 WHERE answers[n] = 'duplicate'),
+                                          'refund')) a
+                    WHERE a NOT IN ('ok', 'duplicate')) THEN
+            RAISE EXCEPTION 'a sold line of a cart across shards could not be refunded'
+                USING ERRCODE = 'internal_error',
+                      HINT = 'Check the refunds of the keys ending in "~undo" on the shards.';
+        END IF;
+    END IF;
+    PERFORM inventory_proxy.manifest_mark(home, key, g, how, true);
+    RETURN ROW(CASE WHEN how = 'expired' THEN 'expired' ELSE 'ok' END,
+               NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+END
+$$;
+
+-- What the reservations of keys hold, read on their partitions: the units
+-- each still holds, and what became of the rest (confirmed when any of it
+-- was sold, else expired when any expired, else released).
+CREATE FUNCTION inventory_proxy.line_units(keys text[], skus text[])
+RETURNS TABLE (key text, held bigint, concluded text) AS $$
+    CLUSTER 'inventory_shards';
+    SPLIT keys, skus;
+    RUN ON inventory_proxy.route(skus);
+    SELECT r.key, COALESCE(sum(r.qty) FILTER (WHERE r.state = 'held'), 0)::bigint AS held,
+           CASE WHEN bool_or(r.state = 'confirmed') THEN 'confirmed'
+                WHEN bool_or(r.state = 'expired') THEN 'expired' ELSE 'released' END AS concluded
+      FROM inventory.reservation r
+     WHERE r.key = ANY (keys)
+     GROUP BY r.key;
+$$ LANGUAGE plproxy;
+
+/*
+ * A confirm or release of a held cart across shards, for a key no
+ * partition knows (its lines are held under derived keys); NULL when the
+ * key has no such cart, and then a whole release records it cancelled on
+ * its home partition, so that a late cart across shards (held or sold)
+ * answers conflict, as a late reserve does after its release's tombstone
+ * (also a release of a cart not held yet, or refused: not_found).  The
+ * statuses are those of one reservation: a whole confirm ok, duplicate
+ * (confirmed before), expired (past its ttl, or released: every line is
+ * let go); a whole release ok, duplicate, conflict (confirmed, or being
+ * confirmed), expired; not_found for a cart not held yet, or refused
+ * (nothing held), and for a sku that is none of its lines.
+ *
+ * A step (qty units of the line of sku, under the key step) goes to that
+ * line's partition under the line's key, and answers as a step of one
+ * reservation does; the manifest records first that the cart is settled
+ * in parts (end_parted() says what that changes).  A step on a cart being
+ * confirmed finishes that confirm first; one past the cart's ttl expires
+ * it.  A sku on several lines of the cart cannot be named by a step
+ * (0A000).
+ */
+CREATE FUNCTION inventory_proxy.settle_cart(key text, qty bigint, step text, sku text,
+                                            confirm boolean)
 RETURNS inventory.outcome
 LANGUAGE plpgsql AS $$
 DECLARE
     cluster record := inventory_proxy.shards();
     home integer;
     m record;
+    skus text[];
+    line integer;
+    keys text[];
+    held bigint[];
+    concluded text[];
     status text;
+    result inventory.outcome;
 BEGIN
     IF NOT inventory_proxy.good_name(key) OR octet_length(key) > 232 THEN
         RETURN NULL;        -- no cart across shards has such a key
@@ -1189,40 +1293,92 @@ BEGIN
     SELECT * INTO m FROM inventory_proxy.open_key(home, key, NULL, NULL,
                                                   clock_timestamp() + inventory_proxy.hold_ttl());
     BEGIN
+        IF m.state IS NOT NULL AND m.lines ? 'ttl' THEN
+            skus := ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'skus'));
+            line := array_position(skus, sku);
+            keys := ARRAY(SELECT format('%s#%s.%s', key, m.attempt, i)
+                            FROM generate_subscripts(skus, 1) i);
+        END IF;
         IF m.state IS NULL OR NOT m.lines ? 'ttl' THEN
             IF m.state IS NULL AND NOT confirm AND qty IS NULL THEN
                 PERFORM inventory_proxy.manifest_mark(home, key, 0, 'cancelled');
             END IF;
-        ELSIF qty IS NOT NULL THEN
-            RAISE EXCEPTION 'a held cart across shards is settled only whole'
+        ELSIF qty IS NOT NULL AND sku IS NULL THEN
+            RAISE EXCEPTION 'sku must be given: reservation "%" holds several skus', key
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = format('Name the line to %s with sku => ...',
+                                    CASE WHEN confirm THEN 'confirm' ELSE 'release' END);
+        ELSIF m.state IN ('holding', 'undone') OR (sku IS NOT NULL AND line IS NULL) THEN
+            IF m.state IN ('holding', 'undone') AND NOT confirm AND qty IS NULL THEN
+                -- a release before the cart was held (or after it was
+                -- refused): what its lines hold let go, and the key cancelled
+                IF m.state = 'holding' THEN
+                    PERFORM inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt,
+                                                     'cancelled', m.rest);
+                ELSE
+                    PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'cancelled', true);
+                END IF;
+                RETURN ROW('not_found', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+            END IF;
+            status := 'not_found';
+        ELSIF qty IS NOT NULL AND array_position(skus, sku, line + 1) IS NOT NULL THEN
+            RAISE EXCEPTION 'sku "%" is on several lines of held cart "%" across shards', sku, key
                 USING ERRCODE = 'feature_not_supported',
-                      HINT = 'Confirm or release the cart by its key alone, or hold each shard''s lines with a reserve_cart of their own to settle them in parts.';
+                      HINT = 'Settle the cart whole, or hold a sku in one line of a cart to settle it in parts.';
         ELSIF m.state = 'held' AND m.touched_at + m.ttl <= clock_timestamp() THEN
             -- (conflict: every line was sold, the cart is ok)
             RETURN ROW(CASE (inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt,
-                                                     'expired')).status
-                       WHEN 'conflict' THEN CASE WHEN confirm THEN 'duplicate' ELSE 'conflict' END
+                                                     'expired', m.rest)).status
+                       WHEN 'conflict' THEN CASE WHEN confirm AND qty IS NULL THEN 'duplicate'
+                                                 ELSE 'conflict' END
                        ELSE 'expired' END,
                        NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        ELSIF qty IS NOT NULL AND m.state = 'expired' THEN
+            status := 'expired';        -- (its lines were released)
+        ELSIF qty IS NOT NULL THEN
+            IF m.state = 'confirming' THEN
+                PERFORM inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve',
+                                                 m.rest);
+            ELSIF m.state = 'held' AND m.rest IS NULL THEN
+                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'held', false, '{}');
+            END IF;
+            -- under the key's lock (a whole confirm must find the lines as
+            -- they are); once the cart is ok, released or expired, its
+            -- lines answer as reservations settled so
+            result := inventory_proxy.settle_on(sku, keys[line], qty, step, confirm);
+        ELSIF m.state = 'held' AND m.rest IS NOT NULL THEN
+            SELECT array_agg(COALESCE(u.held, 0) ORDER BY t.i),
+                   array_agg(COALESCE(u.concluded, 'released') ORDER BY t.i)
+              INTO held, concluded
+              FROM unnest(keys) WITH ORDINALITY t(k, i)
+                   LEFT JOIN inventory_proxy.line_units(keys, skus) u ON u.key = t.k;
+            IF EXISTS (SELECT FROM unnest(held) h WHERE h > 0) THEN
+                IF confirm THEN
+                    PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'confirming',
+                                                         false, held);
+                END IF;
+                RETURN inventory_proxy.end_parted(key, home, m.lines, m.attempt,
+                                                  CASE WHEN confirm THEN held ELSE m.rest END,
+                                                  CASE WHEN confirm THEN 'resolve' ELSE 'released' END);
+            END IF;
+            -- every unit settled by steps: as one reservation so settled
+            status := CASE WHEN 'confirmed' = ANY (concluded)
+                           THEN CASE WHEN confirm THEN 'duplicate' ELSE 'conflict' END
+                           WHEN confirm THEN 'expired'
+                           WHEN 'expired' = ANY (concluded) THEN 'expired'
+                           ELSE 'duplicate' END;
+            PERFORM inventory_proxy.manifest_mark(home, key, m.attempt,
+                                                 CASE WHEN 'confirmed' = ANY (concluded)
+                                                      THEN 'ok' ELSE 'released' END);
         ELSIF m.state = 'held' AND NOT confirm THEN
-            RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'released');
+            RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'released', m.rest);
         ELSIF m.state IN ('held', 'confirming') AND confirm THEN
             IF m.state = 'held' THEN
                 PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'confirming');
             END IF;
-            RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve');
-        ELSIF m.state IN ('holding', 'undone') AND NOT confirm THEN
-            -- a release before the cart was held (or after it was refused):
-            -- what its lines hold let go, and the key cancelled
-            IF m.state = 'holding' THEN
-                PERFORM inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'cancelled');
-            ELSE
-                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'cancelled', true);
-            END IF;
-            RETURN ROW('not_found', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+            RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve', m.rest);
         ELSE
-            status := CASE WHEN m.state IN ('holding', 'undone') THEN 'not_found'
-                           WHEN m.state = 'expired' THEN 'expired'
+            status := CASE WHEN m.state = 'expired' THEN 'expired'
                            WHEN m.state = 'ok' AND confirm THEN 'duplicate'
                            WHEN m.state IN ('ok', 'confirming') THEN 'conflict'
                            WHEN confirm THEN 'expired'          -- released or cancelled
@@ -1233,14 +1389,15 @@ BEGIN
         RAISE;
     END;
     PERFORM inventory_proxy.unlock_keys(home);
-    RETURN CASE WHEN status IS NOT NULL
+    RETURN CASE WHEN result.status IS NOT NULL THEN result
+                WHEN status IS NOT NULL
                 THEN ROW(status, NULL::bigint, NULL::text, NULL::text)::inventory.outcome END;
 END
 $$;
 
 REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, interval),
                        inventory_proxy.manifest_of(integer, text),
-                       inventory_proxy.manifest_mark(integer, text, integer, text, boolean),
+                       inventory_proxy.manifest_mark(integer, text, integer, text, boolean, bigint[]),
                        inventory_proxy.manifests_due(integer),
                        inventory_proxy.manifest_lines(text[], text[], bigint[]),
                        inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[], text),
@@ -1255,8 +1412,10 @@ REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, inter
                        inventory_proxy.hold_cart(text, integer, text[], text[], bigint[], interval),
                        inventory_proxy.counted(jsonb, integer, text),
                        inventory_proxy.key_reused(text),
-                       inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text),
-                       inventory_proxy.settle_cart(text, bigint, boolean),
+                       inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text, bigint[]),
+                       inventory_proxy.end_parted(text, integer, jsonb, integer, bigint[], text),
+                       inventory_proxy.line_units(text[], text[]),
+                       inventory_proxy.settle_cart(text, bigint, text, text, boolean),
                        inventory_proxy.refuse_held_cart(text[], bigint[], text, interval, text[]),
                        inventory_proxy.cart(text, text[], bigint[], text, text[], interval),
                        inventory_proxy.resolve(),
@@ -1344,7 +1503,6 @@ COMMENT ON FUNCTION inventory_proxy.hold(text[], text[], bigint[], text[], inter
 COMMENT ON FUNCTION inventory_proxy.states(text[], text[]) IS 'Internal: returns the states of the holds of derived keys, read on their partitions after phase one.';
 COMMENT ON FUNCTION inventory_proxy.settle(text[], text[], bigint[], text[], text[]) IS 'Internal: phase two, line by line on its partition in row-lock order: confirms or releases a hold, refunds a sold line (undo), or restocks a receipt; returns each line''s status.';
 COMMENT ON FUNCTION inventory_proxy.unlock_keys(integer) IS 'Internal: lets go of every session advisory lock of the proxy''s connection to the partition numbered part.';
-COMMENT ON FUNCTION inventory_proxy.settle_lines(text[], text[], bigint[], text[], integer[], text) IS 'Internal: settles the lines picked (by number) of the derived keys with one action for all; returns each line''s status in the order picked, and raises an error if a partition did not answer for a line.';
 COMMENT ON FUNCTION inventory_proxy.undo(text[], text[], bigint[], text[], integer[]) IS 'Internal: abandons an attempt of a cross-shard cart by releasing every line, then refunding the lines sold; returns false, refunding nothing, when every line answers conflict (the attempt is complete).';
 COMMENT ON FUNCTION inventory_proxy.two_phase(text, integer, text[], text[], bigint[]) IS 'Internal: runs attempt() holding the key''s session lock on its home partition, waiting for it at most inventory_proxy.hold_ttl, then raising 55P03 (retry); returns attempt()''s outcome.';
 COMMENT ON FUNCTION inventory_proxy.check_key(text) IS 'Internal: raises 22001 for a key too long (over 232 bytes) for the derived keys of a cart across shards.';
@@ -1375,8 +1533,10 @@ COMMENT ON FUNCTION inventory_proxy.first_round(text, integer, text[], text[], b
 COMMENT ON FUNCTION inventory_proxy.hold_cart(text, integer, text[], text[], bigint[], interval) IS 'Internal: a held cart across shards (reserve_cart): every line held under derived keys for ttl plus inventory_proxy.hold_ttl, recorded as held on the key''s home partition; returns the cart''s outcome.';
 COMMENT ON FUNCTION inventory_proxy.key_reused(text) IS 'Internal: raises the key-reuse error (23505, constraint inventory_key_reuse) of a cart across shards whose key is another cart''s.';
 COMMENT ON FUNCTION inventory_proxy.counted(jsonb, integer, text) IS 'Internal: whether the attempt-0 holds of a call that found this manifest may have been counted by the held cart it records (then they stay).';
-COMMENT ON FUNCTION inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text) IS 'Internal: ends an attempt of a cart across shards under its key''s lock: resolve finishes or undoes it; released, expired or cancelled lets every line go and marks it so.';
-COMMENT ON FUNCTION inventory_proxy.settle_cart(text, bigint, boolean) IS 'Internal: a whole confirm or release of a held cart across shards, by its manifest; NULL when the key has no such cart (a release then records the key cancelled).';
+COMMENT ON FUNCTION inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text, bigint[]) IS 'Internal: ends an attempt of a cart across shards under its key''s lock: resolve finishes or undoes it; released, expired or cancelled lets every line go and marks it so (a held cart settled in parts: end_parted).';
+COMMENT ON FUNCTION inventory_proxy.end_parted(text, integer, jsonb, integer, bigint[], text) IS 'Internal: ends a held cart across shards settled in parts under its key''s lock: resolve sells what each line held when its confirm began (rest), or undoes that confirm; released, expired or cancelled releases what each line still holds.';
+COMMENT ON FUNCTION inventory_proxy.line_units(text[], text[]) IS 'Internal: the units the reservations of derived keys still hold, and what became of the rest, read on their partitions.';
+COMMENT ON FUNCTION inventory_proxy.settle_cart(text, bigint, text, text, boolean) IS 'Internal: a confirm or release of a held cart across shards, by its manifest, whole or a step of one line (sent to its partition under the line''s key); NULL when the key has no such cart (a whole release then records the key cancelled).';
 COMMENT ON FUNCTION inventory_proxy.cancel(text) IS 'Undoes a cart or bill across shards that has not finished (every line released, what was sold refunded): ok; conflict if it finished; duplicate if cancelled before; not_found (recording the cancel) for an unknown key.';
 COMMENT ON FUNCTION inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[], text) IS 'Internal: one call''s attempts at a cart across shards (try/confirm/cancel under derived keys), recorded in its manifest; given: the outcomes of the first attempt''s holds of every line, when the caller made them.';
 COMMENT ON FUNCTION inventory_proxy.cart_step(text[], text[], bigint[], text[], text[], interval, jsonb) IS 'Internal: a round of a cart across shards, each partition''s lines (and the home partition''s open or ok of the manifest) in one call there; returns each line''s outcome.';
@@ -1385,6 +1545,6 @@ COMMENT ON FUNCTION inventory_proxy.unlock_quietly(integer) IS 'Internal: unlock
 COMMENT ON FUNCTION inventory_proxy.open_key(integer, text, jsonb, interval, timestamptz) IS 'Internal: takes the lock of a cart''s key on its home partition, waiting for it until a deadline, and returns its manifest (recorded if new).';
 COMMENT ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, interval) IS 'Internal: tries to take the lock of a cart''s key on its home partition and returns its manifest (recorded if new).';
 COMMENT ON FUNCTION inventory_proxy.manifest_of(integer, text) IS 'Internal: what the home partition records of a cart.';
-COMMENT ON FUNCTION inventory_proxy.manifest_mark(integer, text, integer, text, boolean) IS 'Internal: a cart''s move to another attempt or state (unlock: and the key''s lock let go).';
+COMMENT ON FUNCTION inventory_proxy.manifest_mark(integer, text, integer, text, boolean, bigint[]) IS 'Internal: a cart''s move to another attempt or state (unlock: and the key''s lock let go).';
 COMMENT ON FUNCTION inventory_proxy.manifests_due(integer) IS 'Internal: the carts pending longer than their ttl, on one partition.';
 COMMENT ON FUNCTION inventory_proxy.manifest_lines(text[], text[], bigint[]) IS 'Internal: a cart''s lines as its manifest records them.';

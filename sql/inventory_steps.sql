@@ -64,6 +64,8 @@ SELECT * FROM inventory.confirm('cart-1', 5, 's2', 'pen');
 SELECT * FROM inventory.release('cart-1', 1, 's3', 'ink');
 SELECT * FROM inventory.confirm('cart-1', 1, 's4', 'zzz');
 SELECT * FROM inventory.confirm('nope', 1, 's5', 'pen');
+-- a step's key used for another reservation, on one no-one holds: not_found
+SELECT * FROM inventory.confirm('nope', 1, 's1', 'pen');
 SELECT part, sku, qty, state FROM inventory.reservation WHERE key = 'cart-1' ORDER BY part;
 SELECT key, state, qty, held, confirmed, released FROM inventory.reservations WHERE key = 'cart-1';
 -- the rest: a whole confirm sells what is still held

@@ -602,6 +602,7 @@ SettleStep(const Ask *ask, InvOutcome *out)
 	bool		overdue = false;
 	bool		lapsed = false;
 	const char *sku = ask->sku;
+	InvKeyState step_key;
 
 	parts = LockReservation(ask->key, &n);
 	InvArgsBegin(&args);
@@ -609,7 +610,8 @@ SettleStep(const Ask *ask, InvOutcome *out)
 	InvArgsText(&args, "sku", sku ? sku : "");
 	InvArgsInt8(&args, "qty", ask->qty);
 	InvArgsEnd(&args);
-	if (InvKeyCheck(ask->step, call, args.data) == INV_KEY_DUPLICATE)
+	step_key = InvKeyClassify(ask->step, call, args.data);
+	if (step_key == INV_KEY_DUPLICATE)
 	{
 		out->status = INV_DUPLICATE;
 		out->sku = sku;
@@ -617,10 +619,17 @@ SettleStep(const Ask *ask, InvOutcome *out)
 	}
 	if (n == 0)
 	{
+		/*
+		 * No such reservation: not_found, even when the step's key was used
+		 * for another one (inventory_proxy sends the retry of a step of a
+		 * held cart across shards here first, and then to its line).
+		 */
 		CheckNotAfterSnapshot(ask->key);
 		out->status = INV_NOT_FOUND;
 		return;
 	}
+	if (step_key == INV_KEY_REUSED)
+		(void) InvKeyCheck(ask->step, call, args.data);
 
 	/* the line: the sku named, or the reservation's only one */
 	for (int i = 0; i < n; i++)

@@ -9,7 +9,8 @@
 # one homed on the stopped server fails with an error that says so.  Held
 # carts across shards (reserve_cart): held, confirmed and released whole by
 # key, refused, expired by the resolver, finished after a confirm that died,
-# cancelled, and released before they arrive.
+# cancelled, released before they arrive, and settled in parts (steps on
+# their lines, then a whole confirm, release, expiry or undo of the rest).
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -50,7 +51,8 @@ sub px { return $proxy->safe_psql('postgres', $_[0]) }
 my %part_of = map { split /\|/ } split /\n/, px(q{
 	SELECT s || '|' || inventory_proxy.partition_of(s, 4, false)
 	  FROM (SELECT 'sku-' || i AS s FROM generate_series(1, 40) i
-	        UNION ALL SELECT 'key-' || i FROM generate_series(1, 80) i) x});
+	        UNION ALL SELECT 'key-' || i FROM generate_series(1, 80) i
+	        UNION ALL SELECT 'parted-' || i FROM generate_series(1, 10) i) x});
 my @on_a = grep { /^sku/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
 my @on_b = grep { /^sku/ && $part_of{$_} % 2 == 1 } sort keys %part_of;
 my @home_a = grep { /^key/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
@@ -177,8 +179,6 @@ is(sqlstate("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,4}', '$hk', '1 hour'
 	'other lines under its key: the key-reuse error');
 is(sqlstate("SELECT inventory.deduct_cart('{$h1,$h2}', '{2,3}', '$hk')"), '23505',
 	'a sale under its key: the key-reuse error');
-is(sqlstate("SELECT inventory.confirm('$hk', 1, '$hk-step', '$h1')"), '0A000',
-	'a step on it is refused');
 is(px("SELECT status FROM inventory.confirm('$hk')"), 'ok', 'confirm by key');
 is(reserved() . ' ' . on_hand($h1) . ' ' . on_hand($h2), '0 0 98 97', 'sells every line');
 is(px("SELECT inventory_proxy.status('$hk')"), 'ok', 'and the cart is ok');
@@ -403,6 +403,97 @@ is(px("SELECT status FROM inventory.confirm('$home_a[14]')"), 'ok', 'a retry of 
 ok(resolved_until("inventory_proxy.status('$home_b[14]') = 'ok'"), 'the resolver finishes the other');
 is(on_hand($h1) . ' ' . on_hand($h2) . ' ' . reserved(), ($sold =~ s/(\d+) (\d+)/$1 . ' ' . ($2 - 2)/er) . ' 0 0',
 	'each line sold once');
+is(px('SELECT count(*) FROM inventory.reconcile()'), '0', 'reconcile() is empty on every partition');
+
+# held carts across shards settled in parts: a step goes to its line's
+# partition under the line's key; a whole confirm, release or expiry then
+# settles only what each line still holds, never what a step settled
+my @parted = map { "parted-$_" } 1 .. 10;
+sub levels { return on_hand($h1) . ' ' . on_hand($h2) . ' ' . reserved() }
+# levels after selling a of h1 and b of h2 from $base
+sub after { my ($base, $a, $b) = @_; my @n = split / /, $base; return ($n[0] - $a) . ' ' . ($n[1] - $b) . ' 0 0' }
+# the home partition's clock moved past a cart's ttl
+sub age { my ($k) = @_; on_part($part_of{$k}, "UPDATE inventory.cart_manifest SET touched_at = touched_at - interval '2 hours' WHERE key = '$k'") }
+my $base = levels();
+$hk = $parted[0];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{4,3}', '$hk', '1 hour')");
+is(px("SELECT status || ' ' || sku || ' ' || location || ' '
+	  || (available = (SELECT available FROM inventory.stock_levels WHERE sku = '$h1'))
+	  FROM inventory.confirm('$hk', 1, '$hk-s1', '$h1')"), "ok $h1 default true",
+	'a step of a held cart across shards: ok, naming its row and the units available');
+is(px("SELECT status FROM inventory.confirm('$hk', 1, '$hk-s1', '$h1')"), 'duplicate', 'its retry is a duplicate');
+is(sqlstate("SELECT inventory.confirm('$hk', 2, '$hk-s1', '$h1')"), '23505', 'its key reused: 23505');
+is(px("SELECT status FROM inventory.release('$hk', 3, '$hk-s2', '$h2')") . ' '
+	  . px("SELECT status || ' ' || available FROM inventory.confirm('$hk', 9, '$hk-s3', '$h1')"),
+	'ok insufficient 3', 'a step releasing a line; more than its line holds: insufficient, with what it holds');
+is(sqlstate("SELECT inventory.confirm('$hk', 1, '$hk-s4')") . ' '
+	  . px("SELECT status FROM inventory.confirm('$hk', 1, '$hk-s4', 'sku-none')"),
+	'22023 not_found', 'a step needs a sku, one of the cart\'s lines');
+is(levels() . ' ' . px("SELECT inventory_proxy.status('$hk')"), after($base, 1, 0) =~ s/0 0$/3 0 held/r,
+	'the cart is still held, with what the steps left');
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'ok ' . after($base, 4, 0),
+	'a whole confirm sells only the rest');
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . px("SELECT status FROM inventory.release('$hk')")
+	  . ' ' . px("SELECT status FROM inventory.confirm('$hk', 1, '$hk-s5', '$h1')")
+	  . ' ' . px("SELECT inventory_proxy.status('$hk')"),
+	'duplicate conflict insufficient ok', 'then: duplicate, conflict, a step insufficient, the cart ok');
+
+$base = levels();
+$hk = $parted[1];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
+px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h2')");
+is(px("SELECT status FROM inventory.release('$hk')") . ' ' . levels() . ' ' . px("SELECT inventory_proxy.status('$hk')"),
+	'ok ' . after($base, 0, 1) . ' undone', 'a whole release lets the rest go, the step\'s sale stays');
+
+$hk = $parted[2];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour')");
+px("SELECT inventory.release('$hk', 1, '$hk-s$_', '$_')") for $h1, $h2;
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . px("SELECT status FROM inventory.release('$hk')"),
+	'expired duplicate', 'every unit released by steps: a confirm is expired, a release a duplicate');
+
+$base = levels();
+$hk = $parted[3];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
+px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
+age($hk);
+ok(resolved_until("inventory_proxy.status('$hk') = 'undone'"), 'the resolver expires a cart settled in part');
+is(levels(), after($base, 1, 0), 'letting the rest go; the step\'s sale stays');
+$hk = $parted[4];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
+px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
+age($hk);
+is(px("SELECT status FROM inventory.confirm('$hk', 1, '$hk-s2', '$h1')") . ' ' . levels(), 'expired ' . after($base, 2, 0),
+	'a step past the cart\'s ttl: expired, and the cart expires');
+
+# a confirm that died after selling one line's rest: a step finishes it
+# first, the resolver finishes another; one whose other line's hold ran out
+# (before the confirm began, here: the resolver may run at any time) is
+# undone, refunding only what it sold
+$base = levels();
+for my $k ($parted[5], $parted[6], $parted[7])
+{
+	px("SELECT inventory.reserve_cart('{$h1,$h2}', '{3,3}', '$k', '1 hour')");
+	px("SELECT inventory.confirm('$k', 1, '$k-s1', '$h1')");
+	on_part($part_of{$h2}, "UPDATE inventory.reservation SET expires_at = now() - interval '1 s' WHERE key = '$k#0.2';
+		SELECT inventory.expire()") if $k eq $parted[7];
+	px("SELECT inventory_proxy.manifest_mark($part_of{$k}, '$k', 0, 'confirming', false, '{2,3}')");
+	px("SELECT count(*) FROM inventory_proxy.settle('{$k#0.1}', '{$h1}', '{2}', '{default}', '{sell}')");
+}
+is(px("SELECT status || ' ' || available FROM inventory.release('$parted[5]', 1, '$parted[5]-s2', '$h2')"),
+	'insufficient 0', 'a step on a cart being confirmed: the confirm is finished first');
+ok(resolved_until("inventory_proxy.status('$parted[6]') = 'ok'"), 'the resolver finishes a confirm that died');
+is(px("SELECT status FROM inventory.confirm('$parted[7]')") . ' ' . px("SELECT inventory_proxy.status('$parted[7]')"),
+	'expired undone', 'a confirm whose other line\'s hold ran out: expired');
+is(levels(), after($base, 7, 6), 'each cart\'s step sold once, the two confirms finished, the third refunded');
+
+# a sku on two lines of a cart (two locations) cannot be named by a step
+px("SELECT inventory.restock('$h1', 5, 'po-north-$h1', 'north')");
+$hk = $parted[8];
+px("SELECT inventory.reserve_cart('{$h1,$h1,$h2}', '{1,1,1}', '$hk', '1 hour', '{default,north,default}')");
+is(sqlstate("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')") . ' '
+	  . px("SELECT status FROM inventory.confirm('$hk', 1, '$hk-s2', '$h2')")
+	  . ' ' . px("SELECT status FROM inventory.confirm('$hk')"),
+	'0A000 ok ok', 'a step naming a sku on two lines: 0A000; on one line, ok');
 is(px('SELECT count(*) FROM inventory.reconcile()'), '0', 'reconcile() is empty on every partition');
 
 # 4. a shard server down: carts homed on the other server go on
