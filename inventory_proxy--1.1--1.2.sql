@@ -1182,9 +1182,12 @@ $$;
  * resolver finishes it, and an undo refunds exactly what it sold: when a
  * line's hold ran out before its confirm (the confirm stalled longer than
  * inventory_proxy.hold_ttl past the cart's ttl), every line is released
- * and what the confirm sold refunded, and the cart is expired.  how: as
- * end_cart()'s; the lock goes with the last mark.  A release, the expiry
- * and cancel() of a cart whose confirm had not begun only release.
+ * and what the confirm sold refunded, and the cart is expired (a confirm
+ * that sold every line is complete: conflict, and the cart is ok).  how:
+ * as end_cart()'s; the lock goes with the last mark.  A release, the
+ * expiry and cancel() of a cart whose confirm had not begun only release:
+ * ok; when nothing was held any more, conflict (the cart is ok) if steps
+ * sold some of it, else duplicate.
  */
 CREATE FUNCTION inventory_proxy.end_parted(key text, home integer, lines jsonb, g integer,
                                            rest bigint[], how text)
@@ -1198,6 +1201,7 @@ DECLARE
     qtys bigint[] := array_fill(0::bigint, ARRAY[cardinality(skus)]);
     sold integer[] := ARRAY(SELECT i FROM generate_subscripts(rest, 1) i WHERE rest[i] > 0);
     answers text[];
+    released text[];
 BEGIN
     IF cardinality(rest) > 0 THEN
         qtys := rest;
@@ -1210,12 +1214,26 @@ BEGIN
         END IF;
         how := 'expired';
     END IF;
-    PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, every, 'release');
+    released := inventory_proxy.settle_lines(keys, skus, qtys, locations, every, 'release');
+    IF cardinality(sold) = 0 AND NOT 'ok' = ANY (released) THEN
+        -- nothing was held: every unit was settled by steps (conflict, and
+        -- the cart is ok, when some were sold; else duplicate)
+        PERFORM inventory_proxy.manifest_mark(home, key, g,
+                                             CASE WHEN 'conflict' = ANY (released) THEN 'ok' ELSE how END,
+                                             true);
+        RETURN ROW(CASE WHEN 'conflict' = ANY (released) THEN 'conflict' ELSE 'duplicate' END,
+                   NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+    END IF;
     IF cardinality(sold) > 0 THEN
         -- the lines this confirm sold: its step answers duplicate now that
         -- nothing is held (one it did not make is refused, and changes
-        -- nothing); refunded
+        -- nothing); refunded, unless it sold every line (it is complete:
+        -- conflict, and the cart is ok, as a sale's attempt)
         answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, sold, 'sell');
+        IF NOT EXISTS (SELECT FROM unnest(answers) a WHERE a <> 'duplicate') THEN
+            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true);
+            RETURN ROW('conflict', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        END IF;
         IF EXISTS (SELECT FROM unnest(inventory_proxy.settle_lines(
                                           keys, skus, qtys, locations,
                                           ARRAY(SELECT sold[n] FROM generate_subscripts(sold, 1) n
@@ -1233,19 +1251,15 @@ BEGIN
 END
 $$;
 
--- What the reservations of keys hold, read on their partitions: the units
--- each still holds, and what became of the rest (confirmed when any of it
--- was sold, else expired when any expired, else released).
+-- The units the reservations of keys still hold, read on their partitions.
 CREATE FUNCTION inventory_proxy.line_units(keys text[], skus text[])
-RETURNS TABLE (key text, held bigint, concluded text) AS $$
+RETURNS TABLE (key text, held bigint) AS $$
     CLUSTER 'inventory_shards';
     SPLIT keys, skus;
     RUN ON inventory_proxy.route(skus);
-    SELECT r.key, COALESCE(sum(r.qty) FILTER (WHERE r.state = 'held'), 0)::bigint AS held,
-           CASE WHEN bool_or(r.state = 'confirmed') THEN 'confirmed'
-                WHEN bool_or(r.state = 'expired') THEN 'expired' ELSE 'released' END AS concluded
+    SELECT r.key, sum(r.qty)::bigint AS held
       FROM inventory.reservation r
-     WHERE r.key = ANY (keys)
+     WHERE r.key = ANY (keys) AND r.state = 'held'
      GROUP BY r.key;
 $$ LANGUAGE plproxy;
 
@@ -1282,7 +1296,8 @@ DECLARE
     line integer;
     keys text[];
     held bigint[];
-    concluded text[];
+    past boolean;
+    lapsed boolean := false;
     status text;
     result inventory.outcome;
 BEGIN
@@ -1298,6 +1313,7 @@ BEGIN
             line := array_position(skus, sku);
             keys := ARRAY(SELECT format('%s#%s.%s', key, m.attempt, i)
                             FROM generate_subscripts(skus, 1) i);
+            past := m.state = 'held' AND m.touched_at + m.ttl <= clock_timestamp();
         END IF;
         IF m.state IS NULL OR NOT m.lines ? 'ttl' THEN
             IF m.state IS NULL AND NOT confirm AND qty IS NULL THEN
@@ -1325,57 +1341,62 @@ BEGIN
             RAISE EXCEPTION 'sku "%" is on several lines of held cart "%" across shards', sku, key
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'Settle the cart whole, or hold a sku in one line of a cart to settle it in parts.';
-        ELSIF m.state = 'held' AND m.touched_at + m.ttl <= clock_timestamp() THEN
-            -- (conflict: every line was sold, the cart is ok)
-            RETURN ROW(CASE (inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt,
-                                                     'expired', m.rest)).status
-                       WHEN 'conflict' THEN CASE WHEN confirm AND qty IS NULL THEN 'duplicate'
-                                                 ELSE 'conflict' END
-                       ELSE 'expired' END,
-                       NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
-        ELSIF qty IS NOT NULL AND m.state = 'expired' THEN
-            status := 'expired';        -- (its lines were released)
         ELSIF qty IS NOT NULL THEN
-            IF m.state = 'confirming' THEN
-                PERFORM inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve',
-                                                 m.rest);
+            IF m.state = 'held' AND past THEN
+                -- (units let go: ok, or expired from end_parted())
+                lapsed := (inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'expired',
+                                                    m.rest)).status IN ('ok', 'expired');
+            ELSIF m.state = 'confirming' THEN
+                lapsed := (inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve',
+                                                    m.rest)).status = 'expired';
             ELSIF m.state = 'held' AND m.rest IS NULL THEN
                 PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'held', false, '{}');
             END IF;
-            -- under the key's lock (a whole confirm must find the lines as
-            -- they are); once the cart is ok, released or expired, its
-            -- lines answer as reservations settled so
-            result := inventory_proxy.settle_on(sku, keys[line], qty, step, confirm);
-        ELSIF m.state = 'held' AND m.rest IS NOT NULL THEN
-            SELECT array_agg(COALESCE(u.held, 0) ORDER BY t.i),
-                   array_agg(COALESCE(u.concluded, 'released') ORDER BY t.i)
-              INTO held, concluded
-              FROM unnest(keys) WITH ORDINALITY t(k, i)
-                   LEFT JOIN inventory_proxy.line_units(keys, skus) u ON u.key = t.k;
-            IF EXISTS (SELECT FROM unnest(held) h WHERE h > 0) THEN
-                IF confirm THEN
+            IF m.rest IS NULL AND m.state IN ('released', 'expired', 'cancelled') THEN
+                -- never settled in parts, and let go (its lines under the
+                -- keys of the attempt before the one recorded)
+                result := ROW(CASE WHEN m.state = 'expired' THEN 'expired' ELSE 'insufficient' END,
+                              CASE WHEN m.state = 'expired' THEN NULL ELSE 0 END,
+                              sku, NULL::text)::inventory.outcome;
+            ELSE
+                -- under the key's lock (a whole confirm must find the
+                -- lines as they are); once the cart is ok, released or
+                -- expired, its lines answer as reservations settled so,
+                -- and a step's retry as a duplicate
+                result := inventory_proxy.settle_on(sku, keys[line], qty, step, confirm);
+                IF (lapsed OR m.state = 'expired') AND result.status <> 'duplicate' THEN
+                    result := ROW('expired', NULL::bigint, sku, NULL::text)::inventory.outcome;
+                END IF;
+            END IF;
+        ELSIF m.state = 'held' THEN
+            IF confirm AND NOT past AND m.rest IS NULL THEN
+                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'confirming');
+                RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve', NULL);
+            ELSIF confirm AND NOT past THEN
+                -- settled in parts: what each line still holds is sold
+                held := ARRAY(SELECT COALESCE(u.held, 0)
+                                FROM unnest(keys) WITH ORDINALITY t(k, i)
+                                     LEFT JOIN inventory_proxy.line_units(keys, skus) u ON u.key = t.k
+                               ORDER BY t.i);
+                IF EXISTS (SELECT FROM unnest(held) h WHERE h > 0) THEN
                     PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'confirming',
                                                          false, held);
+                    RETURN inventory_proxy.end_parted(key, home, m.lines, m.attempt, held, 'resolve');
                 END IF;
-                RETURN inventory_proxy.end_parted(key, home, m.lines, m.attempt,
-                                                  CASE WHEN confirm THEN held ELSE m.rest END,
-                                                  CASE WHEN confirm THEN 'resolve' ELSE 'released' END);
             END IF;
-            -- every unit settled by steps: as one reservation so settled
-            status := CASE WHEN 'confirmed' = ANY (concluded)
-                           THEN CASE WHEN confirm THEN 'duplicate' ELSE 'conflict' END
-                           WHEN confirm THEN 'expired'
-                           WHEN 'expired' = ANY (concluded) THEN 'expired'
-                           ELSE 'duplicate' END;
-            PERFORM inventory_proxy.manifest_mark(home, key, m.attempt,
-                                                 CASE WHEN 'confirmed' = ANY (concluded)
-                                                      THEN 'ok' ELSE 'released' END);
-        ELSIF m.state = 'held' AND NOT confirm THEN
-            RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'released', m.rest);
-        ELSIF m.state IN ('held', 'confirming') AND confirm THEN
-            IF m.state = 'held' THEN
-                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'confirming');
-            END IF;
+            -- a release, the ttl passed, or a cart settled in parts with
+            -- nothing held: every line let go; the statuses of one
+            -- reservation, whose every unit was sold (the cart is ok:
+            -- conflict), or released by steps (duplicate)
+            result := inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt,
+                                               CASE WHEN past THEN 'expired' ELSE 'released' END, m.rest);
+            RETURN ROW(CASE result.status
+                       WHEN 'conflict' THEN CASE WHEN confirm THEN 'duplicate' ELSE 'conflict' END
+                       WHEN 'duplicate' THEN CASE WHEN confirm THEN 'expired' ELSE 'duplicate' END
+                       WHEN 'ok' THEN CASE WHEN past THEN 'expired' ELSE 'ok' END
+                       ELSE 'expired' END,
+                       NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        ELSIF m.state = 'confirming' AND confirm THEN
             RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve', m.rest);
         ELSE
             status := CASE WHEN m.state = 'expired' THEN 'expired'
@@ -1535,7 +1556,7 @@ COMMENT ON FUNCTION inventory_proxy.key_reused(text) IS 'Internal: raises the ke
 COMMENT ON FUNCTION inventory_proxy.counted(jsonb, integer, text) IS 'Internal: whether the attempt-0 holds of a call that found this manifest may have been counted by the held cart it records (then they stay).';
 COMMENT ON FUNCTION inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text, bigint[]) IS 'Internal: ends an attempt of a cart across shards under its key''s lock: resolve finishes or undoes it; released, expired or cancelled lets every line go and marks it so (a held cart settled in parts: end_parted).';
 COMMENT ON FUNCTION inventory_proxy.end_parted(text, integer, jsonb, integer, bigint[], text) IS 'Internal: ends a held cart across shards settled in parts under its key''s lock: resolve sells what each line held when its confirm began (rest), or undoes that confirm; released, expired or cancelled releases what each line still holds.';
-COMMENT ON FUNCTION inventory_proxy.line_units(text[], text[]) IS 'Internal: the units the reservations of derived keys still hold, and what became of the rest, read on their partitions.';
+COMMENT ON FUNCTION inventory_proxy.line_units(text[], text[]) IS 'Internal: the units the reservations of derived keys still hold, read on their partitions.';
 COMMENT ON FUNCTION inventory_proxy.settle_cart(text, bigint, text, text, boolean) IS 'Internal: a confirm or release of a held cart across shards, by its manifest, whole or a step of one line (sent to its partition under the line''s key); NULL when the key has no such cart (a whole release then records the key cancelled).';
 COMMENT ON FUNCTION inventory_proxy.cancel(text) IS 'Undoes a cart or bill across shards that has not finished (every line released, what was sold refunded): ok; conflict if it finished; duplicate if cancelled before; not_found (recording the cancel) for an unknown key.';
 COMMENT ON FUNCTION inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[], text) IS 'Internal: one call''s attempts at a cart across shards (try/confirm/cancel under derived keys), recorded in its manifest; given: the outcomes of the first attempt''s holds of every line, when the caller made them.';

@@ -52,7 +52,7 @@ my %part_of = map { split /\|/ } split /\n/, px(q{
 	SELECT s || '|' || inventory_proxy.partition_of(s, 4, false)
 	  FROM (SELECT 'sku-' || i AS s FROM generate_series(1, 40) i
 	        UNION ALL SELECT 'key-' || i FROM generate_series(1, 80) i
-	        UNION ALL SELECT 'parted-' || i FROM generate_series(1, 10) i) x});
+	        UNION ALL SELECT 'parted-' || i FROM generate_series(1, 16) i) x});
 my @on_a = grep { /^sku/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
 my @on_b = grep { /^sku/ && $part_of{$_} % 2 == 1 } sort keys %part_of;
 my @home_a = grep { /^key/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
@@ -408,7 +408,7 @@ is(px('SELECT count(*) FROM inventory.reconcile()'), '0', 'reconcile() is empty 
 # held carts across shards settled in parts: a step goes to its line's
 # partition under the line's key; a whole confirm, release or expiry then
 # settles only what each line still holds, never what a step settled
-my @parted = map { "parted-$_" } 1 .. 10;
+my @parted = map { "parted-$_" } 1 .. 16;
 sub levels { return on_hand($h1) . ' ' . on_hand($h2) . ' ' . reserved() }
 # levels after selling a of h1 and b of h2 from $base
 sub after { my ($base, $a, $b) = @_; my @n = split / /, $base; return ($n[0] - $a) . ' ' . ($n[1] - $b) . ' 0 0' }
@@ -485,6 +485,36 @@ ok(resolved_until("inventory_proxy.status('$parted[6]') = 'ok'"), 'the resolver 
 is(px("SELECT status FROM inventory.confirm('$parted[7]')") . ' ' . px("SELECT inventory_proxy.status('$parted[7]')"),
 	'expired undone', 'a confirm whose other line\'s hold ran out: expired');
 is(levels(), after($base, 7, 6), 'each cart\'s step sold once, the two confirms finished, the third refunded');
+
+# past its ttl, a cart whose every unit steps sold: a step's retry is a
+# duplicate, a confirm too, and the cart is ok
+$base = levels();
+$hk = $parted[9];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour')");
+px("SELECT inventory.confirm('$hk', 1, '$hk-s$_', '$_')") for $h1, $h2;
+age($hk);
+is(px("SELECT status FROM inventory.confirm('$hk', 1, '$hk-s$h1', '$h1')") . ' '
+	  . px("SELECT status FROM inventory.confirm('$hk')") . ' '
+	  . px("SELECT status FROM inventory.release('$hk')") . ' ' . px("SELECT inventory_proxy.status('$hk')"),
+	'duplicate duplicate conflict ok', 'past the ttl, every unit sold by steps: a step\'s retry and a confirm are duplicates');
+# a step on a cart released or cancelled whole: nothing left to settle
+for my $k ($parted[10], $parted[11])
+{
+	px("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$k', '1 hour')");
+	px($k eq $parted[10] ? "SELECT inventory.release('$k')" : "SELECT inventory_proxy.cancel('$k')");
+	is(px("SELECT status || ' ' || available FROM inventory.confirm('$k', 1, '$k-s1', '$h1')"), 'insufficient 0',
+		'a step after ' . ($k eq $parted[10] ? 'a release' : 'cancel()') . ': insufficient');
+}
+# cancel() of a confirm that sold every line but died before its ok mark:
+# it is complete (conflict, the cart ok), as a sale's attempt
+$hk = $parted[12];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
+px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
+px("SELECT inventory_proxy.manifest_mark($part_of{$hk}, '$hk', 0, 'confirming', false, '{1,2}')");
+px("SELECT count(*) FROM inventory_proxy.settle('{$hk#0.1,$hk#0.2}', '{$h1,$h2}', '{1,2}', '{default,default}', '{sell,sell}')");
+is(px("SELECT status FROM inventory_proxy.cancel('$hk')") . ' ' . px("SELECT inventory_proxy.status('$hk')"),
+	'conflict ok', 'cancel() of a confirm that sold every line: conflict, and the cart is ok');
+is(levels(), after($base, 3, 3), 'each sold once, nothing refunded');
 
 # a sku on two lines of a cart (two locations) cannot be named by a step
 px("SELECT inventory.restock('$h1', 5, 'po-north-$h1', 'north')");

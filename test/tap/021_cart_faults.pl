@@ -2,15 +2,17 @@
 # servers hold four partitions, behind a proxy.  Four clients send carts
 # whose lines live on both servers (a new connection per call, as a web
 # server would), sold at once (deduct_cart) or held then confirmed
-# (reserve_cart, then confirm by key), some keys sent by several clients
-# at once, while one
+# (reserve_cart, then confirm by key; half of those after a step that
+# sells one unit of the cart's first line), some keys sent by several
+# clients at once, while one
 # server is killed (kill -9 of every process but the postmaster, which
 # restarts it, as after a crash), and the other paused (SIGSTOP) until a
 # cart is past the clients' statement_timeout, then restarted.  Each fault waits for the clients' answers (never for a time).
 # Afterwards half the unanswered carts are retried until they answer and
 # the other half never are; inventory_proxy.resolve() runs until no cart is
 # pending; then every cart is whole (status ok, each line sold once) or
-# undone (no unit of it sold: refused, released or expired), every answer
+# undone (no unit of it sold: refused, released or expired; but for the
+# unit of a step, which stays sold once a step answered so), every answer
 # agrees with the cart's status,
 # nothing is held once the holds' ttl has passed, and reconcile() is empty
 # on every partition.
@@ -62,7 +64,8 @@ for my $i (0 .. 7)
 px("SELECT inventory.restock('$_', $initial{$_}, 'po-$_')") for sort keys %initial;
 
 # The carts: a line or two on each server, 1 to 3 units each; a third of
-# them held first (odd shared keys, and every fourth of a client's own).
+# them held first (odd shared keys, and every fourth of a client's own),
+# and half of those settled in parts (a step, then the rest).
 # A quarter of each client's carts come from a pool of shared keys that
 # every client walks through in the same order, so the same cart is sent by
 # several clients at once.
@@ -74,7 +77,8 @@ sub a_cart
 	$lines{ $on_a[ int(rand(8)) ] } = 1 + int(rand(3)) for 1 .. 1 + int(rand(2));
 	$lines{ $on_b[ int(rand(8)) ] } = 1 + int(rand(3)) for 1 .. 1 + int(rand(2));
 	my @skus = sort keys %lines;
-	return { skus => \@skus, qtys => [ map { $lines{$_} } @skus ], held => $held };
+	return { skus => \@skus, qtys => [ map { $lines{$_} } @skus ], held => $held,
+		parted => $held && rand() < 0.5 };
 }
 my %cart;      # key => lines
 my @plan;      # per client, its keys in order
@@ -102,16 +106,19 @@ sub call_status
 	chomp $out;
 	return $ok && $out =~ /^\w+$/ ? $out : 'error';
 }
-# One cart: sold, or held then confirmed (the confirm's answer).
+# One cart: sold, or held then confirmed (the confirm's answer), and the
+# answer of its step ('-' for none).
 sub send_cart
 {
 	my ($key) = @_;
 	my $l = $cart{$key};
 	my $lines = sprintf("'{%s}', '{%s}', '%s'", join(',', @{ $l->{skus} }), join(',', @{ $l->{qtys} }), $key);
-	return call_status("SELECT status FROM inventory.deduct_cart($lines)") unless $l->{held};
+	return (call_status("SELECT status FROM inventory.deduct_cart($lines)"), '-') unless $l->{held};
 	my $held = call_status("SELECT status FROM inventory.reserve_cart($lines, '3 s')");
-	return $held unless $held =~ /^(ok|duplicate)$/;
-	return call_status("SELECT status FROM inventory.confirm('$key')");
+	return ($held, '-') unless $held =~ /^(ok|duplicate)$/;
+	my $step = $l->{parted}
+	  ? call_status("SELECT status FROM inventory.confirm('$key', 1, '$key-s1', '$l->{skus}[0]')") : '-';
+	return (call_status("SELECT status FROM inventory.confirm('$key')"), $step);
 }
 
 # the clients: each writes "key answer" lines to its file
@@ -129,7 +136,7 @@ for my $c (0 .. $clients - 1)
 		for my $key (@{ $plan[$c] })
 		{
 			last if -e $stop;
-			print $fh "$key " . send_cart($key) . "\n";
+			print $fh join(' ', $key, send_cart($key)) . "\n";
 		}
 		close $fh;
 		POSIX::_exit(0);    # not the test's END blocks
@@ -220,13 +227,15 @@ waitpid($_, 0) for @pids;
 
 # what the clients saw
 my %answers;    # key => [answers]
+my %stepped;    # key => whether a step of it answered ok or duplicate
 for my $c (0 .. $clients - 1)
 {
 	open my $in, '<', "$dir/faults-$c.out" or die $!;
 	for (<$in>)
 	{
-		my ($key, $answer) = split;
+		my ($key, $answer, $step) = split;
 		push @{ $answers{$key} }, $answer;
+		$stepped{$key} ||= $step =~ /^(ok|duplicate)$/;
 	}
 }
 my @sent = sort keys %answers;
@@ -238,10 +247,11 @@ ok(@unanswered > 0, 'the faults left carts unanswered');
 my $i = 0;
 for my $key (grep { $i++ % 2 == 0 } @unanswered)
 {
-	my $answer = 'error';
+	my ($answer, $step) = ('error', '-');
 	for (1 .. 50)
 	{
-		$answer = send_cart($key);
+		($answer, $step) = send_cart($key);
+		$stepped{$key} ||= $step =~ /^(ok|duplicate)$/;
 		last if $answer ne 'error';
 	}
 	push @{ $answers{$key} }, $answer;
@@ -296,6 +306,10 @@ for my $key (@sent)
 	my $l = $cart{$key};
 	my %want = $st eq 'ok' ? map { ($l->{skus}[$_] => $l->{qtys}[$_]) } 0 .. $#{ $l->{skus} } : ();
 	my %got = %{ $sold{$key} // {} };
+	# a cart settled in parts that did not finish: its step's unit, if the
+	# step went through (it must have, if it answered so)
+	my $first = $l->{skus}[0];
+	$want{$first} = 1 if $l->{parted} && $st ne 'ok' && ($stepped{$key} || ($got{$first} // 0) == 1);
 	my @wrong = grep { ($got{$_} // 0) != ($want{$_} // 0) } keys %{ { %want, %got } };
 	push @broken, "$key ($st): sold " . join(',', map { "$_=" . ($got{$_} // 0) } sort keys %got)
 	  if @wrong;
