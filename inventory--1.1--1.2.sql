@@ -127,8 +127,10 @@ SELECT key,
 -- (its lines being held), held (every line held, until touched_at + ttl),
 -- confirming (being sold: whoever finds it finishes it), released,
 -- expired; touched_at: when the attempt began; rest: for a held cart
--- settled in parts (a step was sent to a line), '{}', then the units each
--- line still held when its confirm began (what that confirm sells).
+-- settled in parts (a step was sent to a line), '{}' while held, the units
+-- each line still held when its confirm began (what that confirm sells)
+-- while confirming, and once released, expired or cancelled the units
+-- steps sold of each line.
 CREATE TABLE inventory.cart_manifest (
     key        text        PRIMARY KEY,
     lines      jsonb       NOT NULL,
@@ -437,7 +439,7 @@ COMMENT ON FUNCTION inventory.reserve_cart(text[], bigint[], text, interval, tex
 COMMENT ON FUNCTION inventory.confirm(text, bigint, text, text) IS 'Sells a reservation''s held units: all of them (qty NULL; idempotent by the reservation''s key), or qty units of one line as a step under its own key (sku names the line when the reservation holds several). Returns ok, duplicate, insufficient (more than is held), not_found, expired or conflict.';
 COMMENT ON FUNCTION inventory.release(text, bigint, text, text) IS 'Gives a reservation''s held units back: all of them (qty NULL; records a tombstone for a reservation that has not arrived), or qty units of one line as a step under its own key. Returns ok, duplicate, insufficient, not_found, expired or conflict.';
 COMMENT ON VIEW inventory.reservations IS 'Each reservation as a whole, its parts summed: its state (held while any unit is held; then confirmed if any unit was sold, else released or expired), the units it held at first (qty), and how many are held, confirmed, released and expired.';
-COMMENT ON TABLE inventory.cart_manifest IS 'Carts and bills across shards whose key has its home on this shard, recorded by inventory_proxy before their first hold: their lines, hold ttl (a held cart''s own ttl), current attempt and state (pending, ok, undone, cancelled; holding, held, confirming, released, expired for a held cart; rest: what a held cart settled in parts had left at its confirm), so that any proxy or inventory_proxy.resolve() finishes or undoes them without the client.';
+COMMENT ON TABLE inventory.cart_manifest IS 'Carts and bills across shards whose key has its home on this shard, recorded by inventory_proxy before their first hold: their lines, hold ttl (a held cart''s own ttl), current attempt and state (pending, ok, undone, cancelled; holding, held, confirming, released, expired for a held cart; rest: of a held cart settled in parts, what its lines held when its confirm began, or what steps sold once it was let go), so that any proxy or inventory_proxy.resolve() finishes or undoes them without the client.';
 COMMENT ON FUNCTION inventory.manifest_open(text, jsonb, interval) IS 'Internal, for inventory_proxy: tries to take the session lock of a cross-shard cart''s key and, holding it, records the cart''s manifest as pending if it has none; returns whether it got the lock and what is recorded.';
 COMMENT ON FUNCTION inventory.manifest_of(text) IS 'Internal, for inventory_proxy: what is recorded of a cross-shard cart''s key.';
 COMMENT ON FUNCTION inventory.manifest_mark(text, integer, text, boolean, bigint[]) IS 'Internal, for inventory_proxy: a cross-shard cart moves to another attempt or state (NULL: forgotten, the key unused); with unlock, the caller lets go of the key''s lock.';

@@ -1183,11 +1183,16 @@ $$;
  * line's hold ran out before its confirm (the confirm stalled longer than
  * inventory_proxy.hold_ttl past the cart's ttl), every line is released
  * and what the confirm sold refunded, and the cart is expired (a confirm
- * that sold every line is complete: conflict, and the cart is ok).  how:
- * as end_cart()'s; the lock goes with the last mark.  A release, the
- * expiry and cancel() of a cart whose confirm had not begun only release:
- * ok; when nothing was held any more, conflict (the cart is ok) if steps
- * sold some of it, else duplicate.
+ * that sold every line is complete: conflict, and the cart is ok).  A
+ * line that holds less than the confirm read, and did not run out, was
+ * settled in part by a step that went on after its call lost the key's
+ * lock (its proxy died): what it holds then is sold instead.  how: as
+ * end_cart()'s; the lock goes with the last mark.  A release, the expiry
+ * and cancel() of a cart whose confirm had not begun only release: ok;
+ * when nothing was held any more, conflict (the cart is ok) if steps sold
+ * some of it, else duplicate (the cart is released).  A cart let go
+ * records in rest what steps sold of each line: a later confirm answers
+ * duplicate, a release conflict, when they sold any, as one reservation.
  */
 CREATE FUNCTION inventory_proxy.end_parted(key text, home integer, lines jsonb, g integer,
                                            rest bigint[], how text)
@@ -1201,67 +1206,106 @@ DECLARE
     qtys bigint[] := array_fill(0::bigint, ARRAY[cardinality(skus)]);
     sold integer[] := ARRAY(SELECT i FROM generate_subscripts(rest, 1) i WHERE rest[i] > 0);
     answers text[];
-    released text[];
+    u record;
 BEGIN
     IF cardinality(rest) > 0 THEN
         qtys := rest;
     END IF;
     IF how = 'resolve' THEN
-        answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, sold, 'sell');
-        IF NOT EXISTS (SELECT FROM unnest(answers) a WHERE a NOT IN ('ok', 'duplicate')) THEN
-            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true);
-            RETURN ROW('ok', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
-        END IF;
+        FOR tries IN 1 .. 10 LOOP
+            answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, sold, 'sell');
+            IF NOT EXISTS (SELECT FROM unnest(answers) a WHERE a NOT IN ('ok', 'duplicate')) THEN
+                PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true);
+                RETURN ROW('ok', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+            END IF;
+            EXIT WHEN EXISTS (SELECT FROM unnest(answers) a
+                               WHERE a NOT IN ('ok', 'duplicate', 'insufficient'));
+            -- a line held less than this confirm read (not run out: a
+            -- step that went on after its call lost the key's lock, its
+            -- proxy gone, settled part of it): what it holds now is sold
+            u := inventory_proxy.units(keys, skus);
+            qtys := ARRAY(SELECT CASE WHEN answers[array_position(sold, i)] = 'insufficient'
+                                      THEN u.held[i] ELSE qtys[i] END
+                            FROM generate_subscripts(qtys, 1) i ORDER BY i);
+            PERFORM inventory_proxy.manifest_mark(home, key, g, 'confirming', false, qtys);
+            sold := ARRAY(SELECT i FROM generate_subscripts(qtys, 1) i WHERE qtys[i] > 0);
+        END LOOP;
         how := 'expired';
     END IF;
-    released := inventory_proxy.settle_lines(keys, skus, qtys, locations, every, 'release');
-    IF cardinality(sold) = 0 AND NOT 'ok' = ANY (released) THEN
-        -- nothing was held: every unit was settled by steps (conflict, and
-        -- the cart is ok, when some were sold; else duplicate)
-        PERFORM inventory_proxy.manifest_mark(home, key, g,
-                                             CASE WHEN 'conflict' = ANY (released) THEN 'ok' ELSE how END,
-                                             true);
-        RETURN ROW(CASE WHEN 'conflict' = ANY (released) THEN 'conflict' ELSE 'duplicate' END,
-                   NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
-    END IF;
-    IF cardinality(sold) > 0 THEN
-        -- the lines this confirm sold: its step answers duplicate now that
-        -- nothing is held (one it did not make is refused, and changes
-        -- nothing); refunded, unless it sold every line (it is complete:
-        -- conflict, and the cart is ok, as a sale's attempt)
-        answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, sold, 'sell');
-        IF NOT EXISTS (SELECT FROM unnest(answers) a WHERE a <> 'duplicate') THEN
-            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true);
+    IF cardinality(sold) = 0 THEN
+        -- no confirm began: what the lines hold let go; the manifest
+        -- records (rest) what steps sold of each line, for later answers
+        u := inventory_proxy.units(keys, skus);
+        IF EXISTS (SELECT FROM unnest(u.held) h WHERE h > 0) THEN
+            PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, every, 'release');
+            PERFORM inventory_proxy.manifest_mark(home, key, g, how, true, u.sold);
+            RETURN ROW(CASE WHEN how = 'expired' THEN 'expired' ELSE 'ok' END,
+                       NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        END IF;
+        -- nothing was held: every unit was settled by steps (conflict,
+        -- and the cart is ok, when some were sold; else duplicate)
+        IF EXISTS (SELECT FROM unnest(u.sold) q WHERE q > 0) THEN
+            PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true, u.sold);
             RETURN ROW('conflict', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         END IF;
-        IF EXISTS (SELECT FROM unnest(inventory_proxy.settle_lines(
-                                          keys, skus, qtys, locations,
-                                          ARRAY(SELECT sold[n] FROM generate_subscripts(sold, 1) n
-                                                 WHERE answers[n] = 'duplicate'),
-                                          'refund')) a
-                    WHERE a NOT IN ('ok', 'duplicate')) THEN
-            RAISE EXCEPTION 'a sold line of a cart across shards could not be refunded'
-                USING ERRCODE = 'internal_error',
-                      HINT = 'Check the refunds of the keys ending in "~undo" on the shards.';
-        END IF;
+        PERFORM inventory_proxy.manifest_mark(home, key, g, 'released', true, u.sold);
+        RETURN ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
     END IF;
-    PERFORM inventory_proxy.manifest_mark(home, key, g, how, true);
+    -- undo the confirm: every line released; the lines it sold, whose
+    -- step answers duplicate now that nothing is held (one it did not
+    -- make is refused, and changes nothing), refunded, unless it sold
+    -- every line (it is complete: conflict, and the cart is ok, as a
+    -- sale's attempt)
+    PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, every, 'release');
+    answers := inventory_proxy.settle_lines(keys, skus, qtys, locations, sold, 'sell');
+    IF NOT EXISTS (SELECT FROM unnest(answers) a WHERE a <> 'duplicate') THEN
+        PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true);
+        RETURN ROW('conflict', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+    END IF;
+    IF EXISTS (SELECT FROM unnest(inventory_proxy.settle_lines(
+                                      keys, skus, qtys, locations,
+                                      ARRAY(SELECT sold[n] FROM generate_subscripts(sold, 1) n
+                                             WHERE answers[n] = 'duplicate'),
+                                      'refund')) a
+                WHERE a NOT IN ('ok', 'duplicate')) THEN
+        RAISE EXCEPTION 'a sold line of a cart across shards could not be refunded'
+            USING ERRCODE = 'internal_error',
+                  HINT = 'Check the refunds of the keys ending in "~undo" on the shards.';
+    END IF;
+    -- what steps sold of each line (its sold parts, less what this
+    -- confirm sold and refunded), for later answers
+    u := inventory_proxy.units(keys, skus);
+    PERFORM inventory_proxy.manifest_mark(
+        home, key, g, how, true,
+        ARRAY(SELECT u.sold[i] - CASE WHEN answers[array_position(sold, i)] = 'duplicate'
+                                      THEN qtys[i] ELSE 0 END
+                FROM generate_subscripts(qtys, 1) i ORDER BY i));
     RETURN ROW(CASE WHEN how = 'expired' THEN 'expired' ELSE 'ok' END,
                NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
 END
 $$;
 
--- The units the reservations of keys still hold, read on their partitions.
+-- What the reservations of keys hold and sold (units), read on their
+-- partitions.
 CREATE FUNCTION inventory_proxy.line_units(keys text[], skus text[])
-RETURNS TABLE (key text, held bigint) AS $$
+RETURNS TABLE (key text, held bigint, sold bigint) AS $$
     CLUSTER 'inventory_shards';
     SPLIT keys, skus;
     RUN ON inventory_proxy.route(skus);
-    SELECT r.key, sum(r.qty)::bigint AS held
+    SELECT r.key, COALESCE(sum(r.qty) FILTER (WHERE r.state = 'held'), 0)::bigint AS held,
+           COALESCE(sum(r.qty) FILTER (WHERE r.state = 'confirmed'), 0)::bigint AS sold
       FROM inventory.reservation r
-     WHERE r.key = ANY (keys) AND r.state = 'held'
+     WHERE r.key = ANY (keys)
      GROUP BY r.key;
 $$ LANGUAGE plproxy;
+
+-- line_units() in line order (0 for a key with no reservation).
+CREATE FUNCTION inventory_proxy.units(keys text[], skus text[], OUT held bigint[], OUT sold bigint[])
+LANGUAGE sql AS $$
+    SELECT array_agg(COALESCE(u.held, 0) ORDER BY t.i), array_agg(COALESCE(u.sold, 0) ORDER BY t.i)
+      FROM unnest(keys) WITH ORDINALITY t(k, i)
+           LEFT JOIN inventory_proxy.line_units(keys, skus) u ON u.key = t.k
+$$;
 
 /*
  * A confirm or release of a held cart across shards, for a key no
@@ -1374,10 +1418,7 @@ BEGIN
                 RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve', NULL);
             ELSIF confirm AND NOT past THEN
                 -- settled in parts: what each line still holds is sold
-                held := ARRAY(SELECT COALESCE(u.held, 0)
-                                FROM unnest(keys) WITH ORDINALITY t(k, i)
-                                     LEFT JOIN inventory_proxy.line_units(keys, skus) u ON u.key = t.k
-                               ORDER BY t.i);
+                held := (inventory_proxy.units(keys, skus)).held;
                 IF EXISTS (SELECT FROM unnest(held) h WHERE h > 0) THEN
                     PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'confirming',
                                                          false, held);
@@ -1399,7 +1440,12 @@ BEGIN
         ELSIF m.state = 'confirming' AND confirm THEN
             RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve', m.rest);
         ELSE
-            status := CASE WHEN m.state = 'expired' THEN 'expired'
+            status := CASE WHEN m.state IN ('released', 'expired', 'cancelled')
+                                AND EXISTS (SELECT FROM unnest(m.rest) q WHERE q > 0)
+                           -- settled in parts, steps sold some: as one
+                           -- reservation with units sold
+                           THEN CASE WHEN confirm THEN 'duplicate' ELSE 'conflict' END
+                           WHEN m.state = 'expired' THEN 'expired'
                            WHEN m.state = 'ok' AND confirm THEN 'duplicate'
                            WHEN m.state IN ('ok', 'confirming') THEN 'conflict'
                            WHEN confirm THEN 'expired'          -- released or cancelled
@@ -1436,6 +1482,7 @@ REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, inter
                        inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text, bigint[]),
                        inventory_proxy.end_parted(text, integer, jsonb, integer, bigint[], text),
                        inventory_proxy.line_units(text[], text[]),
+                       inventory_proxy.units(text[], text[]),
                        inventory_proxy.settle_cart(text, bigint, text, text, boolean),
                        inventory_proxy.refuse_held_cart(text[], bigint[], text, interval, text[]),
                        inventory_proxy.cart(text, text[], bigint[], text, text[], interval),
@@ -1556,7 +1603,8 @@ COMMENT ON FUNCTION inventory_proxy.key_reused(text) IS 'Internal: raises the ke
 COMMENT ON FUNCTION inventory_proxy.counted(jsonb, integer, text) IS 'Internal: whether the attempt-0 holds of a call that found this manifest may have been counted by the held cart it records (then they stay).';
 COMMENT ON FUNCTION inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text, bigint[]) IS 'Internal: ends an attempt of a cart across shards under its key''s lock: resolve finishes or undoes it; released, expired or cancelled lets every line go and marks it so (a held cart settled in parts: end_parted).';
 COMMENT ON FUNCTION inventory_proxy.end_parted(text, integer, jsonb, integer, bigint[], text) IS 'Internal: ends a held cart across shards settled in parts under its key''s lock: resolve sells what each line held when its confirm began (rest), or undoes that confirm; released, expired or cancelled releases what each line still holds.';
-COMMENT ON FUNCTION inventory_proxy.line_units(text[], text[]) IS 'Internal: the units the reservations of derived keys still hold, read on their partitions.';
+COMMENT ON FUNCTION inventory_proxy.line_units(text[], text[]) IS 'Internal: the units the reservations of derived keys still hold and have sold, read on their partitions.';
+COMMENT ON FUNCTION inventory_proxy.units(text[], text[]) IS 'Internal: line_units() as two arrays in the order of the keys.';
 COMMENT ON FUNCTION inventory_proxy.settle_cart(text, bigint, text, text, boolean) IS 'Internal: a confirm or release of a held cart across shards, by its manifest, whole or a step of one line (sent to its partition under the line''s key); NULL when the key has no such cart (a whole release then records the key cancelled).';
 COMMENT ON FUNCTION inventory_proxy.cancel(text) IS 'Undoes a cart or bill across shards that has not finished (every line released, what was sold refunded): ok; conflict if it finished; duplicate if cancelled before; not_found (recording the cancel) for an unknown key.';
 COMMENT ON FUNCTION inventory_proxy.attempt(text, integer, text[], text[], bigint[], interval, integer, boolean, inventory.outcome[], text) IS 'Internal: one call''s attempts at a cart across shards (try/confirm/cancel under derived keys), recorded in its manifest; given: the outcomes of the first attempt''s holds of every line, when the caller made them.';

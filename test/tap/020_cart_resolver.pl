@@ -52,7 +52,7 @@ my %part_of = map { split /\|/ } split /\n/, px(q{
 	SELECT s || '|' || inventory_proxy.partition_of(s, 4, false)
 	  FROM (SELECT 'sku-' || i AS s FROM generate_series(1, 40) i
 	        UNION ALL SELECT 'key-' || i FROM generate_series(1, 80) i
-	        UNION ALL SELECT 'parted-' || i FROM generate_series(1, 16) i) x});
+	        UNION ALL SELECT 'parted-' || i FROM generate_series(1, 20) i) x});
 my @on_a = grep { /^sku/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
 my @on_b = grep { /^sku/ && $part_of{$_} % 2 == 1 } sort keys %part_of;
 my @home_a = grep { /^key/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
@@ -408,7 +408,7 @@ is(px('SELECT count(*) FROM inventory.reconcile()'), '0', 'reconcile() is empty 
 # held carts across shards settled in parts: a step goes to its line's
 # partition under the line's key; a whole confirm, release or expiry then
 # settles only what each line still holds, never what a step settled
-my @parted = map { "parted-$_" } 1 .. 16;
+my @parted = map { "parted-$_" } 1 .. 20;
 sub levels { return on_hand($h1) . ' ' . on_hand($h2) . ' ' . reserved() }
 # levels after selling a of h1 and b of h2 from $base
 sub after { my ($base, $a, $b) = @_; my @n = split / /, $base; return ($n[0] - $a) . ' ' . ($n[1] - $b) . ' 0 0' }
@@ -481,9 +481,13 @@ for my $k ($parted[5], $parted[6], $parted[7])
 }
 is(px("SELECT status || ' ' || available FROM inventory.release('$parted[5]', 1, '$parted[5]-s2', '$h2')"),
 	'insufficient 0', 'a step on a cart being confirmed: the confirm is finished first');
+# (expired; duplicate if the scheduled resolver undid it first: a step
+# sold units of it, as a reservation's confirm after its worker expired the
+# rest)
+like(px("SELECT status FROM inventory.confirm('$parted[7]')") . ' ' . px("SELECT inventory_proxy.status('$parted[7]')"),
+	qr/^(expired|duplicate) undone$/, 'a confirm whose other line\'s hold ran out is undone');
+is(px("SELECT status FROM inventory.confirm('$parted[7]')"), 'duplicate', 'and a confirm then is a duplicate: a step sold units');
 ok(resolved_until("inventory_proxy.status('$parted[6]') = 'ok'"), 'the resolver finishes a confirm that died');
-is(px("SELECT status FROM inventory.confirm('$parted[7]')") . ' ' . px("SELECT inventory_proxy.status('$parted[7]')"),
-	'expired undone', 'a confirm whose other line\'s hold ran out: expired');
 is(levels(), after($base, 7, 6), 'each cart\'s step sold once, the two confirms finished, the third refunded');
 
 # past its ttl, a cart whose every unit steps sold: a step's retry is a
@@ -515,6 +519,39 @@ px("SELECT count(*) FROM inventory_proxy.settle('{$hk#0.1,$hk#0.2}', '{$h1,$h2}'
 is(px("SELECT status FROM inventory_proxy.cancel('$hk')") . ' ' . px("SELECT inventory_proxy.status('$hk')"),
 	'conflict ok', 'cancel() of a confirm that sold every line: conflict, and the cart is ok');
 is(levels(), after($base, 3, 3), 'each sold once, nothing refunded');
+
+# a step that went on after its call lost the key's lock (its proxy died)
+# settles part of a line after a confirm read what the lines hold: the
+# confirm sells what the line holds then
+$base = levels();
+$hk = $parted[13];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{3,3}', '$hk', '1 hour')");
+px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
+px("SELECT inventory_proxy.manifest_mark($part_of{$hk}, '$hk', 0, 'confirming', false, '{2,3}')");
+on_part($part_of{$h2}, "SELECT inventory.release('$hk#0.2', 1, '$hk-stray', '$h2')");
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'ok ' . after($base, 3, 2),
+	'a confirm that finds a line settled in part meanwhile sells what it holds');
+# what steps sold decides later answers, as on one node
+$base = levels();
+$hk = $parted[14];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
+px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
+is(join(' ', map { px("SELECT status FROM inventory.$_('$hk')") } qw(release confirm release)),
+	'ok duplicate conflict', 'a release after a step sold units: then confirm is a duplicate, release a conflict');
+$hk = $parted[15];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
+px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
+age($hk);
+is(join(' ', map { px("SELECT status FROM inventory.$_('$hk')") } qw(confirm confirm release)),
+	'expired duplicate conflict', 'the same past the ttl');
+is(levels(), after($base, 2, 0), 'the steps\' sales stay, the rest is let go');
+$hk = $parted[16];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour')");
+px("SELECT inventory.release('$hk', 1, '$hk-s$_', '$_')") for $h1, $h2;
+age($hk);
+ok(resolved_until("inventory_proxy.status('$hk') = 'undone'"), 'the resolver ends a cart whose steps released every unit');
+is(px("SELECT status FROM inventory.release('$hk')") . ' ' . px("SELECT status FROM inventory.confirm('$hk')"),
+	'duplicate expired', 'then a release is a duplicate, a confirm expired');
 
 # a sku on two lines of a cart (two locations) cannot be named by a step
 px("SELECT inventory.restock('$h1', 5, 'po-north-$h1', 'north')");
