@@ -1186,7 +1186,10 @@ $$;
  * that sold every line is complete: conflict, and the cart is ok).  A
  * line that holds less than the confirm read, and did not run out, was
  * settled in part by a step that went on after its call lost the key's
- * lock (its proxy died): what it holds then is sold instead.  how: as
+ * lock (its proxy died): what it holds then is sold instead (one that
+ * holds nothing may have been let go whole: the confirm is undone).  A
+ * release, the expiry or cancel() marks the cart before it lets go of any
+ * line, so that no confirm begins once one is let go.  how: as
  * end_cart()'s; the lock goes with the last mark.  A release, the expiry
  * and cancel() of a cart whose confirm had not begun only release: ok;
  * when nothing was held any more, conflict (the cart is ok) if steps sold
@@ -1220,10 +1223,14 @@ BEGIN
             END IF;
             EXIT WHEN EXISTS (SELECT FROM unnest(answers) a
                                WHERE a NOT IN ('ok', 'duplicate', 'insufficient'));
-            -- a line held less than this confirm read (not run out: a
-            -- step that went on after its call lost the key's lock, its
-            -- proxy gone, settled part of it): what it holds now is sold
+            -- a line holds less than this confirm read, and still some: a
+            -- step that went on after its call lost the key's lock (its
+            -- proxy gone) settled part of it, and what it holds now is
+            -- sold.  A line that holds nothing any more may have been let
+            -- go whole (a release that went on so): the confirm is undone.
             u := inventory_proxy.units(keys, skus);
+            EXIT WHEN EXISTS (SELECT FROM generate_subscripts(sold, 1) n
+                               WHERE answers[n] = 'insufficient' AND u.held[sold[n]] = 0);
             qtys := ARRAY(SELECT CASE WHEN answers[array_position(sold, i)] = 'insufficient'
                                       THEN u.held[i] ELSE qtys[i] END
                             FROM generate_subscripts(qtys, 1) i ORDER BY i);
@@ -1237,8 +1244,13 @@ BEGIN
         -- records (rest) what steps sold of each line, for later answers
         u := inventory_proxy.units(keys, skus);
         IF EXISTS (SELECT FROM unnest(u.held) h WHERE h > 0) THEN
+            -- marked first: once a line is let go, no confirm may begin
+            -- (it would sell the others), even if this call dies midway
+            -- (what its lines still hold is let go by the next call with
+            -- the key, or by their own expiry)
+            PERFORM inventory_proxy.manifest_mark(home, key, g, how, false, u.sold);
             PERFORM inventory_proxy.settle_lines(keys, skus, qtys, locations, every, 'release');
-            PERFORM inventory_proxy.manifest_mark(home, key, g, how, true, u.sold);
+            PERFORM inventory_proxy.unlock_keys(home);
             RETURN ROW(CASE WHEN how = 'expired' THEN 'expired' ELSE 'ok' END,
                        NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         END IF;
@@ -1305,6 +1317,22 @@ LANGUAGE sql AS $$
     SELECT array_agg(COALESCE(u.held, 0) ORDER BY t.i), array_agg(COALESCE(u.sold, 0) ORDER BY t.i)
       FROM unnest(keys) WITH ORDINALITY t(k, i)
            LEFT JOIN inventory_proxy.line_units(keys, skus) u ON u.key = t.k
+$$;
+
+-- Let go of what the lines of a held cart settled in parts still hold,
+-- once it was released, expired or cancelled (by a call that may have died
+-- before it let go of every line).
+CREATE FUNCTION inventory_proxy.let_go(keys text[], lines jsonb)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    skus text[] := ARRAY(SELECT jsonb_array_elements_text(lines -> 'skus'));
+BEGIN
+    PERFORM inventory_proxy.settle_lines(
+        keys, skus, array_fill(0::bigint, ARRAY[cardinality(skus)]),
+        ARRAY(SELECT jsonb_array_elements_text(lines -> 'locations')),
+        ARRAY(SELECT generate_subscripts(skus, 1)), 'release');
+END
 $$;
 
 /*
@@ -1395,6 +1423,8 @@ BEGIN
                                                     m.rest)).status = 'expired';
             ELSIF m.state = 'held' AND m.rest IS NULL THEN
                 PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'held', false, '{}');
+            ELSIF m.rest IS NOT NULL AND m.state IN ('released', 'expired', 'cancelled') THEN
+                PERFORM inventory_proxy.let_go(keys, m.lines);
             END IF;
             IF m.rest IS NULL AND m.state IN ('released', 'expired', 'cancelled') THEN
                 -- never settled in parts, and let go (its lines under the
@@ -1440,6 +1470,9 @@ BEGIN
         ELSIF m.state = 'confirming' AND confirm THEN
             RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve', m.rest);
         ELSE
+            IF m.rest IS NOT NULL AND m.state IN ('released', 'expired', 'cancelled') THEN
+                PERFORM inventory_proxy.let_go(keys, m.lines);
+            END IF;
             status := CASE WHEN m.state IN ('released', 'expired', 'cancelled')
                                 AND EXISTS (SELECT FROM unnest(m.rest) q WHERE q > 0)
                            -- settled in parts, steps sold some: as one
@@ -1483,6 +1516,7 @@ REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, inter
                        inventory_proxy.end_parted(text, integer, jsonb, integer, bigint[], text),
                        inventory_proxy.line_units(text[], text[]),
                        inventory_proxy.units(text[], text[]),
+                       inventory_proxy.let_go(text[], jsonb),
                        inventory_proxy.settle_cart(text, bigint, text, text, boolean),
                        inventory_proxy.refuse_held_cart(text[], bigint[], text, interval, text[]),
                        inventory_proxy.cart(text, text[], bigint[], text, text[], interval),
@@ -1604,6 +1638,7 @@ COMMENT ON FUNCTION inventory_proxy.counted(jsonb, integer, text) IS 'Internal: 
 COMMENT ON FUNCTION inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text, bigint[]) IS 'Internal: ends an attempt of a cart across shards under its key''s lock: resolve finishes or undoes it; released, expired or cancelled lets every line go and marks it so (a held cart settled in parts: end_parted).';
 COMMENT ON FUNCTION inventory_proxy.end_parted(text, integer, jsonb, integer, bigint[], text) IS 'Internal: ends a held cart across shards settled in parts under its key''s lock: resolve sells what each line held when its confirm began (rest), or undoes that confirm; released, expired or cancelled releases what each line still holds.';
 COMMENT ON FUNCTION inventory_proxy.line_units(text[], text[]) IS 'Internal: the units the reservations of derived keys still hold and have sold, read on their partitions.';
+COMMENT ON FUNCTION inventory_proxy.let_go(text[], jsonb) IS 'Internal: releases what the lines of a held cart settled in parts still hold, once it was released, expired or cancelled.';
 COMMENT ON FUNCTION inventory_proxy.units(text[], text[]) IS 'Internal: line_units() as two arrays in the order of the keys.';
 COMMENT ON FUNCTION inventory_proxy.settle_cart(text, bigint, text, text, boolean) IS 'Internal: a confirm or release of a held cart across shards, by its manifest, whole or a step of one line (sent to its partition under the line''s key); NULL when the key has no such cart (a whole release then records the key cancelled).';
 COMMENT ON FUNCTION inventory_proxy.cancel(text) IS 'Undoes a cart or bill across shards that has not finished (every line released, what was sold refunded): ok; conflict if it finished; duplicate if cancelled before; not_found (recording the cancel) for an unknown key.';

@@ -531,6 +531,26 @@ px("SELECT inventory_proxy.manifest_mark($part_of{$hk}, '$hk', 0, 'confirming', 
 on_part($part_of{$h2}, "SELECT inventory.release('$hk#0.2', 1, '$hk-stray', '$h2')");
 is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'ok ' . after($base, 3, 2),
 	'a confirm that finds a line settled in part meanwhile sells what it holds');
+# ... but a line that holds nothing any more may have been let go whole
+# (by a release whose call died, its statement going on): undone
+$base = levels();
+$hk = $parted[17];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{3,3}', '$hk', '1 hour')");
+px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
+px("SELECT inventory_proxy.manifest_mark($part_of{$hk}, '$hk', 0, 'confirming', false, '{2,3}')");
+on_part($part_of{$h2}, "SELECT inventory.release('$hk#0.2')");
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'expired ' . after($base, 1, 0),
+	'a confirm that finds a line let go whole is undone (the step\'s sale stays)');
+# a release that died after marking the cart and letting one line go: a
+# confirm cannot begin, and the next call lets go of the rest
+$hk = $parted[18];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
+px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
+px("SELECT inventory_proxy.manifest_mark($part_of{$hk}, '$hk', 0, 'released', false, '{1,0}')");
+on_part($part_of{$h1}, "SELECT inventory.release('$hk#0.1')");
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'duplicate ' . after($base, 2, 0),
+	'a confirm after a release that died midway: nothing more sold, every line let go');
+
 # what steps sold decides later answers, as on one node
 $base = levels();
 $hk = $parted[14];
