@@ -1193,7 +1193,8 @@ $$;
  * end_cart()'s; the lock goes with the last mark.  A release, the expiry
  * and cancel() of a cart whose confirm had not begun only release: ok;
  * when nothing was held any more, conflict (the cart is ok) if steps sold
- * some of it, else duplicate (the cart is released).  A cart let go
+ * all of it, else as one reservation: conflict if they sold some, expired
+ * if some ran out on its shard, else duplicate (released by steps).  A cart let go
  * records in rest what steps sold of each line: a later confirm answers
  * duplicate, a release conflict, when they sold any, as one reservation.
  */
@@ -1254,14 +1255,25 @@ BEGIN
             RETURN ROW(CASE WHEN how = 'expired' THEN 'expired' ELSE 'ok' END,
                        NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         END IF;
-        -- nothing was held: every unit was settled by steps (conflict,
-        -- and the cart is ok, when some were sold; else duplicate)
-        IF EXISTS (SELECT FROM unnest(u.sold) q WHERE q > 0) THEN
+        -- nothing was held: every unit was settled by steps, or ran out
+        -- on its shard.  Every unit sold: the cart is ok (conflict); else
+        -- it ends as one reservation would: conflict when some were sold,
+        -- expired when some ran out, else duplicate (released by steps)
+        IF NOT EXISTS (SELECT FROM generate_subscripts(skus, 1) i
+                        WHERE u.sold[i] <> abs((lines -> 'deltas' ->> (i - 1))::bigint)) THEN
             PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true, u.sold);
             RETURN ROW('conflict', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
         END IF;
-        PERFORM inventory_proxy.manifest_mark(home, key, g, 'released', true, u.sold);
-        RETURN ROW('duplicate', NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
+        PERFORM inventory_proxy.manifest_mark(
+            home, key, g,
+            CASE WHEN how = 'cancelled' THEN how
+                 WHEN EXISTS (SELECT FROM unnest(u.lapsed) q WHERE q > 0) THEN 'expired'
+                 ELSE 'released' END,
+            true, u.sold);
+        RETURN ROW(CASE WHEN EXISTS (SELECT FROM unnest(u.sold) q WHERE q > 0) THEN 'conflict'
+                        WHEN EXISTS (SELECT FROM unnest(u.lapsed) q WHERE q > 0) THEN 'expired'
+                        ELSE 'duplicate' END,
+                   NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
     END IF;
     -- undo the confirm: every line released; the lines it sold, whose
     -- step answers duplicate now that nothing is held (one it did not
@@ -1297,24 +1309,27 @@ BEGIN
 END
 $$;
 
--- What the reservations of keys hold and sold (units), read on their
--- partitions.
+-- What the reservations of keys hold, sold and let expire (units), read
+-- on their partitions.
 CREATE FUNCTION inventory_proxy.line_units(keys text[], skus text[])
-RETURNS TABLE (key text, held bigint, sold bigint) AS $$
+RETURNS TABLE (key text, held bigint, sold bigint, lapsed bigint) AS $$
     CLUSTER 'inventory_shards';
     SPLIT keys, skus;
     RUN ON inventory_proxy.route(skus);
     SELECT r.key, COALESCE(sum(r.qty) FILTER (WHERE r.state = 'held'), 0)::bigint AS held,
-           COALESCE(sum(r.qty) FILTER (WHERE r.state = 'confirmed'), 0)::bigint AS sold
+           COALESCE(sum(r.qty) FILTER (WHERE r.state = 'confirmed'), 0)::bigint AS sold,
+           COALESCE(sum(r.qty) FILTER (WHERE r.state = 'expired'), 0)::bigint AS lapsed
       FROM inventory.reservation r
      WHERE r.key = ANY (keys)
      GROUP BY r.key;
 $$ LANGUAGE plproxy;
 
 -- line_units() in line order (0 for a key with no reservation).
-CREATE FUNCTION inventory_proxy.units(keys text[], skus text[], OUT held bigint[], OUT sold bigint[])
+CREATE FUNCTION inventory_proxy.units(keys text[], skus text[], OUT held bigint[], OUT sold bigint[],
+                                      OUT lapsed bigint[])
 LANGUAGE sql AS $$
-    SELECT array_agg(COALESCE(u.held, 0) ORDER BY t.i), array_agg(COALESCE(u.sold, 0) ORDER BY t.i)
+    SELECT array_agg(COALESCE(u.held, 0) ORDER BY t.i), array_agg(COALESCE(u.sold, 0) ORDER BY t.i),
+           array_agg(COALESCE(u.lapsed, 0) ORDER BY t.i)
       FROM unnest(keys) WITH ORDINALITY t(k, i)
            LEFT JOIN inventory_proxy.line_units(keys, skus) u ON u.key = t.k
 $$;
