@@ -1193,10 +1193,11 @@ $$;
  * end_cart()'s; the lock goes with the last mark.  A release, the expiry
  * and cancel() of a cart whose confirm had not begun only release: ok;
  * when nothing was held any more, conflict (the cart is ok) if steps sold
- * all of it, else as one reservation: conflict if they sold some, expired
- * if some ran out on its shard, else duplicate (released by steps).  A cart let go
- * records in rest what steps sold of each line: a later confirm answers
- * duplicate, a release conflict, when they sold any, as one reservation.
+ * all of it, else expired if some ran out on its shard, conflict if steps
+ * sold some, duplicate if they released it all.  A cart let go records in
+ * rest what steps sold of each line: once released or cancelled, a later
+ * confirm answers duplicate, a release conflict, when they sold any, as
+ * one reservation (once expired: expired).
  */
 CREATE FUNCTION inventory_proxy.end_parted(key text, home integer, lines jsonb, g integer,
                                            rest bigint[], how text)
@@ -1257,8 +1258,9 @@ BEGIN
         END IF;
         -- nothing was held: every unit was settled by steps, or ran out
         -- on its shard.  Every unit sold: the cart is ok (conflict); else
-        -- it ends as one reservation would: conflict when some were sold,
-        -- expired when some ran out, else duplicate (released by steps)
+        -- expired when some ran out (never duplicate: the cart was not
+        -- sold whole), conflict when steps sold some and released the
+        -- rest, else duplicate (released by steps)
         IF NOT EXISTS (SELECT FROM generate_subscripts(skus, 1) i
                         WHERE u.sold[i] <> abs((lines -> 'deltas' ->> (i - 1))::bigint)) THEN
             PERFORM inventory_proxy.manifest_mark(home, key, g, 'ok', true, u.sold);
@@ -1270,8 +1272,8 @@ BEGIN
                  WHEN EXISTS (SELECT FROM unnest(u.lapsed) q WHERE q > 0) THEN 'expired'
                  ELSE 'released' END,
             true, u.sold);
-        RETURN ROW(CASE WHEN EXISTS (SELECT FROM unnest(u.sold) q WHERE q > 0) THEN 'conflict'
-                        WHEN EXISTS (SELECT FROM unnest(u.lapsed) q WHERE q > 0) THEN 'expired'
+        RETURN ROW(CASE WHEN EXISTS (SELECT FROM unnest(u.lapsed) q WHERE q > 0) THEN 'expired'
+                        WHEN EXISTS (SELECT FROM unnest(u.sold) q WHERE q > 0) THEN 'conflict'
                         ELSE 'duplicate' END,
                    NULL::bigint, NULL::text, NULL::text)::inventory.outcome;
     END IF;
@@ -1488,10 +1490,11 @@ BEGIN
             IF m.rest IS NOT NULL AND m.state IN ('released', 'expired', 'cancelled') THEN
                 PERFORM inventory_proxy.let_go(keys, m.lines);
             END IF;
-            status := CASE WHEN m.state IN ('released', 'expired', 'cancelled')
+            status := CASE WHEN m.state IN ('released', 'cancelled')
                                 AND EXISTS (SELECT FROM unnest(m.rest) q WHERE q > 0)
-                           -- settled in parts, steps sold some: as one
-                           -- reservation with units sold
+                           -- settled in parts, steps sold some and the
+                           -- caller let the rest go: as one reservation
+                           -- with units sold (once expired: expired)
                            THEN CASE WHEN confirm THEN 'duplicate' ELSE 'conflict' END
                            WHEN m.state = 'expired' THEN 'expired'
                            WHEN m.state = 'ok' AND confirm THEN 'duplicate'
