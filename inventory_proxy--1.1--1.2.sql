@@ -970,8 +970,18 @@ BEGIN
             status := 'duplicate';
         ELSIF m.state = 'ok' THEN
             status := 'conflict';
-        ELSIF m.state IN ('undone', 'released', 'expired') THEN
+        ELSIF m.state = 'undone' THEN
             PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'cancelled');
+            status := 'ok';
+        ELSIF m.state IN ('released', 'expired') THEN
+            -- a held cart let go already (a retry of it answers
+            -- duplicate); what a call cut off midway left held is let go
+            IF m.rest IS NOT NULL THEN
+                PERFORM inventory_proxy.let_go(
+                    ARRAY(SELECT format('%s#%s.%s', key, m.attempt, i)
+                            FROM generate_series(1, jsonb_array_length(m.lines -> 'skus')) i),
+                    m.lines);
+            END IF;
             status := 'ok';
         ELSE
             -- pending, held or confirming: every line released, what was
@@ -1384,7 +1394,7 @@ DECLARE
     skus text[];
     line integer;
     keys text[];
-    held bigint[];
+    u record;
     past boolean;
     lapsed boolean := false;
     status text;
@@ -1439,7 +1449,20 @@ BEGIN
                 lapsed := (inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve',
                                                     m.rest)).status = 'expired';
             ELSIF m.state = 'held' AND m.rest IS NULL THEN
-                PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'held', false, '{}');
+                -- the first step: every line must hold what the cart was
+                -- held with (a release or cancel() cut off midway let some
+                -- go before it marked the cart; a line may run out on a
+                -- shard whose clock is ahead): if not, the cart is let go
+                u := inventory_proxy.units(keys, skus);
+                IF EXISTS (SELECT FROM generate_subscripts(skus, 1) i
+                            WHERE u.held[i] <> abs((m.lines -> 'deltas' ->> (i - 1))::bigint)) THEN
+                    lapsed := EXISTS (SELECT FROM unnest(u.lapsed) q WHERE q > 0);
+                    PERFORM inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt,
+                                                     CASE WHEN lapsed THEN 'expired' ELSE 'released' END,
+                                                     NULL);
+                ELSE
+                    PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'held', false, '{}');
+                END IF;
             ELSIF m.rest IS NOT NULL AND m.state IN ('released', 'expired', 'cancelled') THEN
                 PERFORM inventory_proxy.let_go(keys, m.lines);
             END IF;
@@ -1464,12 +1487,15 @@ BEGIN
                 PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'confirming');
                 RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve', NULL);
             ELSIF confirm AND NOT past THEN
-                -- settled in parts: what each line still holds is sold
-                held := (inventory_proxy.units(keys, skus)).held;
-                IF EXISTS (SELECT FROM unnest(held) h WHERE h > 0) THEN
+                -- settled in parts: what each line still holds is sold,
+                -- unless a line ran out on its shard (its clock ahead):
+                -- then the cart is expired
+                u := inventory_proxy.units(keys, skus);
+                past := EXISTS (SELECT FROM unnest(u.lapsed) q WHERE q > 0);
+                IF NOT past AND EXISTS (SELECT FROM unnest(u.held) h WHERE h > 0) THEN
                     PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'confirming',
-                                                         false, held);
-                    RETURN inventory_proxy.end_parted(key, home, m.lines, m.attempt, held, 'resolve');
+                                                         false, u.held);
+                    RETURN inventory_proxy.end_parted(key, home, m.lines, m.attempt, u.held, 'resolve');
                 END IF;
             END IF;
             -- a release, the ttl passed, or a cart settled in parts with

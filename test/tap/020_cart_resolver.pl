@@ -52,7 +52,7 @@ my %part_of = map { split /\|/ } split /\n/, px(q{
 	SELECT s || '|' || inventory_proxy.partition_of(s, 4, false)
 	  FROM (SELECT 'sku-' || i AS s FROM generate_series(1, 40) i
 	        UNION ALL SELECT 'key-' || i FROM generate_series(1, 80) i
-	        UNION ALL SELECT 'parted-' || i FROM generate_series(1, 20) i) x});
+	        UNION ALL SELECT 'parted-' || i FROM generate_series(1, 24) i) x});
 my @on_a = grep { /^sku/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
 my @on_b = grep { /^sku/ && $part_of{$_} % 2 == 1 } sort keys %part_of;
 my @home_a = grep { /^key/ && $part_of{$_} % 2 == 0 } sort keys %part_of;
@@ -410,7 +410,7 @@ is(px('SELECT count(*) FROM inventory.reconcile()'), '0', 'reconcile() is empty 
 # held carts across shards settled in parts: a step goes to its line's
 # partition under the line's key; a whole confirm, release or expiry then
 # settles only what each line still holds, never what a step settled
-my @parted = map { "parted-$_" } 1 .. 20;
+my @parted = map { "parted-$_" } 1 .. 24;
 sub levels { return on_hand($h1) . ' ' . on_hand($h2) . ' ' . reserved() }
 # levels after selling a of h1 and b of h2 from $base
 sub after { my ($base, $a, $b) = @_; my @n = split / /, $base; return ($n[0] - $a) . ' ' . ($n[1] - $b) . ' 0 0' }
@@ -551,6 +551,27 @@ px("SELECT inventory_proxy.manifest_mark($part_of{$hk}, '$hk', 0, 'released', fa
 on_part($part_of{$h1}, "SELECT inventory.release('$hk#0.1')");
 is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'duplicate ' . after($base, 2, 0),
 	'a confirm after a release that died midway: nothing more sold, every line let go');
+
+# a release cut off midway (one line let go, the cart not marked yet): the
+# first step finds it so, and the cart is let go
+$base = levels();
+$hk = $parted[19];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
+on_part($part_of{$h1}, "SELECT inventory.release('$hk#0.1')");
+is(px("SELECT status || ' ' || available FROM inventory.release('$hk', 1, '$hk-s1', '$h2')") . ' '
+	  . px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(),
+	'insufficient 0 expired ' . after($base, 0, 0), 'a step after a release cut off midway: insufficient, nothing sold');
+# a line of a cart settled in parts ran out on its shard before the cart's
+# ttl (that shard's clock ahead): a confirm answers expired
+$hk = $parted[20];
+px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
+px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
+on_part($part_of{$h2}, "UPDATE inventory.reservation SET expires_at = now() - interval '1 s' WHERE key = '$hk#0.2';
+	SELECT inventory.expire()");
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'expired ' . after($base, 1, 0),
+	'a confirm of a cart settled in parts whose line ran out: expired, only the step sold');
+is(px("SELECT status FROM inventory_proxy.cancel('$hk')") . ' ' . px("SELECT status FROM inventory.confirm('$hk')"),
+	'ok expired', 'cancel() of it then: ok, and a confirm is still expired');
 
 # what steps sold decides later answers, as on one node
 $base = levels();
