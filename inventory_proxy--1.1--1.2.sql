@@ -835,9 +835,10 @@ BEGIN
                         ORDER BY i);
     END IF;
 
-    SELECT * INTO m FROM inventory_proxy.open_key(home, key, lines, inventory_proxy.hold_ttl(),
-                                                  clock_timestamp() + inventory_proxy.hold_ttl());
     BEGIN
+        -- (in the block: a call cut off as it takes the key's lock lets go)
+        SELECT * INTO m FROM inventory_proxy.open_key(home, key, lines, inventory_proxy.hold_ttl(),
+                                                      clock_timestamp() + inventory_proxy.hold_ttl());
         IF m.state IN ('pending', 'undone') AND m.lines = lines THEN
             IF m.state = 'undone' THEN
                 PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'pending');
@@ -903,7 +904,10 @@ BEGIN
                         CONTINUE;
                     END IF;
                     PERFORM inventory_proxy.unlock_keys(home);
-                EXCEPTION WHEN OTHERS THEN
+                EXCEPTION WHEN query_canceled THEN
+                    PERFORM inventory_proxy.unlock_quietly(home);
+                    RAISE;
+                WHEN OTHERS THEN
                     RAISE WARNING 'inventory_proxy.resolve: cart "%": %', d.key, SQLERRM;
                     PERFORM inventory_proxy.unlock_quietly(home);
                 END;
@@ -960,13 +964,20 @@ BEGIN
         RAISE EXCEPTION 'key must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM inventory_proxy.check_key(key);
-    SELECT * INTO m FROM inventory_proxy.open_key(home, key, NULL, NULL,
-                                                  clock_timestamp() + inventory_proxy.hold_ttl());
     BEGIN
+        SELECT * INTO m FROM inventory_proxy.open_key(home, key, NULL, NULL,
+                                                      clock_timestamp() + inventory_proxy.hold_ttl());
         IF m.state IS NULL THEN
             PERFORM inventory_proxy.manifest_mark(home, key, 0, 'cancelled');
             status := 'not_found';
         ELSIF m.state = 'cancelled' THEN
+            IF m.rest IS NOT NULL THEN
+                -- what a cancel() cut off midway left held is let go
+                PERFORM inventory_proxy.let_go(
+                    ARRAY(SELECT format('%s#%s.%s', key, m.attempt, i)
+                            FROM generate_series(1, jsonb_array_length(m.lines -> 'skus')) i),
+                    m.lines);
+            END IF;
             status := 'duplicate';
         ELSIF m.state = 'ok' THEN
             status := 'conflict';
@@ -1404,9 +1415,9 @@ BEGIN
         RETURN NULL;        -- no cart across shards has such a key
     END IF;
     home := inventory_proxy.partition_of(key, cluster.n, cluster.modular);
-    SELECT * INTO m FROM inventory_proxy.open_key(home, key, NULL, NULL,
-                                                  clock_timestamp() + inventory_proxy.hold_ttl());
     BEGIN
+        SELECT * INTO m FROM inventory_proxy.open_key(home, key, NULL, NULL,
+                                                      clock_timestamp() + inventory_proxy.hold_ttl());
         IF m.state IS NOT NULL AND m.lines ? 'ttl' THEN
             skus := ARRAY(SELECT jsonb_array_elements_text(m.lines -> 'skus'));
             line := array_position(skus, sku);

@@ -317,7 +317,10 @@ for my $key (@sent)
 	$count{$st}++;
 	my @said = grep { $_ ne 'error' } @{ $answers{$key} };
 	push @broken, "$key answered ok but is $st" if grep({ /^(ok|duplicate)$/ } @said) && $st ne 'ok';
-	push @broken, "$key answered @said but is ok" if grep({ !/^(ok|duplicate)$/ } @said) && $st eq 'ok';
+	# (a refusal, insufficient or not_found, records nothing: the key stays
+	# unused, and a later call with it, from another client, may sell it)
+	push @broken, "$key answered @said but is ok"
+	  if grep({ !/^(ok|duplicate|insufficient|not_found)$/ } @said) && $st eq 'ok';
 	push @broken, "$key is $st" unless $st =~ /^(ok|undone|unknown)$/;
 }
 note join(', ', map { "$_: $count{$_}" } sort keys %count);
