@@ -970,29 +970,18 @@ BEGIN
         IF m.state IS NULL THEN
             PERFORM inventory_proxy.manifest_mark(home, key, 0, 'cancelled');
             status := 'not_found';
-        ELSIF m.state = 'cancelled' THEN
+        ELSIF m.state IN ('cancelled', 'released', 'expired') THEN
+            -- let go already (a held cart released or expired stays so: a
+            -- retry of it answers duplicate); what a call cut off midway
+            -- left held is let go
             IF m.rest IS NOT NULL THEN
-                -- what a cancel() cut off midway left held is let go
-                PERFORM inventory_proxy.let_go(
-                    ARRAY(SELECT format('%s#%s.%s', key, m.attempt, i)
-                            FROM generate_series(1, jsonb_array_length(m.lines -> 'skus')) i),
-                    m.lines);
+                PERFORM inventory_proxy.let_go(key, m.attempt, m.lines);
             END IF;
-            status := 'duplicate';
+            status := CASE WHEN m.state = 'cancelled' THEN 'duplicate' ELSE 'ok' END;
         ELSIF m.state = 'ok' THEN
             status := 'conflict';
         ELSIF m.state = 'undone' THEN
             PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'cancelled');
-            status := 'ok';
-        ELSIF m.state IN ('released', 'expired') THEN
-            -- a held cart let go already (a retry of it answers
-            -- duplicate); what a call cut off midway left held is let go
-            IF m.rest IS NOT NULL THEN
-                PERFORM inventory_proxy.let_go(
-                    ARRAY(SELECT format('%s#%s.%s', key, m.attempt, i)
-                            FROM generate_series(1, jsonb_array_length(m.lines -> 'skus')) i),
-                    m.lines);
-            END IF;
             status := 'ok';
         ELSE
             -- pending, held or confirming: every line released, what was
@@ -1360,14 +1349,15 @@ $$;
 -- Let go of what the lines of a held cart settled in parts still hold,
 -- once it was released, expired or cancelled (by a call that may have died
 -- before it let go of every line).
-CREATE FUNCTION inventory_proxy.let_go(keys text[], lines jsonb)
+CREATE FUNCTION inventory_proxy.let_go(key text, g integer, lines jsonb)
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     skus text[] := ARRAY(SELECT jsonb_array_elements_text(lines -> 'skus'));
 BEGIN
     PERFORM inventory_proxy.settle_lines(
-        keys, skus, array_fill(0::bigint, ARRAY[cardinality(skus)]),
+        ARRAY(SELECT format('%s#%s.%s', key, g, i) FROM generate_subscripts(skus, 1) i),
+        skus, array_fill(0::bigint, ARRAY[cardinality(skus)]),
         ARRAY(SELECT jsonb_array_elements_text(lines -> 'locations')),
         ARRAY(SELECT generate_subscripts(skus, 1)), 'release');
 END
@@ -1475,7 +1465,7 @@ BEGIN
                     PERFORM inventory_proxy.manifest_mark(home, key, m.attempt, 'held', false, '{}');
                 END IF;
             ELSIF m.rest IS NOT NULL AND m.state IN ('released', 'expired', 'cancelled') THEN
-                PERFORM inventory_proxy.let_go(keys, m.lines);
+                PERFORM inventory_proxy.let_go(key, m.attempt, m.lines);
             END IF;
             IF m.rest IS NULL AND m.state IN ('released', 'expired', 'cancelled') THEN
                 -- never settled in parts, and let go (its lines under the
@@ -1525,7 +1515,7 @@ BEGIN
             RETURN inventory_proxy.end_cart(key, home, m.lines, m.ttl, m.attempt, 'resolve', m.rest);
         ELSE
             IF m.rest IS NOT NULL AND m.state IN ('released', 'expired', 'cancelled') THEN
-                PERFORM inventory_proxy.let_go(keys, m.lines);
+                PERFORM inventory_proxy.let_go(key, m.attempt, m.lines);
             END IF;
             status := CASE WHEN m.state IN ('released', 'cancelled')
                                 AND EXISTS (SELECT FROM unnest(m.rest) q WHERE q > 0)
@@ -1571,7 +1561,7 @@ REVOKE ALL ON FUNCTION inventory_proxy.manifest_open(integer, text, jsonb, inter
                        inventory_proxy.end_parted(text, integer, jsonb, integer, bigint[], text),
                        inventory_proxy.line_units(text[], text[]),
                        inventory_proxy.units(text[], text[]),
-                       inventory_proxy.let_go(text[], jsonb),
+                       inventory_proxy.let_go(text, integer, jsonb),
                        inventory_proxy.settle_cart(text, bigint, text, text, boolean),
                        inventory_proxy.refuse_held_cart(text[], bigint[], text, interval, text[]),
                        inventory_proxy.cart(text, text[], bigint[], text, text[], interval),
@@ -1693,7 +1683,7 @@ COMMENT ON FUNCTION inventory_proxy.counted(jsonb, integer, text) IS 'Internal: 
 COMMENT ON FUNCTION inventory_proxy.end_cart(text, integer, jsonb, interval, integer, text, bigint[]) IS 'Internal: ends an attempt of a cart across shards under its key''s lock: resolve finishes or undoes it; released, expired or cancelled lets every line go and marks it so (a held cart settled in parts: end_parted).';
 COMMENT ON FUNCTION inventory_proxy.end_parted(text, integer, jsonb, integer, bigint[], text) IS 'Internal: ends a held cart across shards settled in parts under its key''s lock: resolve sells what each line held when its confirm began (rest), or undoes that confirm; released, expired or cancelled releases what each line still holds.';
 COMMENT ON FUNCTION inventory_proxy.line_units(text[], text[]) IS 'Internal: the units the reservations of derived keys still hold and have sold, read on their partitions.';
-COMMENT ON FUNCTION inventory_proxy.let_go(text[], jsonb) IS 'Internal: releases what the lines of a held cart settled in parts still hold, once it was released, expired or cancelled.';
+COMMENT ON FUNCTION inventory_proxy.let_go(text, integer, jsonb) IS 'Internal: releases what the lines of a held cart settled in parts still hold, once it was released, expired or cancelled.';
 COMMENT ON FUNCTION inventory_proxy.units(text[], text[]) IS 'Internal: line_units() as two arrays in the order of the keys.';
 COMMENT ON FUNCTION inventory_proxy.settle_cart(text, bigint, text, text, boolean) IS 'Internal: a confirm or release of a held cart across shards, by its manifest, whole or a step of one line (sent to its partition under the line''s key); NULL when the key has no such cart (a whole release then records the key cancelled).';
 COMMENT ON FUNCTION inventory_proxy.cancel(text) IS 'Undoes a cart or bill across shards that has not finished (every line released, what was sold refunded): ok; conflict if it finished; duplicate if cancelled before; not_found (recording the cancel) for an unknown key.';

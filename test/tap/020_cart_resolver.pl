@@ -414,6 +414,15 @@ my @parted = map { "parted-$_" } 1 .. 24;
 sub levels { return on_hand($h1) . ' ' . on_hand($h2) . ' ' . reserved() }
 # levels after selling a of h1 and b of h2 from $base
 sub after { my ($base, $a, $b) = @_; my @n = split / /, $base; return ($n[0] - $a) . ' ' . ($n[1] - $b) . ' 0 0' }
+# a cart of $qty units of each line, held, a step selling 1 of the first,
+# then a confirm that died after marking it confirming with $rest
+sub confirming
+{
+	my ($k, $qty, $rest) = @_;
+	px("SELECT inventory.reserve_cart('{$h1,$h2}', '{$qty,$qty}', '$k', '1 hour')");
+	px("SELECT inventory.confirm('$k', 1, '$k-s1', '$h1')");
+	px("SELECT inventory_proxy.manifest_mark($part_of{$k}, '$k', 0, 'confirming', false, '$rest')");
+}
 # the home partition's clock moved past a cart's ttl
 sub age { my ($k) = @_; on_part($part_of{$k}, "UPDATE inventory.cart_manifest SET touched_at = touched_at - interval '2 hours' WHERE key = '$k'") }
 my $base = levels();
@@ -513,9 +522,7 @@ for my $k ($parted[10], $parted[11])
 # cancel() of a confirm that sold every line but died before its ok mark:
 # it is complete (conflict, the cart ok), as a sale's attempt
 $hk = $parted[12];
-px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
-px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
-px("SELECT inventory_proxy.manifest_mark($part_of{$hk}, '$hk', 0, 'confirming', false, '{1,2}')");
+confirming($hk, 2, '{1,2}');
 px("SELECT count(*) FROM inventory_proxy.settle('{$hk#0.1,$hk#0.2}', '{$h1,$h2}', '{1,2}', '{default,default}', '{sell,sell}')");
 is(px("SELECT status FROM inventory_proxy.cancel('$hk')") . ' ' . px("SELECT inventory_proxy.status('$hk')"),
 	'conflict ok', 'cancel() of a confirm that sold every line: conflict, and the cart is ok');
@@ -526,9 +533,7 @@ is(levels(), after($base, 3, 3), 'each sold once, nothing refunded');
 # confirm sells what the line holds then
 $base = levels();
 $hk = $parted[13];
-px("SELECT inventory.reserve_cart('{$h1,$h2}', '{3,3}', '$hk', '1 hour')");
-px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
-px("SELECT inventory_proxy.manifest_mark($part_of{$hk}, '$hk', 0, 'confirming', false, '{2,3}')");
+confirming($hk, 3, '{2,3}');
 on_part($part_of{$h2}, "SELECT inventory.release('$hk#0.2', 1, '$hk-stray', '$h2')");
 is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'ok ' . after($base, 3, 2),
 	'a confirm that finds a line settled in part meanwhile sells what it holds');
@@ -536,9 +541,7 @@ is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'ok ' . a
 # (by a release whose call died, its statement going on): undone
 $base = levels();
 $hk = $parted[17];
-px("SELECT inventory.reserve_cart('{$h1,$h2}', '{3,3}', '$hk', '1 hour')");
-px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
-px("SELECT inventory_proxy.manifest_mark($part_of{$hk}, '$hk', 0, 'confirming', false, '{2,3}')");
+confirming($hk, 3, '{2,3}');
 on_part($part_of{$h2}, "SELECT inventory.release('$hk#0.2')");
 is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'expired ' . after($base, 1, 0),
 	'a confirm that finds a line let go whole is undone (the step\'s sale stays)');
