@@ -10,7 +10,9 @@
 # carts across shards (reserve_cart): held, confirmed and released whole by
 # key, refused, expired by the resolver, finished after a confirm that died,
 # cancelled, released before they arrive, and settled in parts (steps on
-# their lines, then a whole confirm, release, expiry or undo of the rest).
+# their lines, then a whole confirm, release, expiry or undo of the rest);
+# a confirm, a step or cancel() cancelled while it holds the cart's key
+# lock on the home partition lets go of it.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -607,6 +609,45 @@ is(sqlstate("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')") . ' '
 	  . px("SELECT status FROM inventory.confirm('$hk', 1, '$hk-s2', '$h2')")
 	  . ' ' . px("SELECT status FROM inventory.confirm('$hk')"),
 	'0A000 ok ok', 'a step naming a sku on two lines: 0A000; on one line, ok');
+
+# a call cut off while it holds its key's lock on the home partition (its
+# statement there waits behind a lock on the manifests, and the proxy's is
+# cancelled) lets go of the lock: the next call with the key goes on
+sub cut_at_lock
+{
+	my ($key, $call) = @_;
+	my ($s, $db) = @{ $parts[ $part_of{$key} ] };
+	my $holder = $shard{$s}->background_psql($db);
+	$holder->query_safe('BEGIN; LOCK TABLE inventory.cart_manifest IN ACCESS EXCLUSIVE MODE');
+	my $waiter = $proxy->background_psql('postgres', on_error_stop => 0);
+	my $pid = $waiter->query_safe('SELECT pg_backend_pid()');
+	$waiter->query_until(qr/sent/, "\\echo sent\nSELECT $call;\n");
+	ok($shard{$s}->poll_query_until($db, qq{SELECT count(*) = 1 FROM pg_locks l
+		JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.classid = 1769365621 AND l.objid = hashtext('$key')::oid
+		  AND l.granted AND a.wait_event_type = 'Lock'}),
+		"$key: the call has the key's lock and waits on the home partition");
+	px("SELECT pg_cancel_backend($pid)");
+	ok($proxy->poll_query_until('postgres', "SELECT state = 'idle' FROM pg_stat_activity WHERE pid = $pid"),
+		"$key: the call is cancelled");
+	my $locks = $shard{$s}->safe_psql($db, qq{SELECT count(*) FROM pg_locks
+		WHERE locktype = 'advisory' AND classid = 1769365621 AND objid = hashtext('$key')::oid});
+	$holder->query_safe('COMMIT');
+	$holder->quit;
+	$waiter->quit;
+	return $locks;
+}
+for my $c ([ 'confirm', "inventory.confirm('$parted[21]')", 'ok' ],
+	[ 'a step', "inventory.confirm('$parted[22]', 1, '$parted[22]-s1', '$h1')", 'ok' ],
+	[ 'cancel()', "inventory_proxy.cancel('$parted[23]')", 'ok' ])
+{
+	my ($what, $call, $next) = @$c;
+	my ($hk) = $call =~ /'(parted-\d+)'/;
+	px("SELECT inventory.reserve_cart('{$h1,$h2}', '{1,1}', '$hk', '1 hour')");
+	is(cut_at_lock($hk, $call) . ' ' . px("SELECT status FROM $call"), "0 $next",
+		"$what cut off with the key's lock: the lock is let go, and its retry answers $next");
+}
+px("SELECT inventory.confirm('$_')") for @parted[ 21, 22 ];
 is(px('SELECT count(*) FROM inventory.reconcile()'), '0', 'reconcile() is empty on every partition');
 
 # 4. a shard server down: carts homed on the other server go on
