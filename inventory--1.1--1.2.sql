@@ -41,6 +41,13 @@ GRANT SELECT ON inventory.stats TO pg_monitor;
 GRANT EXECUTE ON FUNCTION inventory.call_counts() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION inventory.worker_status() TO pg_monitor;
 
+-- A publication of every table (logical replication, a CDC tool) must not
+-- stop the worker: the hot-row queue and the archived keys, which have no
+-- key of their own, are identified by their whole rows when their
+-- deletions are published (this costs nothing below wal_level = logical).
+ALTER TABLE inventory.pending REPLICA IDENTITY FULL;
+ALTER TABLE inventory.archived_key REPLICA IDENTITY FULL;
+
 -- Held carts: every line held or none, one reservation under one key, a
 -- part per stock row; confirm, release and expiry act on the whole cart.
 CREATE FUNCTION inventory.reserve_cart(skus text[], qtys bigint[], key text,
@@ -93,6 +100,26 @@ BEGIN
     END LOOP;
     DROP TABLE inventory_grantees;
 END $$;
+
+-- Grants a user made before the update stay the user's.  PostgreSQL takes
+-- the whole ACL of an object an extension's script grants on as the
+-- extension's initial privileges, which pg_dump leaves out: the schema's
+-- USAGE for pg_monitor above took in every USAGE a user had granted, and
+-- confirm and release their grantees.  Their initial privileges are set
+-- back to what a fresh install records (the owner's own, pg_monitor's).
+UPDATE pg_catalog.pg_init_privs i
+   SET initprivs = ARRAY(SELECT a FROM pg_catalog.unnest(i.initprivs) a,
+                                       LATERAL (SELECT e.grantor, e.grantee
+                                                  FROM pg_catalog.aclexplode(ARRAY[a]) e
+                                                 LIMIT 1) e
+                          WHERE e.grantee = e.grantor
+                             OR e.grantee = 'pg_monitor'::pg_catalog.regrole)
+ WHERE i.privtype = 'e'
+   AND ((i.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+         AND i.objoid = 'inventory'::pg_catalog.regnamespace)
+     OR (i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+         AND i.objoid IN ('inventory.confirm(text, bigint, text, text)'::pg_catalog.regprocedure,
+                          'inventory.release(text, bigint, text, text)'::pg_catalog.regprocedure)));
 
 -- A reservation as a whole: its parts (one per stock row, and one more per
 -- unit count a step settled) summed.  qty is what it held at first.

@@ -261,6 +261,18 @@ BEGIN
     END LOOP;
 END $$;
 DROP TABLE inventory_proxy_grantees;
+-- (their grantees kept as the user's grants, not the extension's initial
+-- privileges, which pg_dump leaves out: see inventory--1.1--1.2.sql)
+UPDATE pg_catalog.pg_init_privs i
+   SET initprivs = ARRAY(SELECT a FROM pg_catalog.unnest(i.initprivs) a,
+                                       LATERAL (SELECT e.grantor, e.grantee
+                                                  FROM pg_catalog.aclexplode(ARRAY[a]) e
+                                                 LIMIT 1) e
+                          WHERE e.grantee = e.grantor)
+ WHERE i.privtype = 'e' AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+   AND i.objoid IN ('inventory.confirm(text, bigint, text, text)'::pg_catalog.regprocedure,
+                    'inventory.release(text, bigint, text, text)'::pg_catalog.regprocedure,
+                    'inventory.refund(text, bigint, text, text)'::pg_catalog.regprocedure);
 
 /*
  * What a cart costs the proxy.  A SQL function that PostgreSQL cannot

@@ -87,3 +87,30 @@ SELECT status, available FROM inventory.deduct('tea', 1, 'd-4');
 SELECT inventory.merge() > 0 AS merged;
 SELECT sku, on_hand, reserved, available FROM inventory.stock_levels ORDER BY sku;
 SELECT * FROM inventory.reconcile();
+
+-- A publication of every table, as logical replication or a CDC tool makes
+-- one: merging the hot-row queue and archiving (four batches of one bucket
+-- of keys merged into one row too) still delete what they fold.
+SET client_min_messages = error;
+CREATE PUBLICATION inventory_everything FOR ALL TABLES;
+RESET client_min_messages;
+SELECT status FROM inventory.deduct('hot', 1, 'pub-hot');
+SELECT inventory.merge() > 0 AS merged;
+-- four keys whose digests share their first 12 bits (archive bucket 0:
+-- left(md5(key), 3) = '000'), each archived in a batch of its own
+SELECT status FROM inventory.deduct('tea', 1, 'pub-2029');
+SELECT clock_timestamp() AS cut \gset
+SELECT inventory.archive(:'cut') > 0 AS archived;
+SELECT status FROM inventory.deduct('tea', 1, 'pub-3890');
+SELECT clock_timestamp() AS cut \gset
+SELECT inventory.archive(:'cut') > 0 AS archived;
+SELECT status FROM inventory.deduct('tea', 1, 'pub-4813');
+SELECT clock_timestamp() AS cut \gset
+SELECT inventory.archive(:'cut') > 0 AS archived;
+SELECT status FROM inventory.deduct('tea', 1, 'pub-5968');
+SELECT clock_timestamp() AS cut \gset
+SELECT inventory.archive(:'cut') > 0 AS archived;
+SELECT level, count(*) FROM inventory.archived_key WHERE bucket = 0 GROUP BY level ORDER BY level;
+SELECT status FROM inventory.deduct('tea', 1, 'pub-2029');
+DROP PUBLICATION inventory_everything;
+SELECT * FROM inventory.reconcile();

@@ -577,7 +577,7 @@ InsertLedger(Datum *values)
 		edata = CopyErrorData();
 		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION ||
 			edata->constraint_name == NULL ||
-			strcmp(edata->constraint_name, "ledger_call_key") != 0)
+			strncmp(edata->constraint_name, "ledger_call_key", 15) != 0)
 			PG_RE_THROW();
 		FlushErrorState();
 		ereport(ERROR,

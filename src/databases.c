@@ -287,6 +287,8 @@ InvProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	}
 	PG_END_TRY();
 
+	if (IsA(stmt, DropdbStmt) && OidIsValid(alone))
+		HotForgetDatabase(alone);
 	if (IsA(stmt, CreateExtensionStmt) &&
 		strcmp(((CreateExtensionStmt *) stmt)->extname, "inventory") == 0)
 	{

@@ -142,6 +142,42 @@ ReclaimSlots(Oid relid)
 }
 
 /*
+ * Free every slot of a database that was dropped (from DROP DATABASE, once
+ * it succeeded): nobody can use them any more, and ReclaimSlots, which
+ * cannot tell another database's slots from live ones, would keep them
+ * until the server restarts.
+ */
+void
+HotForgetDatabase(Oid dbid)
+{
+	if (InvHotSlots == NULL)
+		return;
+	LWLockAcquire(InvState->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < InvHotRows; i++)
+	{
+		HotEntry   *entry = &InvHotSlots[i];
+		bool		forget;
+		HotKey		key;
+
+		SpinLockAcquire(&entry->mutex);
+		forget = entry->generation != 0 && entry->key.dbid == dbid && entry->uses == 0;
+		if (forget)
+		{
+			key = entry->key;
+			entry->generation = 0;
+			entry->loaded = false;
+		}
+		SpinLockRelease(&entry->mutex);
+		if (forget)
+		{
+			hash_search(InvHotTable, &key, HASH_REMOVE, NULL);
+			InvHotFree[InvState->nfree++] = i;
+		}
+	}
+	LWLockRelease(InvState->lock);
+}
+
+/*
  * The slot of a row, or NULL if it has none; *generation gets the slot's
  * generation, which later calls check (the slot may be freed and given to
  * another row meanwhile).  With create, gives the row a free slot (not

@@ -141,6 +141,7 @@ extern uint64 HotExpiryNotes(HotEntry *entry);
 extern void HotSetNextExpiry(HotEntry *entry, TimestampTz next_expiry, uint64 notes);
 extern void HotNoteExpiry(HotEntry *entry, TimestampTz expires_at);
 extern void HotUnload(HotEntry *entry, uint64 generation);
+extern void HotForgetDatabase(Oid dbid);
 extern void HotInit(void);
 
 /* databases.c */

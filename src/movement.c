@@ -116,6 +116,7 @@ static InvQuery Move = {
 	"              SET on_hand = on_hand + $5, reserved = reserved + $6, "
 	"                  next_expiry = LEAST(next_expiry, $10) "
 	"            WHERE sku = $3 AND location = $4 "
+	"              AND reserved + $6 BETWEEN 0 AND on_hand + $5 "
 	"        RETURNING on_hand - reserved AS available), "
 	JOURNAL
 	"SELECT available, (SELECT count(*) FROM l) FROM u",
@@ -576,7 +577,7 @@ InvMoveRecorded(const InvMovement *m, InvTarget *target, int64 *available)
 	if (SPI_processed != 1 && IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not apply %s: stock row (%s, %s) was created after this transaction's snapshot",
+				 errmsg("could not apply %s: stock row (%s, %s) changed after this transaction's snapshot",
 						m->op, target->sku, target->location),
 				 errhint("Retry the transaction.")));
 	if (SPI_processed != 1)

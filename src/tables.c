@@ -486,6 +486,38 @@ LedgerRow(Writer *w, const InvTables *t, const InvMovement *m,
 }
 
 /*
+ * The unique indexes of the ledger that say what ledger_call_key says (same
+ * columns, same predicate): itself, the copy REINDEX CONCURRENTLY builds
+ * beside it, or one an admin made to replace it.  All are arbiters of a
+ * call row's insertion, so that a key taken shows as a conflict in each of
+ * them rather than raising a unique violation in the copy.
+ */
+static List *
+CallKeyIndexes(ResultRelInfo *ledger, Oid call_key)
+{
+	IndexInfo  *model = NULL;
+	List	   *indexes = NIL;
+
+	for (int i = 0; i < ledger->ri_NumIndices; i++)
+		if (RelationGetRelid(ledger->ri_IndexRelationDescs[i]) == call_key)
+			model = ledger->ri_IndexRelationInfo[i];
+	if (model == NULL)
+		return list_make1_oid(call_key);
+	for (int i = 0; i < ledger->ri_NumIndices; i++)
+	{
+		IndexInfo  *info = ledger->ri_IndexRelationInfo[i];
+
+		if (info->ii_Unique && info->ii_Expressions == NIL &&
+			info->ii_NumIndexKeyAttrs == model->ii_NumIndexKeyAttrs &&
+			memcmp(info->ii_IndexAttrNumbers, model->ii_IndexAttrNumbers,
+				   sizeof(AttrNumber) * model->ii_NumIndexKeyAttrs) == 0 &&
+			equal(info->ii_Predicate, model->ii_Predicate))
+			indexes = lappend_oid(indexes, RelationGetRelid(ledger->ri_IndexRelationDescs[i]));
+	}
+	return indexes;
+}
+
+/*
  * Insert a call row speculatively, as INSERT ... ON CONFLICT (key) WHERE
  * call IS NOT NULL DO NOTHING does, but without its pre-check: the
  * insertion into the unique index of call rows reports a row of the key in
@@ -500,7 +532,7 @@ static bool
 BeginCallRow(Writer *w, const InvTables *t, TupleTableSlot *slot, const char *key)
 {
 	Relation	rel = w->ledger->ri_RelationDesc;
-	List	   *arbiters = list_make1_oid(t->ledger_call_key);
+	List	   *arbiters = CallKeyIndexes(w->ledger, t->ledger_call_key);
 	bool		conflict = false;
 
 	ExecStoreVirtualTuple(slot);

@@ -2,15 +2,16 @@
 # its worker merges, expires and takes merged-mode batches, with no setting.
 # Such a database can still be dropped, renamed, used as a template and
 # moved to another tablespace without FORCE (its worker stands aside and
-# comes back); and when max_worker_processes is too low, the log says so
-# once, and calls go on.
+# comes back), and a dropped one's hot-row slots are freed; and when
+# max_worker_processes is too low, the log says so once, and calls go on.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use InvNode;
 
-my $node = inventory_node('databases', "log_min_messages = debug1\n");
+# three hot-row slots: one per database's hot row
+my $node = inventory_node('databases', "log_min_messages = debug1\ninventory.hot_rows = 3\n");
 
 # Hot deducts outside a transaction block in $db until one is merged (a
 # call made while the worker runs a pass takes the transactional path).
@@ -76,6 +77,10 @@ ok(served('shop1'), 'shop1 is served again');
 ok(served('shop2b'), 'shop2b (renamed) is served again');
 is($node->safe_psql('copy1', "SELECT status FROM inventory.deduct('cold', 1, 'c1')"), 'ok',
 	'the copy answers calls');
+# every slot was loaded (shop1, shop2, shop3): the dropped database's is
+# the copy's now
+is($node->safe_psql('copy1', "SELECT status FROM inventory.deduct('hot', 1, 'c2')"), 'ok',
+	'the copy\'s hot row gets the slot of the dropped database');
 ok(served('copy1'), 'the copy is served from its first call');
 for my $db (qw(shop1 shop2b copy1))
 {

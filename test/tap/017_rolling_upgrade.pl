@@ -114,6 +114,17 @@ is($node->safe_psql('shop', q{
 	 WHERE p.oid IN ('inventory.confirm(text, bigint, text, text)'::regprocedure,
 	                 'inventory.release(text, bigint, text, text)'::regprocedure)
 	   AND a.grantee = 0}), '0', 'and PUBLIC still has none');
+# they stay the user's grants, not the extension's initial privileges: a
+# dump keeps them (the update's own grants once took them in)
+my $tmp = PostgreSQL::Test::Utils::tempdir;
+$node->command_ok([ 'pg_dump', '--schema-only', '-d', $node->connstr('shop'), '-f', "$tmp/shop.sql" ],
+	'pg_dump after the update');
+my $dump = slurp_file("$tmp/shop.sql");
+like($dump, qr/^GRANT USAGE ON SCHEMA inventory TO app;$/m, 'the dump grants the role the schema');
+like($dump, qr/^GRANT ALL ON FUNCTION inventory\.confirm\(key text, qty bigint, step text, sku text\) TO app;$/m,
+	'and confirm');
+like($dump, qr/^GRANT ALL ON FUNCTION inventory\.release\(key text, qty bigint, step text, sku text\) TO app;$/m,
+	'and release');
 $node->safe_psql('shop', q{
 	REVOKE ALL ON FUNCTION inventory.reserve(text, bigint, text, interval, text),
 	                       inventory.confirm(text, bigint, text, text),
@@ -155,6 +166,15 @@ SELECT string_agg(d, E'\n' ORDER BY d) FROM (
     FROM pg_index WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'inventory'::regnamespace)
   UNION ALL
   SELECT 'schema ' || nspacl::text FROM pg_namespace WHERE nspname = 'inventory'
+  UNION ALL
+  SELECT 'initial privileges ' || pg_describe_object(classoid, objoid, objsubid) || ' '
+         || initprivs::text
+    FROM pg_init_privs
+   WHERE (classoid = 'pg_namespace'::regclass AND objoid = 'inventory'::regnamespace)
+      OR (classoid = 'pg_proc'::regclass
+          AND objoid IN (SELECT oid FROM pg_proc WHERE pronamespace = 'inventory'::regnamespace))
+      OR (classoid = 'pg_class'::regclass
+          AND objoid IN (SELECT oid FROM pg_class WHERE relnamespace = 'inventory'::regnamespace))
 ) s};
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION inventory');
