@@ -213,3 +213,13 @@ SELECT status FROM inventory.set_hot('pin', false);
 SELECT sku, hot, pinned FROM inventory.stock WHERE sku = 'pin';
 SELECT status FROM inventory.set_hot('no-such-row', NULL);
 SELECT * FROM inventory.reconcile();
+
+-- hot_counters() counts the units taken up to the bigint maximum, no further
+SELECT status FROM inventory.restock('huge', 9223372036854775807, 'huge-1');
+SELECT status FROM inventory.set_hot('huge');
+SELECT status FROM inventory.deduct('huge', 9223372036854775807, 'huge-2');
+SELECT status FROM inventory.restock('huge', 9223372036854775807, 'huge-3');
+SELECT status FROM inventory.deduct('huge', 9223372036854775807, 'huge-4');
+SELECT units_taken FROM inventory.hot_counters() WHERE sku = 'huge';
+SELECT status FROM inventory.set_hot('huge', false);
+SELECT * FROM inventory.reconcile();

@@ -77,6 +77,10 @@ SELECT status FROM inventory.deduct('widget', 1, repeat('é', 128));
 SELECT pg_temp.err($$SELECT inventory.reserve('widget', 1, 'k', ttl => '-1 minute')$$);
 SELECT pg_temp.err($$SELECT inventory.reserve('widget', 1, 'k', ttl => '0')$$);
 SELECT pg_temp.err($$SELECT inventory.reserve('widget', 1, 'k', ttl => '1 day -25 hours')$$);
+-- (also one that compares as positive, at 360 days a year, but ends the hold
+-- before it begins: a year back is 365 or 366 days)
+SELECT pg_temp.err($$SELECT inventory.reserve('widget', 1, 'k', ttl => '-1 year +364 days')$$);
+SELECT pg_temp.err($$SELECT inventory.reserve_cart('{widget}', '{1}', 'k', ttl => '-1 year +364 days')$$);
 
 -- cart arrays: same length (2202E), one dimension (2202E), at least one line (22023)
 SELECT pg_temp.err($$SELECT inventory.deduct_cart('{widget,big}', '{1}', 'k')$$);

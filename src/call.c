@@ -105,17 +105,22 @@ InvArgTtl(FunctionCallInfo fcinfo, int argno, TimestampTz *expires_at)
 				 errmsg("ttl must not be null")));
 	ttl = PG_GETARG_INTERVAL_P(argno);
 	memset(&zero, 0, sizeof(zero));
+	/*
+	 * Also a ttl that compares as positive but ends the hold before it
+	 * begins ('-2 mon +60 days': months are calendar months when added)
+	 */
 	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(ttl),
-										  IntervalPGetDatum(&zero))) <= 0)
+										  IntervalPGetDatum(&zero))) <= 0 ||
+		(*expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+															   TimestampTzGetDatum(GetCurrentStatementStartTimestamp()),
+															   IntervalPGetDatum(ttl)))) <=
+		GetCurrentStatementStartTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ttl must be greater than zero"),
 				 errdetail("The value given was %s.",
 						   DatumGetCString(DirectFunctionCall1(interval_out,
 															   IntervalPGetDatum(ttl))))));
-	*expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-														  TimestampTzGetDatum(GetCurrentStatementStartTimestamp()),
-														  IntervalPGetDatum(ttl)));
 	return ttl;
 }
 

@@ -437,7 +437,9 @@ HotTake(HotEntry *entry, int64 qty, int64 *available)
 	if (ok)
 	{
 		entry->available -= need;
-		entry->takes += qty;
+		/* a figure for monitoring: it stops at the bigint maximum */
+		if (pg_add_s64_overflow(entry->takes, qty, &entry->takes))
+			entry->takes = PG_INT64_MAX;
 		entry->changes++;
 	}
 	else
