@@ -48,6 +48,11 @@ GRANT EXECUTE ON FUNCTION inventory.worker_status() TO pg_monitor;
 ALTER TABLE inventory.pending REPLICA IDENTITY FULL;
 ALTER TABLE inventory.archived_key REPLICA IDENTITY FULL;
 
+-- A part a partial step settled keeps the step's key: a whole confirm or
+-- release, once nothing is held, answers from what it (or the expiry) did
+-- with the units the steps left, however often it is retried.
+ALTER TABLE inventory.reservation ADD COLUMN step text;
+
 -- Held carts: every line held or none, one reservation under one key, a
 -- part per stock row; confirm, release and expiry act on the whole cart.
 CREATE FUNCTION inventory.reserve_cart(skus text[], qtys bigint[], key text,
@@ -389,6 +394,7 @@ COMMENT ON COLUMN inventory.reservation.created_at IS 'When the reservation was 
 COMMENT ON COLUMN inventory.reservation.expires_at IS 'When the hold expires: created_at plus ttl.';
 COMMENT ON COLUMN inventory.reservation.ttl IS 'The ttl the call asked for, kept to compare retries.';
 COMMENT ON COLUMN inventory.reservation.part IS '0 for a reserve; 1, 2, ... for the parts of a reserve_any, one per location.';
+COMMENT ON COLUMN inventory.reservation.step IS 'The key of the partial confirm or release (step) that settled this part; NULL for a part held, or settled by the whole confirm or release, or by expiry.';
 
 COMMENT ON TABLE inventory.pending IS 'Queue of hot-row movements not yet merged into their stock rows; the worker (or merge()) folds them in, one UPDATE per row.';
 COMMENT ON COLUMN inventory.pending.sku IS 'SKU of the hot stock row moved.';

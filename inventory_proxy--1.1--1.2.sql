@@ -1218,8 +1218,9 @@ $$;
  * all of it, else expired if some ran out on its shard, conflict if steps
  * sold some, duplicate if they released it all.  A cart let go records in
  * rest what steps sold of each line: once released or cancelled, a later
- * confirm answers duplicate, a release conflict, when they sold any, as
- * one reservation (once expired: expired).
+ * confirm answers expired, a release duplicate, as one reservation (but
+ * duplicate and conflict when steps had settled every unit and sold some;
+ * once expired: expired).
  */
 CREATE FUNCTION inventory_proxy.end_parted(key text, home integer, lines jsonb, g integer,
                                            rest bigint[], how text)
@@ -1333,16 +1334,18 @@ BEGIN
 END
 $$;
 
--- What the reservations of keys hold, sold and let expire (units), read
--- on their partitions.
+-- What the reservations of keys hold, sold and let expire (units), and
+-- what a whole release let go (not a step), read on their partitions.
 CREATE FUNCTION inventory_proxy.line_units(keys text[], skus text[])
-RETURNS TABLE (key text, held bigint, sold bigint, lapsed bigint) AS $$
+RETURNS TABLE (key text, held bigint, sold bigint, lapsed bigint, let_go bigint) AS $$
     CLUSTER 'inventory_shards';
     SPLIT keys, skus;
     RUN ON inventory_proxy.route(skus);
     SELECT r.key, COALESCE(sum(r.qty) FILTER (WHERE r.state = 'held'), 0)::bigint AS held,
            COALESCE(sum(r.qty) FILTER (WHERE r.state = 'confirmed'), 0)::bigint AS sold,
-           COALESCE(sum(r.qty) FILTER (WHERE r.state = 'expired'), 0)::bigint AS lapsed
+           COALESCE(sum(r.qty) FILTER (WHERE r.state = 'expired'), 0)::bigint AS lapsed,
+           COALESCE(sum(r.qty) FILTER (WHERE r.state = 'released' AND r.step IS NULL), 0)::bigint
+               AS let_go
       FROM inventory.reservation r
      WHERE r.key = ANY (keys)
      GROUP BY r.key;
@@ -1350,10 +1353,10 @@ $$ LANGUAGE plproxy;
 
 -- line_units() in line order (0 for a key with no reservation).
 CREATE FUNCTION inventory_proxy.units(keys text[], skus text[], OUT held bigint[], OUT sold bigint[],
-                                      OUT lapsed bigint[])
+                                      OUT lapsed bigint[], OUT let_go bigint[])
 LANGUAGE sql AS $$
     SELECT array_agg(COALESCE(u.held, 0) ORDER BY t.i), array_agg(COALESCE(u.sold, 0) ORDER BY t.i),
-           array_agg(COALESCE(u.lapsed, 0) ORDER BY t.i)
+           array_agg(COALESCE(u.lapsed, 0) ORDER BY t.i), array_agg(COALESCE(u.let_go, 0) ORDER BY t.i)
       FROM unnest(keys) WITH ORDINALITY t(k, i)
            LEFT JOIN inventory_proxy.line_units(keys, skus) u ON u.key = t.k
 $$;
@@ -1529,12 +1532,17 @@ BEGIN
             IF m.rest IS NOT NULL AND m.state IN ('released', 'expired', 'cancelled') THEN
                 PERFORM inventory_proxy.let_go(key, m.attempt, m.lines);
             END IF;
-            status := CASE WHEN m.state IN ('released', 'cancelled')
-                                AND EXISTS (SELECT FROM unnest(m.rest) q WHERE q > 0)
-                           -- settled in parts, steps sold some and the
-                           -- caller let the rest go: as one reservation
-                           -- with units sold (once expired: expired)
-                           THEN CASE WHEN confirm THEN 'duplicate' ELSE 'conflict' END
+            IF m.state IN ('released', 'cancelled') AND EXISTS (SELECT FROM unnest(m.rest) q WHERE q > 0) THEN
+                -- settled in parts, steps sold some: as one reservation,
+                -- from what the whole release (or cancel()) let go of the
+                -- units steps left, or, when steps had settled them all,
+                -- as one whose steps sold units
+                IF NOT EXISTS (SELECT FROM unnest((inventory_proxy.units(keys, skus)).let_go) q
+                                WHERE q > 0) THEN
+                    status := CASE WHEN confirm THEN 'duplicate' ELSE 'conflict' END;
+                END IF;
+            END IF;
+            status := CASE WHEN status IS NOT NULL THEN status
                            WHEN m.state = 'expired' THEN 'expired'
                            WHEN m.state = 'ok' AND confirm THEN 'duplicate'
                            WHEN m.state IN ('ok', 'confirming') THEN 'conflict'

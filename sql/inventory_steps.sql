@@ -146,6 +146,32 @@ SELECT inventory.expire() AS expired;
 SELECT reserved, next_expiry FROM inventory.stock WHERE sku = 'bulk';
 SELECT state, count(*) FROM inventory.reservation WHERE sku = 'bulk' GROUP BY state;
 
+-- once nothing is held, a whole call answers from what the whole call, or
+-- the expiry, did with the units the steps left, however often it is sent
+SELECT status FROM inventory.restock('pen', 20, 'po-rt');
+SELECT status FROM inventory.reserve('pen', 4, 'rt-1');
+SELECT status FROM inventory.confirm('rt-1', 1, 'rt-1-s1');
+SELECT status FROM inventory.release('rt-1');
+SELECT status FROM inventory.release('rt-1');
+SELECT status FROM inventory.confirm('rt-1');
+SELECT part, state, qty, step FROM inventory.reservation WHERE key = 'rt-1' ORDER BY part;
+-- (the rest expires: made due here, as the clock would)
+SELECT status FROM inventory.reserve('pen', 4, 'rt-2');
+SELECT status FROM inventory.confirm('rt-2', 1, 'rt-2-s1');
+UPDATE inventory.reservation SET expires_at = statement_timestamp() - interval '1 second'
+ WHERE key = 'rt-2';
+UPDATE inventory.stock SET next_expiry = statement_timestamp() - interval '1 second'
+ WHERE sku = 'pen' AND location = 'default';
+SELECT status FROM inventory.confirm('rt-2');
+SELECT status FROM inventory.confirm('rt-2');
+SELECT status FROM inventory.release('rt-2');
+-- steps settled every unit: the reservation's state decides
+SELECT status FROM inventory.reserve('pen', 2, 'rt-3');
+SELECT status FROM inventory.confirm('rt-3', 1, 'rt-3-s1');
+SELECT status FROM inventory.release('rt-3', 1, 'rt-3-s2');
+SELECT status FROM inventory.release('rt-3');
+SELECT status FROM inventory.confirm('rt-3');
+
 -- a reservation has at most 32,767 parts: a step that would split off one
 -- more is refused (54000) and changes nothing (the parts before it are
 -- made up here, as 32,766 earlier steps would have left them)

@@ -303,7 +303,8 @@ typedef struct InvTables
 				rs_created_at,
 				rs_expires_at,
 				rs_ttl,
-				rs_part;
+				rs_part,
+				rs_step;		/* 1.2: InvalidAttrNumber in a 1.1 database */
 	AttrNumber	lc_location,
 				lc_priority,
 				lc_active;

@@ -69,6 +69,24 @@ static InvQuery SetState = {
 	3, {TEXTOID, INT2OID, TEXTOID}
 };
 
+/* ... by a step, whose key the part keeps (1.2). */
+static InvQuery SetStepState = {
+	"UPDATE inventory.reservation SET state = $3, step = $4 WHERE key = $1 AND part = $2",
+	4, {TEXTOID, INT2OID, TEXTOID, TEXTOID}
+};
+
+/*
+ * The final state of the parts that no step settled: what the whole
+ * confirm or release, or the expiry, made of the units steps left (one
+ * state: each settles every part held at once); no row when steps settled
+ * every unit (1.2).
+ */
+static InvQuery WholeState = {
+	"SELECT state FROM inventory.reservation "
+	"WHERE key = $1 AND state <> 'held' AND step IS NULL LIMIT 1",
+	1, {TEXTOID}
+};
+
 PG_FUNCTION_INFO_V1(reserve);
 
 /*
@@ -195,15 +213,19 @@ SettleMovement(InvMovement *m, const char *key, int64 qty, const char *state)
 						key, 0, -qty);
 }
 
-/* Move a held part of a reservation, locked by the caller, to its final state. */
+/*
+ * Move a held part of a reservation, locked by the caller, to its final
+ * state; step: the key of the step that settles it, or NULL.
+ */
 static int64
-Settle(const char *key, int part, InvTarget *target, int64 qty, const char *state)
+Settle(const char *key, int part, InvTarget *target, int64 qty, const char *state,
+	   const char *step)
 {
-	Datum		values[3] = {CStringGetTextDatum(key), Int16GetDatum((int16) part),
-	CStringGetTextDatum(state)};
+	Datum		values[4] = {CStringGetTextDatum(key), Int16GetDatum((int16) part),
+		CStringGetTextDatum(state), step ? CStringGetTextDatum(step) : (Datum) 0};
 	InvMovement m;
 
-	InvRun(&SetState, values, NULL, 0);
+	InvRun(step ? &SetStepState : &SetState, values, NULL, 0);
 	SettleMovement(&m, key, qty, state);
 	return InvMove(&m, target);
 }
@@ -425,7 +447,7 @@ ExpireParts(const char *key, HoldPart *parts, int n)
 			continue;
 		InvPrepare(&p->target);
 		if (p->target.hot || !p->overdue || PartHeld(key, p->part))
-			available = Settle(key, p->part, &p->target, p->qty, "expired");
+			available = Settle(key, p->part, &p->target, p->qty, "expired", NULL);
 		else
 			available = InvRowAvailable(&p->target.row);
 	}
@@ -523,7 +545,24 @@ SettleWhole(const Ask *ask, InvOutcome *out)
 
 	if (held == 0)
 	{
-		const char *settled = Concluded(parts, n);
+		/*
+		 * Answer as the call or the expiry that settled what steps left
+		 * did (a retry of a whole release after a step sold units is a
+		 * duplicate; a whole confirm after the rest expired is expired);
+		 * when steps settled every unit, as the reservation's state says
+		 */
+		const char *settled = NULL;
+
+		if (InvGetTables()->rs_step != InvalidAttrNumber)
+		{
+			Datum		values[1] = {CStringGetTextDatum(ask->key)};
+
+			InvRun(&WholeState, values, NULL, 1);
+			if (SPI_processed == 1)
+				settled = InvResultText(0, 1);
+		}
+		if (settled == NULL)
+			settled = Concluded(parts, n);
 
 		if (strcmp(settled, ask->confirm ? "confirmed" : "released") == 0)
 			out->status = INV_DUPLICATE;
@@ -555,7 +594,7 @@ SettleWhole(const Ask *ask, InvOutcome *out)
 			continue;
 		InvPrepare(&p->target);
 		out->available = Settle(ask->key, p->part, &p->target, p->qty,
-								ask->confirm ? "confirmed" : "released");
+								ask->confirm ? "confirmed" : "released", NULL);
 	}
 }
 
@@ -574,9 +613,9 @@ static InvQuery SplitPart = {
 	"WITH o AS (UPDATE inventory.reservation SET qty = qty - $3 "
 	"            WHERE key = $1 AND part = $2 RETURNING *) "
 	"INSERT INTO inventory.reservation "
-	"  (key, part, sku, location, qty, state, created_at, expires_at, ttl) "
-	"SELECT key, $4, sku, location, $3, $5, created_at, expires_at, ttl FROM o",
-	5, {TEXTOID, INT2OID, INT8OID, INT2OID, TEXTOID}
+	"  (key, part, sku, location, qty, state, created_at, expires_at, ttl, step) "
+	"SELECT key, $4, sku, location, $3, $5, created_at, expires_at, ttl, $6 FROM o",
+	6, {TEXTOID, INT2OID, INT8OID, INT2OID, TEXTOID, TEXTOID}
 };
 
 /*
@@ -716,12 +755,12 @@ SettleStep(const Ask *ask, InvOutcome *out)
 		left -= take;
 		InvPrepare(&p->target);
 		if (take == p->qty)
-			out->available = Settle(ask->key, p->part, &p->target, take, state);
+			out->available = Settle(ask->key, p->part, &p->target, take, state, ask->step);
 		else
 		{
-			Datum		values[5] = {CStringGetTextDatum(ask->key), Int16GetDatum((int16) p->part),
+			Datum		values[6] = {CStringGetTextDatum(ask->key), Int16GetDatum((int16) p->part),
 				Int64GetDatum(take), InvPartDatum(next++),
-			CStringGetTextDatum(state)};
+			CStringGetTextDatum(state), CStringGetTextDatum(ask->step)};
 			InvMovement m;
 
 			InvRun(&SplitPart, values, NULL, 0);

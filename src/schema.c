@@ -149,6 +149,10 @@ LookUpTables(Oid ledger)
 	t.rs_expires_at = Column(t.reservation, "expires_at", &t.rs_columns);
 	t.rs_ttl = Column(t.reservation, "ttl", &t.rs_columns);
 	t.rs_part = Column(t.reservation, "part", &t.rs_columns);
+	/* (1.2's: a 1.1 database, served until its update, has none) */
+	t.rs_step = get_attnum(t.reservation, "step");
+	if (t.rs_step != InvalidAttrNumber)
+		t.rs_columns++;
 	t.lc_location = Column(t.location, "location", &t.lc_columns);
 	t.lc_priority = Column(t.location, "priority", &t.lc_columns);
 	t.lc_active = Column(t.location, "active", &t.lc_columns);

@@ -554,8 +554,8 @@ px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
 px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
 px("SELECT inventory_proxy.manifest_mark($part_of{$hk}, '$hk', 0, 'released', false, '{1,0}')");
 on_part($part_of{$h1}, "SELECT inventory.release('$hk#0.1')");
-is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'duplicate ' . after($base, 2, 0),
-	'a confirm after a release that died midway: nothing more sold, every line let go');
+is(px("SELECT status FROM inventory.confirm('$hk')") . ' ' . levels(), 'expired ' . after($base, 2, 0),
+	'a confirm after a release that died midway: expired, nothing more sold, every line let go');
 
 # a release cut off midway (one line let go, the cart not marked yet): the
 # first step finds it so, and the cart is let go
@@ -584,7 +584,7 @@ $hk = $parted[14];
 px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
 px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
 is(join(' ', map { px("SELECT status FROM inventory.$_('$hk')") } qw(release confirm release)),
-	'ok duplicate conflict', 'a release after a step sold units: then confirm is a duplicate, release a conflict');
+	'ok expired duplicate', 'a release after a step sold units: then a confirm is expired, a release a duplicate');
 $hk = $parted[15];
 px("SELECT inventory.reserve_cart('{$h1,$h2}', '{2,2}', '$hk', '1 hour')");
 px("SELECT inventory.confirm('$hk', 1, '$hk-s1', '$h1')");
