@@ -1535,10 +1535,11 @@ BEGIN
             IF m.state IN ('released', 'cancelled') AND EXISTS (SELECT FROM unnest(m.rest) q WHERE q > 0) THEN
                 -- settled in parts, steps sold some: as one reservation,
                 -- from what the whole release (or cancel()) let go of the
-                -- units steps left, or, when steps had settled them all,
-                -- as one whose steps sold units
-                IF NOT EXISTS (SELECT FROM unnest((inventory_proxy.units(keys, skus)).let_go) q
-                                WHERE q > 0) THEN
+                -- units steps left (or what expired, after a release that
+                -- died), or, when steps had settled them all, as one whose
+                -- steps sold units
+                u := inventory_proxy.units(keys, skus);
+                IF NOT EXISTS (SELECT FROM unnest(u.let_go || u.lapsed) q WHERE q > 0) THEN
                     status := CASE WHEN confirm THEN 'duplicate' ELSE 'conflict' END;
                 END IF;
             END IF;

@@ -144,9 +144,11 @@ DROP TABLE direct_audit;
 DROP FUNCTION direct_audit();
 
 -- An admin's copy of the index of keys (made to replace it, as REINDEX
--- CONCURRENTLY makes one beside it): a retry still answers duplicate,
--- on the everyday way and on a hot row, and a new key goes through.
+-- CONCURRENTLY makes one beside it), and a unique index of the key and
+-- more: a retry still answers duplicate, on the everyday way and on a hot
+-- row, and a new key goes through.
 CREATE UNIQUE INDEX ledger_call_key_copy ON inventory.ledger (key) WHERE call IS NOT NULL;
+CREATE UNIQUE INDEX ledger_key_call ON inventory.ledger (key, call);
 SELECT status FROM inventory.restock('copy', 10, 'po-copy');
 SELECT status FROM inventory.deduct('copy', 1, 'copy-1');
 SELECT status FROM inventory.deduct('copy', 1, 'copy-1');
@@ -159,6 +161,8 @@ SELECT inventory.set_hot('copy');
 SELECT status FROM inventory.deduct('copy', 1, 'copy-h');
 SELECT status FROM inventory.deduct('copy', 1, 'copy-h');
 SELECT inventory.set_hot('copy', false);
-DROP INDEX inventory.ledger_call_key_copy;
+SELECT * FROM inventory.apply_bills('[{"key": "copy-b", "lines": [{"sku": "copy", "delta": -1}]}]');
+SELECT * FROM inventory.apply_bills('[{"key": "copy-b", "lines": [{"sku": "copy", "delta": -1}]}]');
+DROP INDEX inventory.ledger_call_key_copy, inventory.ledger_key_call;
 SELECT on_hand, reserved FROM inventory.stock WHERE sku = 'copy';
 SELECT * FROM inventory.reconcile();

@@ -103,7 +103,8 @@ static InvQuery LedgerInsert = {
 static InvQuery StockUpdate = {
 	"UPDATE inventory.stock s SET on_hand = s.on_hand + u.d "
 	"FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(sku, location, d) "
-	"WHERE s.sku = u.sku AND s.location = u.location",
+	"WHERE s.sku = u.sku AND s.location = u.location "
+	"  AND s.reserved <= s.on_hand + u.d",
 	3, {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID}
 };
 
@@ -575,9 +576,11 @@ InsertLedger(Datum *values)
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
+		/* the index of keys, or a copy of it (the ledger's only other
+		 * unique index is its identity's) */
 		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION ||
-			edata->constraint_name == NULL ||
-			strncmp(edata->constraint_name, "ledger_call_key", 15) != 0)
+			edata->table_name == NULL || strcmp(edata->table_name, "ledger") != 0 ||
+			edata->schema_name == NULL || strcmp(edata->schema_name, "inventory") != 0)
 			PG_RE_THROW();
 		FlushErrorState();
 		ereport(ERROR,
@@ -806,6 +809,16 @@ apply_bills(PG_FUNCTION_ARGS)
 			values[1] = InvTextArray(llocs, n);
 			values[2] = InvInt8Array(ldeltas, n);
 			InvRun(hot ? &PendingInsert : &StockUpdate, values, NULL, 0);
+			/*
+			 * (each row was decided from its latest commits: a row that
+			 * the update does not find so was changed after the snapshot
+			 * of a REPEATABLE READ or SERIALIZABLE transaction)
+			 */
+			if (!hot && SPI_processed != (uint64) n)
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not apply bills: a stock row changed after this transaction's snapshot"),
+						 errhint("Retry the transaction.")));
 		}
 	}
 	SPI_finish();
