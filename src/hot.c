@@ -105,33 +105,36 @@ SlotIs(HotEntry *entry, uint64 generation)
 }
 
 /*
- * Free slots that hold nothing a call needs: not in use, and not loaded, or
- * loaded from an inventory.stock of this database that is no longer there.
- * The caller holds InvState->lock exclusively.  Returns how many.
+ * Free the slots nobody uses that hold nothing a call needs (dropped
+ * InvalidOid): not loaded, or loaded from an inventory.stock of this
+ * database that is no longer there (relid is the one there now); or, given
+ * a database that was dropped, every slot of it.  The caller holds
+ * InvState->lock exclusively.  Returns how many.
  */
 static int
-ReclaimSlots(Oid relid)
+FreeSlots(Oid dropped, Oid relid)
 {
 	int			freed = 0;
 
 	for (int i = 0; i < InvHotRows; i++)
 	{
 		HotEntry   *entry = &InvHotSlots[i];
-		bool		reclaim;
+		bool		take_back;
 		HotKey		key;
 
 		SpinLockAcquire(&entry->mutex);
-		reclaim = entry->generation != 0 && entry->uses == 0 &&
-			(!entry->loaded ||
-			 (entry->key.dbid == MyDatabaseId && entry->stock_relid != relid));
-		if (reclaim)
+		take_back = entry->generation != 0 && entry->uses == 0 &&
+			(OidIsValid(dropped) ? entry->key.dbid == dropped :
+			 (!entry->loaded ||
+			  (entry->key.dbid == MyDatabaseId && entry->stock_relid != relid)));
+		if (take_back)
 		{
 			key = entry->key;
 			entry->generation = 0;
 			entry->loaded = false;
 		}
 		SpinLockRelease(&entry->mutex);
-		if (reclaim)
+		if (take_back)
 		{
 			hash_search(InvHotTable, &key, HASH_REMOVE, NULL);
 			InvHotFree[InvState->nfree++] = i;
@@ -143,9 +146,9 @@ ReclaimSlots(Oid relid)
 
 /*
  * Free every slot of a database that was dropped (from DROP DATABASE, once
- * it succeeded): nobody can use them any more, and ReclaimSlots, which
- * cannot tell another database's slots from live ones, would keep them
- * until the server restarts.
+ * it succeeded): nobody can use them any more, and FreeSlots cannot tell
+ * another database's slots from live ones, so they would stay taken until
+ * the server restarts.
  */
 void
 HotForgetDatabase(Oid dbid)
@@ -153,27 +156,7 @@ HotForgetDatabase(Oid dbid)
 	if (InvHotSlots == NULL)
 		return;
 	LWLockAcquire(InvState->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < InvHotRows; i++)
-	{
-		HotEntry   *entry = &InvHotSlots[i];
-		bool		forget;
-		HotKey		key;
-
-		SpinLockAcquire(&entry->mutex);
-		forget = entry->generation != 0 && entry->key.dbid == dbid && entry->uses == 0;
-		if (forget)
-		{
-			key = entry->key;
-			entry->generation = 0;
-			entry->loaded = false;
-		}
-		SpinLockRelease(&entry->mutex);
-		if (forget)
-		{
-			hash_search(InvHotTable, &key, HASH_REMOVE, NULL);
-			InvHotFree[InvState->nfree++] = i;
-		}
-	}
+	(void) FreeSlots(dbid, InvalidOid);
 	LWLockRelease(InvState->lock);
 }
 
@@ -226,7 +209,7 @@ HotFind(const char *sku, const char *location, bool create, uint64 *generation)
 	{
 		int			slot;
 
-		if (InvState->nfree == 0 && ReclaimSlots(relid) == 0)
+		if (InvState->nfree == 0 && FreeSlots(InvalidOid, relid) == 0)
 		{
 			LWLockRelease(InvState->lock);
 			ereport(ERROR,
