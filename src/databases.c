@@ -191,16 +191,25 @@ SetAside(Oid dbid, const char *command)
 	return note;
 }
 
-/* Lift a note of SetAside: the launcher starts the worker again now. */
+/*
+ * Lift a note of SetAside: the launcher starts the worker again now; or,
+ * when the database was dropped, forgets its slot (a worker started there
+ * would only fail to connect, and say so in the log).
+ */
 static void
-StandBack(int note, Oid dbid)
+StandBack(int note, Oid dbid, bool dropped)
 {
 	SpinLockAcquire(&InvState->mutex);
 	if (note >= 0)
 		InvState->aside[note].dbid = InvalidOid;
 	for (int i = 0; i < INV_MAX_DATABASES; i++)
 		if (InvState->workers[i].dbid == dbid)
-			InvState->workers[i].launch_now = true;
+		{
+			if (dropped && InvState->workers[i].pid == 0)
+				memset(&InvState->workers[i], 0, sizeof(InvState->workers[i]));
+			else
+				InvState->workers[i].launch_now = true;
+		}
 	SpinLockRelease(&InvState->mutex);
 	WakeLauncher();
 }
@@ -270,6 +279,7 @@ InvProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 	const char *command = NULL;
 	Oid			alone = DatabaseNeededAlone(stmt, &command);
 	volatile int note = OidIsValid(alone) ? SetAside(alone, command) : -1;
+	volatile bool done = false;
 
 	PG_TRY();
 	{
@@ -279,11 +289,12 @@ InvProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 		else
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 									queryEnv, dest, qc);
+		done = true;
 	}
 	PG_FINALLY();
 	{
 		if (OidIsValid(alone))
-			StandBack(note, alone);
+			StandBack(note, alone, done && IsA(stmt, DropdbStmt));
 	}
 	PG_END_TRY();
 

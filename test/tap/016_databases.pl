@@ -61,6 +61,7 @@ for my $db (qw(shop1 shop2 shop3))
 }
 
 # DROP, RENAME, TEMPLATE, SET TABLESPACE, without FORCE, while served
+my $shop3 = $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = 'shop3'");
 my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE shop3');
 is($ret, 0, 'DROP DATABASE of a served database') or diag $err;
 ($ret, $out, $err) = $node->psql('postgres', 'ALTER DATABASE shop2 RENAME TO shop2b');
@@ -74,6 +75,8 @@ is($ret, 0, 'ALTER DATABASE SET TABLESPACE of a served database') or diag $err;
 
 # the workers come back wherever the database still exists
 ok(served('shop1'), 'shop1 is served again');
+unlike(slurp_file($node->logfile), qr/database $shop3 does not exist/,
+	'no worker tried the dropped database');
 ok(served('shop2b'), 'shop2b (renamed) is served again');
 is($node->safe_psql('copy1', "SELECT status FROM inventory.deduct('cold', 1, 'c1')"), 'ok',
 	'the copy answers calls');
