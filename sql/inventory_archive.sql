@@ -98,18 +98,10 @@ SELECT status FROM inventory.deduct('hot', 1, 'pub-hot');
 SELECT inventory.merge() > 0 AS merged;
 -- four keys whose digests share their first 12 bits (archive bucket 0:
 -- left(md5(key), 3) = '000'), each archived in a batch of its own
-SELECT status FROM inventory.deduct('tea', 1, 'pub-2029');
-SELECT clock_timestamp() AS cut \gset
-SELECT inventory.archive(:'cut') > 0 AS archived;
-SELECT status FROM inventory.deduct('tea', 1, 'pub-3890');
-SELECT clock_timestamp() AS cut \gset
-SELECT inventory.archive(:'cut') > 0 AS archived;
-SELECT status FROM inventory.deduct('tea', 1, 'pub-4813');
-SELECT clock_timestamp() AS cut \gset
-SELECT inventory.archive(:'cut') > 0 AS archived;
-SELECT status FROM inventory.deduct('tea', 1, 'pub-5968');
-SELECT clock_timestamp() AS cut \gset
-SELECT inventory.archive(:'cut') > 0 AS archived;
+SELECT format('SELECT status FROM inventory.deduct(''tea'', 1, %L)', k),
+       'SELECT inventory.archive(now()) > 0 AS archived'
+  FROM unnest('{pub-2029,pub-3890,pub-4813,pub-5968}'::text[]) WITH ORDINALITY AS u(k, n)
+ ORDER BY n \gexec
 SELECT level, count(*) FROM inventory.archived_key WHERE bucket = 0 GROUP BY level ORDER BY level;
 SELECT status FROM inventory.deduct('tea', 1, 'pub-2029');
 DROP PUBLICATION inventory_everything;

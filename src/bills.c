@@ -576,8 +576,10 @@ InsertLedger(Datum *values)
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		/* the index of keys, or a copy of it (the ledger's only other
-		 * unique index is its identity's) */
+		/*
+		 * a unique index of the ledger: the index of keys, or a copy of it
+		 * or one over the key and more (its identity's cannot conflict)
+		 */
 		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION ||
 			edata->table_name == NULL || strcmp(edata->table_name, "ledger") != 0 ||
 			edata->schema_name == NULL || strcmp(edata->schema_name, "inventory") != 0)
